@@ -1,0 +1,435 @@
+"""The command-line shell: parse arguments, call the broker, print the answer.
+
+Exit codes: 0 ok, 1 runtime failure, 2 usage or bad input, always with a one-line
+reason on stderr. ``--json`` output shapes are a contract (DESIGN.md, "CLI").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from . import __version__
+from .core import Broker, BatchView, Locations, Scope, TrayError
+from .core.errors import InputError
+from .core.instance import running_endpoint
+from .core.intake import MAX_BODY_BYTES, decode_reports
+from .core.manifest import load_manifest
+from .core.scope import MODES
+
+PROG = "telemetry-tray"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command line that cannot be run; argparse's own errors are routed here."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(args_list)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    handler: Callable[[argparse.Namespace], int] = getattr(args, "handler", _start_tray)
+    try:
+        return handler(args)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except TrayError as exc:
+        return _fail(exc.message, EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Review and limit the telemetry your programs send.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    verbs = parser.add_subparsers(title="verbs", metavar="VERB", parser_class=_Parser)
+
+    def verb(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = verb("run", _run, "start the running instance (the tray, or --headless without a UI)")
+    run.add_argument("--headless", action="store_true", help="no UI: only the local endpoint and schedules")
+
+    _json_flag(verb("status", _status, "show the state of Telemetry Tray"))
+    _json_flag(verb("apps", _apps, "list registered apps"))
+
+    register = verb("register", _register, "register an app from its manifest and print its token once")
+    register.add_argument("file", type=Path, metavar="FILE", help="the manifest (.toml or .json)")
+    _json_flag(register)
+
+    consent = verb("consent", _consent, "allow an app to send telemetry, or block it")
+    consent.add_argument("app", metavar="APP")
+    consent.add_argument("choice", choices=("allow", "block"))
+
+    policy = verb("policy", _policy, "set an app's standing consent default")
+    policy.add_argument("app", metavar="APP")
+    policy.add_argument("policy", choices=("ask", "approve", "discard", "paused"))
+
+    submit = verb("submit", _submit, "submit reports for an app (JSON from FILE or stdin)")
+    submit.add_argument("app", metavar="APP")
+    submit.add_argument("file", nargs="?", default="-", metavar="FILE", help="JSON reports; - or nothing for stdin")
+    _json_flag(submit)
+
+    _json_flag(verb("close-batches", _close_batches, "close the open collection windows now"))
+    _json_flag(verb("pending", _pending, "list batches waiting for a decision"))
+
+    show = verb("show", _show, "show a batch and the exact payload it would send")
+    show.add_argument("batch", metavar="BATCH")
+    _scope_options(show)
+    _json_flag(show)
+
+    approve = verb("approve", _approve, "approve a batch, optionally with a narrower scope")
+    approve.add_argument("batch", metavar="BATCH")
+    _scope_options(approve)
+    approve.add_argument("--remember", action="store_true", help="save this scope for the app and approve its batches")
+    approve.add_argument(
+        "--sha256", metavar="HEX", help="approve only if the payload still has this digest (from show)"
+    )
+    _json_flag(approve)
+
+    discard = verb("discard", _discard, "discard a batch: nothing is sent")
+    discard.add_argument("batch", metavar="BATCH")
+    _json_flag(discard)
+
+    deliver = verb("deliver", _not_yet("deliver"), "send approved batches now")
+    deliver.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+
+    history = verb("history", _history, "list every decision and delivery")
+    history.add_argument("--app", metavar="APP", help="only this app")
+    history.add_argument("--verify", action="store_true", help="check the hash chain of the receipts")
+    _json_flag(history)
+
+    credentials = verb("credentials", _not_yet("credentials"), "set or clear an app's vendor credentials")
+    credentials.add_argument("action", choices=("set", "clear"))
+    credentials.add_argument("app", metavar="APP")
+    return parser
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (a stable shape) instead of text")
+
+
+def _scope_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exclude", action="append", default=[], metavar="FIELD", help="leave FIELD out")
+    parser.add_argument(
+        "--include", action="append", default=[], metavar="FIELD", help="send FIELD (e.g. an identifying one)"
+    )
+    parser.add_argument(
+        "--coarsen", action="append", default=[], metavar="FIELD=LEVEL", help="coarsen FIELD (e.g. ts=day)"
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--aggregate", action="store_true", help="send only counts per value")
+    mode.add_argument("--records", action="store_true", help="send the individual records")
+
+
+# -- verbs -----------------------------------------------------------------------------
+
+
+def _broker() -> Broker:
+    return Broker.open(Locations.from_env())
+
+
+def _start_tray(args: argparse.Namespace) -> int:
+    return _not_yet("the tray")(args)
+
+
+def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        return _fail(f"{what} is not available in this version yet; the other verbs work (see {PROG} --help)", 1)
+
+    return handler
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _not_yet("run" if args.headless else "the tray")(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    locations = Locations.from_env()
+    broker = Broker.open(locations)
+    overview = broker.overview()
+    endpoint = running_endpoint(locations)
+    obj = {
+        "version": __version__,
+        "running": endpoint is not None,
+        "url": endpoint.url if endpoint else None,
+        "pid": endpoint.pid if endpoint else None,
+        "database": str(locations.database),
+        "apps": overview.apps,
+        "awaiting_consent": overview.awaiting_consent,
+        "open": overview.open,
+        "held": overview.held,
+        "pending": overview.pending,
+        "approved": overview.approved,
+        "paused_all": overview.paused_all,
+        "retention_days": overview.retention_days,
+    }
+    if args.json:
+        return _print_json(obj)
+    state = f"running at {endpoint.url} (pid {endpoint.pid})" if endpoint else "not running"
+    _out(f"Telemetry Tray {__version__}: {state}")
+    _out(f"Database: {locations.database}")
+    _out(f"Apps: {overview.apps} ({overview.awaiting_consent} awaiting your consent)")
+    _out(
+        f"Batches: {overview.pending} waiting for you, {overview.held} held, "
+        f"{overview.open} collecting, {overview.approved} approved and not yet sent"
+    )
+    _out(f"Pause all: {'on' if overview.paused_all else 'off'}; local retention: {overview.retention_days} days")
+    return EXIT_OK
+
+
+def _apps(args: argparse.Namespace) -> int:
+    apps = _broker().apps()
+    if args.json:
+        return _print_json([app.to_obj() for app in apps])
+    if not apps:
+        _out(f"No apps registered. Register one with: {PROG} register MANIFEST")
+        return EXIT_OK
+    _table(
+        ["APP", "NAME", "VENDOR", "STATUS", "POLICY", "SENDS TO"],
+        [[a.app_id, a.name, a.vendor, a.status, a.policy, a.manifest.endpoint_host] for a in apps],
+    )
+    return EXIT_OK
+
+
+def _register(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.file)
+    result = _broker().register(manifest, new_token=True)
+    if args.json:
+        return _print_json({"app_id": result.app_id, "token": result.token, "status": result.status})
+    if result.created:
+        _out(f"Registered {manifest.name} ({result.app_id}); it waits for your consent:")
+        _out(f"  {PROG} consent {result.app_id} allow")
+    else:
+        _out(f"Updated {manifest.name} ({result.app_id}) to manifest version {manifest.version}; status {result.status}.")
+        if result.change and result.change.excluded_until_reviewed:
+            _out(f"New or changed fields, excluded until you include them: {', '.join(result.change.excluded_until_reviewed)}")
+        _out("A new token was issued; the old one no longer works.")
+    _out("The app's token (shown only this once; give it to the app):")
+    _out(result.token)
+    return EXIT_OK
+
+
+def _consent(args: argparse.Namespace) -> int:
+    app = _broker().set_consent(args.app, args.choice == "allow")
+    if args.choice == "allow":
+        _out(f"{app.name} may now send telemetry to {app.manifest.endpoint_host}, batch by batch as you decide.")
+    else:
+        _out(f"{app.name} is blocked: its waiting reports were deleted and nothing more is accepted from it.")
+    return EXIT_OK
+
+
+def _policy(args: argparse.Namespace) -> int:
+    app = _broker().set_policy(args.app, args.policy)
+    meaning = {
+        "ask": "each batch waits for your review",
+        "approve": "batches are approved with the saved scope",
+        "discard": "batches are discarded",
+        "paused": "batches are held without asking",
+    }[app.policy]
+    _out(f"{app.name}: policy {app.policy} ({meaning}).")
+    return EXIT_OK
+
+
+def _submit(args: argparse.Namespace) -> int:
+    body = _read_input(args.file)
+    result = _broker().ingest(args.app, decode_reports(body))
+    if args.json:
+        _print_json(result.to_obj())
+    else:
+        _out(f"Accepted {result.accepted} report(s), rejected {len(result.rejected)}.")
+        for index, error in result.rejected:
+            _out(f"  report {index}: {error}")
+        if result.dropped_fields:
+            _out(f"Dropped undeclared fields: {', '.join(result.dropped_fields)}")
+    if not result.accepted:
+        return _fail("no report was accepted; fix the reports listed above and submit again", EXIT_USAGE)
+    return EXIT_OK
+
+
+def _read_input(name: str) -> bytes:
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(MAX_BODY_BYTES + 1)
+        else:
+            with open(name, "rb") as handle:
+                data = handle.read(MAX_BODY_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from None
+    return data
+
+
+def _close_batches(args: argparse.Namespace) -> int:
+    closed = _broker().close_batches(force=True)
+    if args.json:
+        return _print_json([{"batch_id": c.batch_id, "app_id": c.app_id, "status": c.status} for c in closed])
+    if not closed:
+        _out("No open batches.")
+    for c in closed:
+        _out(f"{c.batch_id}  {c.app_id}  -> {c.status}")
+    return EXIT_OK
+
+
+def _pending(args: argparse.Namespace) -> int:
+    batches = _broker().pending()
+    if args.json:
+        return _print_json([b.to_obj() for b in batches])
+    if not batches:
+        _out("Nothing is waiting for you.")
+        return EXIT_OK
+    _table(
+        ["BATCH", "APP", "STATUS", "REPORTS", "WINDOW"],
+        [[b.batch_id, b.app_id, b.status, str(b.reports), f"{b.window_start} .. {b.window_end}"] for b in batches],
+    )
+    return EXIT_OK
+
+
+def _edited_scope(broker: Broker, args: argparse.Namespace) -> Scope | None:
+    if not (args.exclude or args.include or args.coarsen or args.aggregate or args.records):
+        return None
+    coarsen = {}
+    for item in args.coarsen:
+        field, sep, level = item.partition("=")
+        if not sep or not field or not level:
+            raise UsageError(f"--coarsen takes FIELD=LEVEL (like ts=day), not '{item}'")
+        coarsen[field] = level
+    mode = MODES[1] if args.aggregate else MODES[0] if args.records else None
+    return broker.batch_scope(args.batch).edited(
+        include=args.include, exclude=args.exclude, coarsen=coarsen, mode=mode
+    )
+
+
+def _show(args: argparse.Namespace) -> int:
+    broker = _broker()
+    view = broker.view(args.batch, _edited_scope(broker, args))
+    if args.json:
+        return _print_json(view.to_obj())
+    _describe(view)
+    return EXIT_OK
+
+
+def _approve(args: argparse.Namespace) -> int:
+    broker = _broker()
+    view = broker.approve(
+        args.batch, _edited_scope(broker, args), expected_sha256=args.sha256, remember=args.remember
+    )
+    if args.json:
+        return _print_json(view.to_obj())
+    assert view.payload is not None
+    _out(f"Approved {view.batch.batch_id}: {view.payload.size} bytes, sha256 {view.payload.sha256}.")
+    _out(f"They will be sent to {view.manifest.endpoint} exactly as shown by: {PROG} show {view.batch.batch_id}")
+    if args.remember:
+        _out(f"{view.app.name}'s next batches will be approved with this scope (policy approve).")
+    return EXIT_OK
+
+
+def _discard(args: argparse.Namespace) -> int:
+    view = _broker().discard(args.batch)
+    if args.json:
+        return _print_json(view.to_obj())
+    _out(f"Discarded {view.batch.batch_id}: its {view.reports} report(s) were deleted and nothing was sent.")
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    broker = _broker()
+    if args.verify:
+        check = broker.verify_history()
+        if not check.ok:
+            return _fail(f"the history was altered: {check.problem}", EXIT_FAILURE)
+        _out(f"History intact: {check.count} receipt(s), head {check.head}.")
+        return EXIT_OK
+    receipts = broker.history(args.app)
+    if args.json:
+        return _print_json([r.to_obj() for r in receipts])
+    if not receipts:
+        _out("No decisions yet.")
+        return EXIT_OK
+    _table(
+        ["AT", "ACTION", "APP", "BATCH", "DETAIL"],
+        [[r.at, r.action, r.app_id, r.batch_id[:12], _detail_text(r.detail)] for r in receipts],
+    )
+    return EXIT_OK
+
+
+def _detail_text(detail: Any) -> str:
+    parts = []
+    for key in ("by", "reason", "reports", "payload_bytes", "purged"):
+        if key in detail:
+            parts.append(f"{key}={detail[key]}")
+    return " ".join(parts)
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def _describe(view: BatchView) -> None:
+    app, manifest = view.app, view.manifest
+    _out(f"Batch {view.batch.batch_id} ({view.batch.status})")
+    _out(f"From:      {app.name} ({app.app_id}) by {manifest.vendor}")
+    _out(f"Sends to:  {manifest.endpoint_host}  ({manifest.endpoint})")
+    _out(f"Purpose:   {manifest.purpose}")
+    _out(f"Window:    {view.batch.window_start} .. {view.batch.window_end}")
+    _out(f"Reports:   {view.reports}")
+    _out(f"Vendor keeps it {manifest.retention_days} days; privacy policy: {manifest.privacy_policy}")
+    if view.change is not None:
+        _out(
+            f"Changed since your last approval (manifest v{view.change.old_version} -> v{view.change.new_version}): "
+            f"new {', '.join(view.change.added) or 'none'}; changed {', '.join(view.change.changed) or 'none'}"
+        )
+    if view.dropped:
+        dropped = ", ".join(f"{name} ({count})" for name, count in view.dropped.items())
+        _out(f"Dropped at ingest (not declared by the app): {dropped}")
+    if view.scope is not None:
+        _out("Fields:")
+        for spec in manifest.fields:
+            state = "send" if spec.name in view.scope.fields else "----"
+            level = view.scope.coarsen.get(spec.name)
+            extra = f", coarsened to {level}" if level else ""
+            _out(f"  [{state}] {spec.name} ({spec.type}, {spec.sensitivity}{extra}): {spec.description}")
+        _out(f"Mode: {view.scope.mode}")
+    if view.payload is None:
+        _out("Payload: none (nothing was or will be sent)")
+        return
+    _out(f"Payload: {view.payload.size} bytes, sha256 {view.payload.sha256}")
+    _out(json.dumps(view.payload.obj(), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+
+
+def _print_json(obj: object) -> int:
+    _out(json.dumps(obj, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _out(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stdout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,719 @@
+"""The broker: the one service every shell (CLI, HTTP endpoint, tray UI) calls.
+
+It owns the rules of DESIGN.md: registration and consent, report checking, batch
+windows, the route a closed batch takes, approval with a scope, discard, retention
+and the receipts. Every decision is written in the same transaction as the state it
+changes (status, stored payload bytes, receipt), so nothing can act on a decision
+that was not recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import consent
+from .clock import Clock, to_iso, utc_now
+from .consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, HELD, OPEN, PENDING, UNDECIDED
+from .errors import AuthError, BlockedError, ConflictError, DigestMismatch, InputError, NotFoundError
+from .history import Action, ChainCheck, Receipt, seal, verify
+from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
+from .payload import BatchFrame, Payload, render, sha256_hex
+from .paths import Locations
+from .reports import Report, ReportCheck, check_reports
+from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
+from .store import AppRecord, BatchRecord, Store
+from .windows import window_for
+
+DEFAULT_RETENTION_DAYS = 30
+MAX_RETENTION_DAYS = 3650
+_PAUSED_ALL = "paused_all"
+_RETENTION = "retention_days"
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    app_id: str
+    name: str
+    vendor: str
+    endpoint: str
+    status: str
+    policy: str
+    manifest: Manifest
+    scope: Scope
+
+    def to_obj(self) -> dict[str, Any]:
+        """The shape of ``apps --json``."""
+        return {
+            "app_id": self.app_id,
+            "name": self.name,
+            "vendor": self.vendor,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "policy": self.policy,
+        }
+
+
+@dataclass(frozen=True)
+class Registration:
+    app_id: str
+    token: str
+    status: str
+    created: bool
+    change: ManifestChange | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    rejected: list[tuple[int, str]]
+    dropped_fields: list[str]
+    batch_id: str | None = None
+
+    def to_obj(self) -> dict[str, Any]:
+        """The shape of the HTTP 202 answer."""
+        return {
+            "accepted": self.accepted,
+            "rejected": [{"index": index, "error": error} for index, error in self.rejected],
+            "dropped_fields": self.dropped_fields,
+        }
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    batch_id: str
+    app_id: str
+    status: str
+    reports: int
+    window_start: str
+    window_end: str
+
+    def to_obj(self) -> dict[str, Any]:
+        """The shape of one ``pending --json`` entry."""
+        return {
+            "batch_id": self.batch_id,
+            "app_id": self.app_id,
+            "status": self.status,
+            "reports": self.reports,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+        }
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """Everything a person needs to decide on a batch, and the exact payload."""
+
+    batch: BatchRecord
+    app: AppInfo
+    manifest: Manifest
+    reports: int
+    scope: Scope | None
+    payload: Payload | None
+    dropped: dict[str, int]
+    change: ManifestChange | None
+
+    def to_obj(self) -> dict[str, Any]:
+        """The shape of ``show --json``."""
+        return {
+            "batch_id": self.batch.batch_id,
+            "app_id": self.batch.app_id,
+            "status": self.batch.status,
+            "scope": self.scope.to_obj() if self.scope else None,
+            "payload": self.payload.obj() if self.payload else None,
+            "payload_sha256": self.payload.sha256 if self.payload else None,
+            "payload_bytes": self.payload.size if self.payload else 0,
+        }
+
+
+@dataclass(frozen=True)
+class ClosedBatch:
+    batch_id: str
+    app_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class RetentionSweep:
+    expired: list[str]
+    purged: list[str]
+
+
+@dataclass(frozen=True)
+class Overview:
+    apps: int
+    awaiting_consent: int
+    open: int
+    held: int
+    pending: int
+    approved: int
+    paused_all: bool
+    retention_days: int
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Broker:
+    def __init__(self, store: Store, clock: Clock = utc_now) -> None:
+        self.store = store
+        self._clock = clock
+        self._manifests: dict[tuple[str, int], Manifest] = {}
+
+    @classmethod
+    def open(cls, locations: Locations, clock: Clock = utc_now) -> Broker:
+        return cls(Store.open(locations.database), clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _now(self) -> datetime:
+        # Whole seconds, so stored times compare correctly as text.
+        return self._clock().replace(microsecond=0)
+
+    # -- apps ------------------------------------------------------------------------
+
+    def register(self, manifest: Manifest, *, token: str | None = None, new_token: bool = False) -> Registration:
+        """Register an app, or a new version of its manifest.
+
+        A known app needs its own ``token`` to change its manifest, unless
+        ``new_token`` is set (the person at the CLI), which also issues a new token.
+        """
+        at = to_iso(self._now())
+        with self.store.write():
+            record = self.store.app(manifest.app_id)
+            if record is None:
+                issued = secrets.token_urlsafe(32)
+                self.store.insert_app(
+                    AppRecord(
+                        app_id=manifest.app_id,
+                        name=manifest.name,
+                        vendor=manifest.vendor,
+                        endpoint=manifest.endpoint,
+                        manifest_version=manifest.version,
+                        status="awaiting_consent",
+                        policy="ask",
+                        scope=_scope_json(default_scope(manifest)),
+                        consented_endpoint=None,
+                        token_hash=hash_token(issued),
+                        registered_at=at,
+                        updated_at=at,
+                    )
+                )
+                self.store.insert_manifest(manifest.app_id, manifest.version, manifest.to_json(), at)
+                return Registration(manifest.app_id, issued, "awaiting_consent", created=True)
+            if not new_token and (token is None or not hmac.compare_digest(hash_token(token), record.token_hash)):
+                raise ConflictError(
+                    f"'{manifest.app_id}' is already registered by another program. To update its manifest, "
+                    "send the app's own token; or choose another app_id."
+                )
+            old = self._manifest(record.app_id, record.manifest_version)
+            issued = secrets.token_urlsafe(32) if new_token else (token or "")
+            if manifest.version < old.version:
+                raise ConflictError(
+                    f"manifest version {manifest.version} is older than the registered version {old.version}"
+                )
+            if manifest.version == old.version:
+                if manifest.to_json() != old.to_json():
+                    raise ConflictError(
+                        f"manifest version {manifest.version} is already registered with different content; "
+                        "raise 'version' to change it"
+                    )
+                if new_token:
+                    self.store.update_app(record.app_id, token_hash=hash_token(issued), updated_at=at)
+                return Registration(record.app_id, issued, record.status, created=False)
+            change = diff_manifests(old, manifest)
+            current = self.store.open_batch(record.app_id)
+            if current is not None:
+                self._close(current, record)
+            status = record.status
+            if change.endpoint_changed and status == "allowed":
+                status = "awaiting_consent"
+            scope = carry_scope(Scope.from_obj(json.loads(record.scope)), old, manifest)
+            self.store.insert_manifest(manifest.app_id, manifest.version, manifest.to_json(), at)
+            self.store.update_app(
+                record.app_id,
+                name=manifest.name,
+                vendor=manifest.vendor,
+                endpoint=manifest.endpoint,
+                manifest_version=manifest.version,
+                status=status,
+                scope=_scope_json(scope),
+                token_hash=hash_token(issued) if new_token else record.token_hash,
+                updated_at=at,
+            )
+            return Registration(record.app_id, issued, status, created=False, change=change)
+
+    def authenticate(self, token: str) -> AppInfo:
+        """The app a token belongs to. Tokens are stored only as SHA-256 hashes."""
+        digest = hash_token(token)
+        record = self.store.app_by_token_hash(digest) if token else None
+        if record is None or not hmac.compare_digest(record.token_hash, digest):
+            raise AuthError("The token is not valid. Use the token printed when the app was registered.")
+        return self._app_info(record)
+
+    def apps(self) -> list[AppInfo]:
+        return [self._app_info(record) for record in self.store.apps()]
+
+    def app(self, app_id: str) -> AppInfo:
+        return self._app_info(self._app_record(app_id))
+
+    def set_consent(self, app_id: str, allow: bool) -> AppInfo:
+        """Allow an app (held batches move on) or block it (everything undelivered is discarded)."""
+        at = to_iso(self._now())
+        with self.store.write():
+            record = self._app_record(app_id)
+            if allow:
+                self.store.update_app(app_id, status="allowed", consented_endpoint=record.endpoint, updated_at=at)
+                self._route_held(app_id)
+            else:
+                self.store.update_app(app_id, status="blocked", updated_at=at)
+                for batch in self.store.batches((*UNDECIDED, APPROVED), app_id=app_id):
+                    self._discard(batch, by="person", reason="app blocked")
+            return self.app(app_id)
+
+    def set_policy(self, app_id: str, policy: str) -> AppInfo:
+        if policy not in consent.POLICIES:
+            raise InputError(f"'{policy}' is not a policy; use one of {', '.join(consent.POLICIES)}")
+        with self.store.write():
+            self._app_record(app_id)
+            self.store.update_app(app_id, policy=policy, updated_at=to_iso(self._now()))
+            self._route_held(app_id)
+            return self.app(app_id)
+
+    def save_scope(self, app_id: str, scope: Scope) -> AppInfo:
+        """Make ``scope`` the one this app's batches start with (and policy ``approve`` uses)."""
+        with self.store.write():
+            record = self._app_record(app_id)
+            check_scope(scope, self._manifest(app_id, record.manifest_version))
+            self.store.update_app(app_id, scope=_scope_json(scope), updated_at=to_iso(self._now()))
+            return self.app(app_id)
+
+    # -- settings --------------------------------------------------------------------
+
+    @property
+    def paused_all(self) -> bool:
+        return self.store.setting(_PAUSED_ALL) == "1"
+
+    def set_paused_all(self, paused: bool) -> None:
+        with self.store.write():
+            self.store.set_setting(_PAUSED_ALL, "1" if paused else "0")
+            if not paused:
+                self._route_held(None)
+
+    @property
+    def retention_days(self) -> int:
+        value = self.store.setting(_RETENTION)
+        return int(value) if value is not None else DEFAULT_RETENTION_DAYS
+
+    def set_retention_days(self, days: int) -> None:
+        if not 1 <= days <= MAX_RETENTION_DAYS:
+            raise InputError(f"retention must be 1 to {MAX_RETENTION_DAYS} days, not {days}")
+        with self.store.write():
+            self.store.set_setting(_RETENTION, str(days))
+
+    # -- reports and batches ---------------------------------------------------------
+
+    def ingest(self, app_id: str, reports: Sequence[object]) -> IngestResult:
+        """Check reports against the app's manifest and store the good ones.
+
+        The reports are on disk when this returns. An app awaiting consent gets its
+        reports held; a blocked app's reports are refused.
+        """
+        now = self._now()
+        record = self._app_record(app_id)
+        self._refuse_blocked(record)
+        manifest = self._manifest(app_id, record.manifest_version)
+        check = check_reports(manifest, reports, now.date())
+        if not check.accepted:
+            return _ingest_result(check, None)
+        with self.store.write():
+            current = self._app_record(app_id)
+            self._refuse_blocked(current)
+            if current.manifest_version != manifest.version:
+                # A new manifest version arrived meanwhile; check against that one.
+                check = check_reports(self._manifest(app_id, current.manifest_version), reports, now.date())
+                if not check.accepted:
+                    return _ingest_result(check, None)
+            batch = self._collecting_batch(current, now)
+            self.store.insert_reports(batch.batch_id, to_iso(now), (_report_json(r) for r in check.accepted))
+            if check.dropped:
+                self.store.add_dropped(batch.batch_id, check.dropped)
+            return _ingest_result(check, batch.batch_id)
+
+    def close_batches(self, *, force: bool = False) -> list[ClosedBatch]:
+        """Close open batches whose window has ended (all of them with ``force``)."""
+        now_iso = to_iso(self._now())
+        closed = []
+        with self.store.write():
+            for batch in self.store.batches((OPEN,)):
+                if force or batch.window_end <= now_iso:
+                    status = self._close(batch, self._app_record(batch.app_id))
+                    closed.append(ClosedBatch(batch.batch_id, batch.app_id, status))
+        return closed
+
+    def pending(self) -> list[BatchSummary]:
+        """Batches waiting for a decision: open, held and pending."""
+        with self.store.read():
+            return [
+                BatchSummary(
+                    b.batch_id,
+                    b.app_id,
+                    b.status,
+                    self.store.report_count(b.batch_id),
+                    b.window_start,
+                    b.window_end,
+                )
+                for b in self.store.batches(UNDECIDED)
+            ]
+
+    def batch_scope(self, batch_ref: str) -> Scope:
+        """The scope an undecided batch starts with (the app's saved scope, fitted)."""
+        with self.store.read():
+            batch = self._find_batch(batch_ref)
+            record = self._app_record(batch.app_id)
+            return self._scope_for(batch, record, self._manifest(batch.app_id, batch.manifest_version), None)
+
+    def view(self, batch_ref: str, scope: Scope | None = None) -> BatchView:
+        """A batch with the payload it would send under ``scope`` (default: the app's),
+        or the payload it did send once decided."""
+        with self.store.read():
+            batch = self._find_batch(batch_ref)
+            record = self._app_record(batch.app_id)
+            manifest = self._manifest(batch.app_id, batch.manifest_version)
+            reports = self._report_count(batch)
+            payload: Payload | None = None
+            shown: Scope | None
+            if batch.status in UNDECIDED:
+                shown = self._scope_for(batch, record, manifest, scope)
+                payload = self._render(batch, manifest, shown)
+            else:
+                if scope is not None:
+                    raise ConflictError(f"batch {batch.batch_id} is already {batch.status}; its scope is fixed")
+                shown = Scope.from_obj(json.loads(batch.scope)) if batch.scope else None
+                body = self.store.payload(batch.batch_id)
+                if body is not None:
+                    payload = Payload(body, sha256_hex(body))
+            return BatchView(
+                batch=batch,
+                app=self._app_info(record),
+                manifest=manifest,
+                reports=reports,
+                scope=shown,
+                payload=payload,
+                dropped=self.store.dropped(batch.batch_id),
+                change=self._change_since_last_decision(batch),
+            )
+
+    def approve(
+        self,
+        batch_ref: str,
+        scope: Scope | None = None,
+        *,
+        expected_sha256: str | None = None,
+        remember: bool = False,
+    ) -> BatchView:
+        """Approve a batch with ``scope`` (default: the app's saved scope).
+
+        The payload is rendered, its bytes stored and its digest recorded in one
+        transaction; if ``expected_sha256`` is given and the bytes differ (the batch
+        changed since it was previewed) nothing is approved. ``remember`` makes the
+        scope the app's saved scope and its policy ``approve``.
+        """
+        with self.store.write():
+            batch = self._find_batch(batch_ref)
+            self._require_undecided(batch, "approve")
+            record = self._app_record(batch.app_id)
+            if record.status != "allowed":
+                raise ConflictError(
+                    f"{record.name} is not allowed to send telemetry yet. "
+                    f"Allow it first: telemetry-tray consent {record.app_id} allow"
+                )
+            manifest = self._manifest(batch.app_id, batch.manifest_version)
+            chosen = self._scope_for(batch, record, manifest, scope)
+            self._approve(batch, manifest, chosen, by="person", expected_sha256=expected_sha256)
+            if remember:
+                current = self._manifest(record.app_id, record.manifest_version)
+                saved = carry_scope(chosen, manifest, current) if current.version != manifest.version else chosen
+                self.store.update_app(
+                    record.app_id, scope=_scope_json(saved), policy="approve", updated_at=to_iso(self._now())
+                )
+            return self.view(batch.batch_id)
+
+    def discard(self, batch_ref: str) -> BatchView:
+        """Discard a batch: its reports are deleted and nothing is sent, not even a notice."""
+        with self.store.write():
+            batch = self._find_batch(batch_ref)
+            self._require_undecided(batch, "discard")
+            self._discard(batch, by="person")
+            return self.view(batch.batch_id)
+
+    # -- history and retention -------------------------------------------------------
+
+    def history(self, app_id: str | None = None) -> list[Receipt]:
+        return self.store.receipts(app_id=app_id)
+
+    def verify_history(self) -> ChainCheck:
+        return verify(self.store.receipts())
+
+    def apply_retention(self) -> RetentionSweep:
+        """Expire undecided (and undelivered) batches older than the retention period,
+        and purge stored payloads of finished batches older than it."""
+        now = self._now()
+        days = self.retention_days
+        cutoff = to_iso(now - timedelta(days=days))
+        expired, purged = [], []
+        with self.store.write():
+            for batch in self.store.batches((*UNDECIDED, APPROVED), window_end_before=cutoff):
+                count = self.store.delete_reports(batch.batch_id)
+                self.store.update_batch(batch.batch_id, status=EXPIRED, payload=None)
+                what = "delivered" if batch.status == APPROVED else "decided"
+                self._record(batch, "expired", {"reason": f"not {what} within {days} days", "reports": count})
+                expired.append(batch.batch_id)
+            for batch in self.store.batches((DELIVERED, FAILED), decided_before=cutoff, with_payload=True):
+                self.store.update_batch(batch.batch_id, payload=None)
+                self._record(
+                    batch,
+                    "expired",
+                    {"purged": "payload", "payload_sha256": batch.payload_sha256, "status": batch.status},
+                )
+                purged.append(batch.batch_id)
+        return RetentionSweep(expired, purged)
+
+    def overview(self) -> Overview:
+        with self.store.read():
+            apps = self.store.apps()
+            counts = {status: len(self.store.batches((status,))) for status in (OPEN, HELD, PENDING, APPROVED)}
+            return Overview(
+                apps=len(apps),
+                awaiting_consent=sum(1 for a in apps if a.status == "awaiting_consent"),
+                open=counts[OPEN],
+                held=counts[HELD],
+                pending=counts[PENDING],
+                approved=counts[APPROVED],
+                paused_all=self.paused_all,
+                retention_days=self.retention_days,
+            )
+
+    # -- internals (callers hold the write lock where they change state) -------------
+
+    def _app_record(self, app_id: str) -> AppRecord:
+        record = self.store.app(app_id)
+        if record is None:
+            raise NotFoundError(f"No app '{app_id}' is registered. See the registered apps with: telemetry-tray apps")
+        return record
+
+    def _app_info(self, record: AppRecord) -> AppInfo:
+        return AppInfo(
+            app_id=record.app_id,
+            name=record.name,
+            vendor=record.vendor,
+            endpoint=record.endpoint,
+            status=record.status,
+            policy=record.policy,
+            manifest=self._manifest(record.app_id, record.manifest_version),
+            scope=Scope.from_obj(json.loads(record.scope)),
+        )
+
+    def _manifest(self, app_id: str, version: int) -> Manifest:
+        key = (app_id, version)
+        manifest = self._manifests.get(key)
+        if manifest is None:
+            body = self.store.manifest_body(app_id, version)
+            if body is None:
+                raise NotFoundError(f"Manifest version {version} of '{app_id}' is missing from the database.")
+            manifest = manifest_from_obj(json.loads(body))
+            self._manifests[key] = manifest
+        return manifest
+
+    def _refuse_blocked(self, record: AppRecord) -> None:
+        if record.status == "blocked":
+            raise BlockedError(
+                f"The person blocked {record.name}; its reports are not accepted. "
+                "Only they can allow it again (telemetry-tray consent APP allow)."
+            )
+
+    def _find_batch(self, ref: str) -> BatchRecord:
+        batch = self.store.batch(ref)
+        if batch is not None:
+            return batch
+        matches = self.store.batches_with_prefix(ref) if len(ref) >= 4 else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise InputError(f"'{ref}' matches more than one batch; give more of the batch id")
+        raise NotFoundError(f"No batch '{ref}'. See waiting batches with: telemetry-tray pending")
+
+    def _report_count(self, batch: BatchRecord) -> int:
+        if batch.status in UNDECIDED:
+            return self.store.report_count(batch.batch_id)
+        # Decided batches keep no reports; the decision's receipt says how many there were.
+        for receipt in self.store.receipts(batch_id=batch.batch_id):
+            if receipt.action in ("approved", "discarded"):
+                return int(receipt.detail.get("reports", 0))
+        return 0
+
+    def _require_undecided(self, batch: BatchRecord, verb: str) -> None:
+        if batch.status not in UNDECIDED:
+            raise ConflictError(f"Batch {batch.batch_id} is already {batch.status}; there is nothing to {verb}.")
+
+    def _collecting_batch(self, record: AppRecord, now: datetime) -> BatchRecord:
+        """The open batch the app's reports go into now, opening a new one if needed."""
+        batch = self.store.open_batch(record.app_id)
+        if batch is not None and (
+            batch.window_end <= to_iso(now) or batch.manifest_version != record.manifest_version
+        ):
+            self._close(batch, record)
+            batch = None
+        before_consent = record.status != "allowed"
+        if batch is None:
+            manifest = self._manifest(record.app_id, record.manifest_version)
+            start, end = window_for(manifest.cadence, now)
+            batch = BatchRecord(
+                batch_id=secrets.token_hex(16),
+                app_id=record.app_id,
+                manifest_version=record.manifest_version,
+                window_start=to_iso(start),
+                window_end=to_iso(end),
+                status=OPEN,
+                before_consent=before_consent,
+                created_at=to_iso(now),
+            )
+            self.store.insert_batch(batch)
+        elif before_consent and not batch.before_consent:
+            self.store.update_batch(batch.batch_id, before_consent=True)
+        return batch
+
+    def _close(self, batch: BatchRecord, record: AppRecord) -> str:
+        self.store.update_batch(batch.batch_id, closed_at=to_iso(self._now()))
+        return self._route(batch, record)
+
+    def _route_held(self, app_id: str | None) -> None:
+        for batch in self.store.batches((HELD,), app_id=app_id):
+            self._route(batch, self._app_record(batch.app_id))
+
+    def _route(self, batch: BatchRecord, record: AppRecord) -> str:
+        where = consent.route(
+            record.status, record.policy, paused_all=self.paused_all, before_consent=batch.before_consent
+        )
+        if where == "approve":
+            manifest = self._manifest(batch.app_id, batch.manifest_version)
+            self._approve(batch, manifest, self._scope_for(batch, record, manifest, None), by="policy")
+            return APPROVED
+        if where == "discard":
+            self._discard(batch, by="policy")
+            return DISCARDED
+        status = HELD if where == "held" else PENDING
+        self.store.update_batch(batch.batch_id, status=status)
+        return status
+
+    def _scope_for(
+        self, batch: BatchRecord, record: AppRecord, manifest: Manifest, scope: Scope | None
+    ) -> Scope:
+        today = self._now().date()
+        if scope is not None:
+            return fit_scope(check_scope(scope, manifest), manifest, today)
+        saved = Scope.from_obj(json.loads(record.scope))
+        if record.manifest_version != manifest.version:
+            # The saved scope speaks of the current manifest; this batch is older.
+            current = self._manifest(record.app_id, record.manifest_version)
+            if manifest.version < current.version:
+                saved = carry_scope(saved, current, manifest)
+        return fit_scope(saved, manifest, today)
+
+    def _render(self, batch: BatchRecord, manifest: Manifest, scope: Scope) -> Payload:
+        return render(_frame(batch), manifest, scope, self._reports(batch.batch_id))
+
+    def _reports(self, batch_id: str) -> Iterator[Report]:
+        for body in self.store.report_bodies(batch_id):
+            report: Report = json.loads(body)
+            yield report
+
+    def _approve(
+        self,
+        batch: BatchRecord,
+        manifest: Manifest,
+        scope: Scope,
+        *,
+        by: str,
+        expected_sha256: str | None = None,
+    ) -> None:
+        payload = self._render(batch, manifest, scope)
+        if expected_sha256 is not None and payload.sha256 != expected_sha256.lower():
+            raise DigestMismatch(
+                f"Batch {batch.batch_id} now renders to {payload.sha256[:12]}…, not the "
+                f"{expected_sha256[:12]}… that was previewed. Look at it again before approving."
+            )
+        count = self.store.report_count(batch.batch_id)
+        at = to_iso(self._now())
+        self.store.update_batch(
+            batch.batch_id,
+            status=APPROVED,
+            closed_at=batch.closed_at or at,
+            decided_at=at,
+            decided_by=by,
+            scope=_scope_json(scope),
+            endpoint=manifest.endpoint,
+            payload=payload.body,
+            payload_sha256=payload.sha256,
+            payload_bytes=payload.size,
+        )
+        # The reports are not needed once the exact bytes are kept: excluded data goes now.
+        self.store.delete_reports(batch.batch_id)
+        self._record(
+            batch,
+            "approved",
+            {
+                "by": by,
+                "reports": count,
+                "payload_sha256": payload.sha256,
+                "payload_bytes": payload.size,
+                "scope": scope.to_obj(),
+                "endpoint": manifest.endpoint,
+                "manifest_version": manifest.version,
+            },
+        )
+
+    def _discard(self, batch: BatchRecord, *, by: str, reason: str | None = None) -> None:
+        count = self.store.delete_reports(batch.batch_id)
+        at = to_iso(self._now())
+        self.store.update_batch(
+            batch.batch_id, status=DISCARDED, closed_at=batch.closed_at or at, decided_at=at, decided_by=by, payload=None
+        )
+        detail: dict[str, Any] = {"by": by, "reports": count}
+        if reason:
+            detail["reason"] = reason
+        self._record(batch, "discarded", detail)
+
+    def _record(self, batch: BatchRecord, action: Action, detail: dict[str, Any]) -> None:
+        receipt = seal(self.store.last_receipt(), to_iso(self._now()), batch.batch_id, batch.app_id, action, detail)
+        self.store.insert_receipt(receipt)
+
+    def _change_since_last_decision(self, batch: BatchRecord) -> ManifestChange | None:
+        last = self.store.last_manifest_version(batch.app_id, DECIDED)
+        if last is None or last >= batch.manifest_version:
+            return None
+        return diff_manifests(self._manifest(batch.app_id, last), self._manifest(batch.app_id, batch.manifest_version))
+
+
+def _frame(batch: BatchRecord) -> BatchFrame:
+    return BatchFrame(batch.app_id, batch.batch_id, batch.manifest_version, batch.window_start, batch.window_end)
+
+
+def _scope_json(scope: Scope) -> str:
+    return json.dumps(scope.to_obj(), sort_keys=True, separators=(",", ":"))
+
+
+def _report_json(report: Report) -> str:
+    return json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ingest_result(check: ReportCheck, batch_id: str | None) -> IngestResult:
+    return IngestResult(len(check.accepted), check.rejected, check.dropped_fields, batch_id)

@@ -1,0 +1,98 @@
+"""The one exception tree of Telemetry Tray.
+
+Every error the core raises on purpose derives from :class:`TrayError` and carries a
+``title`` (a few words) and a ``message`` (what went wrong and what to do), both fit
+to show a person as they are. Shells map the branches to their own vocabulary
+(exit codes, HTTP statuses, dialogs) and never need to parse the text::
+
+    TrayError
+    ├── InputError              the caller's input is wrong; nothing was changed
+    │   ├── ManifestError       a manifest key is missing or invalid (names the key)
+    │   ├── ReportError         a report does not match its manifest
+    │   ├── MalformedError      a body is not the JSON it should be
+    │   ├── TooLargeError       a body or a list is over its limit
+    │   ├── ScopeError          a scope names unknown fields or impossible coarsening
+    │   ├── NotFoundError       no such app or batch
+    │   ├── ConflictError       the request contradicts the current state
+    │   │   └── DigestMismatch  the batch no longer renders to the bytes that were seen
+    │   ├── AuthError           a missing or wrong token
+    │   └── BlockedError        the person blocked this app
+    └── StoreError              the database cannot be opened, migrated or written
+        └── NewerDatabaseError  the database comes from a newer Telemetry Tray
+"""
+
+from __future__ import annotations
+
+
+class TrayError(Exception):
+    """Base of every error meant for a person: ``title`` and ``message``."""
+
+    title = "Telemetry Tray error"
+
+    def __init__(self, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if title is not None:
+            self.title = title
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(TrayError):
+    title = "Invalid input"
+
+
+class ManifestError(InputError):
+    """A manifest is refused. ``key`` is the dotted path of the offending key."""
+
+    title = "Invalid manifest"
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"manifest key '{key}': {problem}" if key else f"manifest: {problem}")
+
+
+class ReportError(InputError):
+    title = "Invalid report"
+
+
+class MalformedError(InputError):
+    title = "Malformed input"
+
+
+class TooLargeError(InputError):
+    title = "Too large"
+
+
+class ScopeError(InputError):
+    title = "Invalid scope"
+
+
+class NotFoundError(InputError):
+    title = "Not found"
+
+
+class ConflictError(InputError):
+    title = "Not possible now"
+
+
+class DigestMismatch(ConflictError):
+    title = "Batch changed"
+
+
+class AuthError(InputError):
+    title = "Not authorised"
+
+
+class BlockedError(InputError):
+    title = "App blocked"
+
+
+class StoreError(TrayError):
+    title = "Database problem"
+
+
+class NewerDatabaseError(StoreError):
+    title = "Database from a newer version"

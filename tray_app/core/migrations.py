@@ -1,0 +1,83 @@
+"""Numbered schema migrations on ``PRAGMA user_version``.
+
+``MIGRATIONS[n - 1]`` takes a database from version ``n - 1`` to ``n``. Each runs in
+one transaction together with the ``user_version`` bump, so a crash leaves the
+database at the old version or the new one, never between. Never edit a migration
+that has shipped: add the next one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: apps, their manifest versions, batches of reports, receipts, settings.
+    (
+        """CREATE TABLE apps (
+            app_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            vendor TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            manifest_version INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            consented_endpoint TEXT,
+            token_hash TEXT NOT NULL UNIQUE,
+            registered_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE manifests (
+            app_id TEXT NOT NULL REFERENCES apps(app_id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            registered_at TEXT NOT NULL,
+            PRIMARY KEY (app_id, version)
+        )""",
+        """CREATE TABLE batches (
+            batch_id TEXT PRIMARY KEY,
+            app_id TEXT NOT NULL REFERENCES apps(app_id) ON DELETE CASCADE,
+            manifest_version INTEGER NOT NULL,
+            window_start TEXT NOT NULL,
+            window_end TEXT NOT NULL,
+            status TEXT NOT NULL,
+            before_consent INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            closed_at TEXT,
+            decided_at TEXT,
+            decided_by TEXT,
+            scope TEXT,
+            endpoint TEXT,
+            payload BLOB,
+            payload_sha256 TEXT,
+            payload_bytes INTEGER
+        )""",
+        "CREATE UNIQUE INDEX batches_one_open ON batches(app_id) WHERE status = 'open'",
+        "CREATE INDEX batches_by_status ON batches(status, window_end)",
+        """CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            batch_id TEXT NOT NULL REFERENCES batches(batch_id) ON DELETE CASCADE,
+            received_at TEXT NOT NULL,
+            body TEXT NOT NULL
+        )""",
+        "CREATE INDEX reports_by_batch ON reports(batch_id)",
+        """CREATE TABLE dropped_fields (
+            batch_id TEXT NOT NULL REFERENCES batches(batch_id) ON DELETE CASCADE,
+            field TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (batch_id, field)
+        )""",
+        """CREATE TABLE receipts (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            batch_id TEXT NOT NULL,
+            app_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX receipts_by_app ON receipts(app_id, seq)",
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+
+LATEST = len(MIGRATIONS)

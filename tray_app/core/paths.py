@@ -1,0 +1,84 @@
+"""Where Telemetry Tray keeps its files.
+
+platformdirs (the maintained successor of appdirs) gives the per-user folders;
+``TELEMETRY_TRAY_HOME=DIR`` puts every file under DIR instead, so two instances with
+different homes never share anything. Folders are created 0700 and repaired to it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "telemetry-tray"
+HOME_ENV = "TELEMETRY_TRAY_HOME"
+PORT_ENV = "TELEMETRY_TRAY_PORT"
+DATABASE_NAME = "telemetry-tray.sqlite3"
+ENDPOINT_NAME = "endpoint.json"
+
+
+@dataclass(frozen=True)
+class Locations:
+    data: Path
+    config: Path
+    cache: Path
+    runtime: Path
+
+    @property
+    def database(self) -> Path:
+        return self.data / DATABASE_NAME
+
+    @property
+    def endpoint_file(self) -> Path:
+        return self.runtime / ENDPOINT_NAME
+
+    @property
+    def spool(self) -> Path:
+        return self.data / "spool"
+
+    @classmethod
+    def under(cls, home: Path) -> Locations:
+        home = home.expanduser().absolute()
+        return cls(data=home / "data", config=home / "config", cache=home / "cache", runtime=home)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Locations:
+        env = os.environ if environ is None else environ
+        home = env.get(HOME_ENV, "").strip()
+        if home:
+            return cls.under(Path(home))
+        runtime = platformdirs.user_runtime_path(APP_NAME)
+        data = platformdirs.user_data_path(APP_NAME)
+        # Some systems have no per-user runtime folder (no XDG_RUNTIME_DIR); the data
+        # folder is private too, so endpoint.json goes there instead.
+        if not runtime.parent.is_dir():
+            runtime = data
+        return cls(
+            data=data,
+            config=platformdirs.user_config_path(APP_NAME),
+            cache=platformdirs.user_cache_path(APP_NAME),
+            runtime=runtime,
+        )
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make sure only this user can enter it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
+
+
+def ensure_private_file(path: Path) -> Path:
+    """Create ``path`` if missing with mode 0600, or repair its mode to 0600."""
+    ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    if stat.S_IMODE(path.stat().st_mode) != 0o600:
+        path.chmod(0o600)
+    return path

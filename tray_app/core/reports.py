@@ -1,0 +1,121 @@
+"""Checking reports against their app's manifest, at ingest.
+
+A report is a flat JSON object of declared fields. Undeclared and expired fields are
+dropped (and named, so the drop can be shown); a report with a wrong type or a
+missing required field is rejected with a reason; values are normalised so that
+the preview, the stored data and the payload agree (timestamps in UTC with ``Z``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from .clock import from_iso, to_iso
+from .manifest import FieldSpec, Manifest
+
+JSONScalar = str | int | float | bool
+Report = dict[str, JSONScalar]
+
+MAX_STRING = 4096
+MAX_DROPPED_NAMES = 100
+_VERSION = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}([-+][0-9A-Za-z.+-]{1,64})?$")
+_INT_LIMIT = 2**63
+
+
+@dataclass
+class ReportCheck:
+    """The outcome of checking a list of reports: what is kept, refused and dropped."""
+
+    accepted: list[Report] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dropped_fields(self) -> list[str]:
+        return sorted(self.dropped)
+
+
+def check_reports(manifest: Manifest, reports: Sequence[object], today: date) -> ReportCheck:
+    specs = {spec.name: spec for spec in manifest.fields if not spec.expired(today)}
+    required = [spec.name for spec in specs.values() if spec.required]
+    result = ReportCheck()
+    for index, raw in enumerate(reports):
+        if not isinstance(raw, Mapping):
+            result.rejected.append((index, "a report must be a JSON object of field names and values"))
+            continue
+        report: Report = {}
+        problem = None
+        for name, value in raw.items():
+            spec = specs.get(name) if isinstance(name, str) else None
+            if spec is None:
+                _count_drop(result.dropped, str(name))
+                continue
+            checked = check_value(spec, value)
+            if isinstance(checked, _Problem):
+                problem = f"field '{name}': {checked.text}"
+                break
+            report[name] = checked
+        if problem is None:
+            missing = [name for name in required if name not in report]
+            if missing:
+                problem = f"required field '{missing[0]}' is missing"
+        if problem is not None:
+            result.rejected.append((index, problem))
+        else:
+            result.accepted.append(report)
+    return result
+
+
+def _count_drop(dropped: dict[str, int], name: str) -> None:
+    # Names come from the app; keep them short and bounded so a hostile app cannot
+    # flood the review with them.
+    name = "".join(ch if ch.isprintable() else "?" for ch in name[:64])
+    if name in dropped or len(dropped) < MAX_DROPPED_NAMES:
+        dropped[name] = dropped.get(name, 0) + 1
+
+
+@dataclass(frozen=True)
+class _Problem:
+    text: str
+
+
+def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
+    """The normalised value, or a :class:`_Problem` saying what is wrong with it."""
+    kind = spec.type
+    if value is None:
+        return _Problem(f"null is not a {kind}; leave the field out instead")
+    if kind == "boolean":
+        return value if isinstance(value, bool) else _Problem(f"{_show(value)} is not true or false")
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _Problem(f"{_show(value)} is not an integer")
+        return value if -_INT_LIMIT <= value < _INT_LIMIT else _Problem("the integer is out of range")
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return _Problem(f"{_show(value)} is not a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            return _Problem("the number is not finite")
+        return value if abs(value) < _INT_LIMIT else _Problem("the number is out of range")
+    if not isinstance(value, str):
+        return _Problem(f"{_show(value)} is not a string")
+    if len(value) > MAX_STRING:
+        return _Problem(f"the string is {len(value)} characters; at most {MAX_STRING} are allowed")
+    if kind == "enum" and value not in spec.values:
+        return _Problem(f"{_show(value)} is not one of the declared values")
+    if kind == "version" and not _VERSION.match(value):
+        return _Problem(f"{_show(value)} is not a version like 3.1.4")
+    if kind == "timestamp":
+        try:
+            return to_iso(from_iso(value))
+        except (ValueError, OverflowError):
+            return _Problem(f"{_show(value)} is not an ISO 8601 timestamp with a zone (like 2026-11-24T10:00:00Z)")
+    return value
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

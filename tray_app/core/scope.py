@@ -1,0 +1,167 @@
+"""Scope: which fields of a batch are sent, how coarsely, as records or aggregates.
+
+A scope lists the fields it *includes*; anything not listed is excluded. That makes
+the safe thing the default: a field added by a new manifest version, or one the
+scope never heard of, is not sent until someone includes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal, cast
+
+from .clock import from_iso, to_iso
+from .errors import ScopeError
+from .manifest import Manifest, diff_manifests
+from .reports import JSONScalar
+
+Mode = Literal["records", "aggregate"]
+MODES: tuple[Mode, ...] = ("records", "aggregate")
+
+
+@dataclass(frozen=True)
+class Scope:
+    fields: tuple[str, ...]
+    coarsen: Mapping[str, str] = field(default_factory=dict)
+    mode: Mode = "records"
+
+    def __post_init__(self) -> None:
+        # One spelling per scope: sorted fields and coarsening only for included
+        # fields, so equal scopes render equal payloads.
+        object.__setattr__(self, "fields", tuple(sorted(set(self.fields))))
+        object.__setattr__(
+            self, "coarsen", {k: self.coarsen[k] for k in sorted(self.coarsen) if k in self.fields}
+        )
+
+    def to_obj(self) -> dict[str, object]:
+        return {"fields": list(self.fields), "coarsen": dict(self.coarsen), "mode": self.mode}
+
+    @classmethod
+    def from_obj(cls, obj: object) -> Scope:
+        if not isinstance(obj, Mapping):
+            raise ScopeError("a scope must be an object with fields, coarsen and mode")
+        fields = obj.get("fields")
+        coarsen = obj.get("coarsen", {})
+        mode = obj.get("mode", "records")
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise ScopeError("scope 'fields' must be a list of field names")
+        if not isinstance(coarsen, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in coarsen.items()
+        ):
+            raise ScopeError("scope 'coarsen' must map field names to levels")
+        if mode not in MODES:
+            raise ScopeError(f"scope 'mode' must be one of {', '.join(MODES)}")
+        return cls(tuple(fields), dict(coarsen), cast(Mode, mode))
+
+    def edited(
+        self,
+        *,
+        include: Iterable[str] = (),
+        exclude: Iterable[str] = (),
+        coarsen: Mapping[str, str] | None = None,
+        mode: Mode | None = None,
+    ) -> Scope:
+        """This scope with fields included or excluded, coarsening set, or the mode changed."""
+        dropped = set(exclude)
+        fields = (set(self.fields) | set(include)) - dropped
+        for name in coarsen or {}:
+            if name not in fields:
+                raise ScopeError(f"'{name}' is excluded, so it cannot be coarsened; include it or drop the coarsening")
+        return Scope(tuple(fields), {**self.coarsen, **(coarsen or {})}, mode or self.mode)
+
+    def excluding(self, names: Iterable[str]) -> Scope:
+        drop = set(names)
+        return Scope(tuple(f for f in self.fields if f not in drop), self.coarsen, self.mode)
+
+
+def default_scope(manifest: Manifest) -> Scope:
+    """What a new app starts with: every field but identifying ones, at the coarsening
+    the manifest asks for, as records."""
+    included = [spec for spec in manifest.fields if spec.sensitivity != "identifying"]
+    coarsen = {spec.name: spec.coarsen for spec in included if spec.coarsen}
+    return Scope(tuple(spec.name for spec in included), coarsen, "records")
+
+
+def check_scope(scope: Scope, manifest: Manifest) -> Scope:
+    """Refuse a scope that names undeclared fields or impossible coarsening."""
+    for name in scope.fields:
+        if manifest.field(name) is None:
+            raise ScopeError(f"'{name}' is not a field of {manifest.name}; its fields are {_names(manifest)}")
+    for name, level in scope.coarsen.items():
+        spec = manifest.field(name)
+        assert spec is not None  # coarsen keys are a subset of fields (see __post_init__)
+        if not spec.coarsen_levels:
+            raise ScopeError(f"'{name}' is a {spec.type} field; it can only be kept or excluded")
+        if level not in spec.coarsen_levels:
+            raise ScopeError(f"'{level}' is not a coarsening of '{name}'; use one of {', '.join(spec.coarsen_levels)}")
+    return scope
+
+
+def fit_scope(scope: Scope, manifest: Manifest, today: date) -> Scope:
+    """Fit a saved scope to a manifest: keep what still applies, drop the rest, and
+    leave out fields past their ``expires`` day."""
+    fields = []
+    for name in scope.fields:
+        spec = manifest.field(name)
+        if spec is not None and not spec.expired(today):
+            fields.append(name)
+    coarsen = {}
+    for name, level in scope.coarsen.items():
+        spec = manifest.field(name)
+        if spec is not None and level in spec.coarsen_levels:
+            coarsen[name] = level
+    return Scope(tuple(fields), coarsen, scope.mode)
+
+
+def carry_scope(scope: Scope, old: Manifest, new: Manifest) -> Scope:
+    """The app's scope for a new manifest version: new and changed fields start excluded."""
+    change = diff_manifests(old, new)
+    kept = scope.excluding((*change.excluded_until_reviewed, *change.removed))
+    return fit_scope(kept, new, date.min)
+
+
+def _names(manifest: Manifest) -> str:
+    return ", ".join(manifest.field_names)
+
+
+# -- coarsening ----------------------------------------------------------------------
+
+
+def coarsen_value(kind: str, level: str, value: JSONScalar) -> JSONScalar:
+    """Coarsen one (already validated) value; see DESIGN.md for the levels."""
+    if kind == "timestamp" and isinstance(value, str):
+        return to_iso(_period_start(from_iso(value), level))
+    if kind == "version" and isinstance(value, str):
+        core = value.split("-", 1)[0].split("+", 1)[0].split(".")
+        return ".".join(core[: 1 if level == "major" else 2])
+    if kind in ("integer", "number") and not isinstance(value, bool | str):
+        return bucket(value)
+    return value
+
+
+def bucket(value: int | float) -> int:
+    """Lower bound of the power-of-two bucket: 0, 1, 2, 4, 8, ... (and mirrored below 0)."""
+    if 0 <= value < 1:
+        return 0
+    if value >= 1:
+        return 1 << (int(value).bit_length() - 1)
+    # Negative: the bucket [-2^k, -2^(k-1)) whose lower bound is -2^k.
+    magnitude = -value
+    power = 1
+    while power < magnitude:
+        power <<= 1
+    return -power
+
+
+def _period_start(moment: datetime, level: str) -> datetime:
+    moment = moment.astimezone(UTC)
+    if level == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if level == "day":
+        return day
+    if level == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)

@@ -1,0 +1,437 @@
+"""The SQLite store: rows in, rows out, no business rules.
+
+One database file (WAL, mode 0600) shared by every process on the same home. Each
+thread gets its own connection; writes run in ``BEGIN IMMEDIATE`` transactions so
+two processes serialise on the write lock instead of failing half-way. Opening
+migrates the schema (after copying the file) and refuses a database from a newer
+version of the program.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import NewerDatabaseError, StoreError
+from .history import Receipt
+from .migrations import LATEST, MIGRATIONS
+from .paths import ensure_private_dir, ensure_private_file
+
+BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    app_id: str
+    name: str
+    vendor: str
+    endpoint: str
+    manifest_version: int
+    status: str
+    policy: str
+    scope: str
+    consented_endpoint: str | None
+    token_hash: str
+    registered_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    batch_id: str
+    app_id: str
+    manifest_version: int
+    window_start: str
+    window_end: str
+    status: str
+    before_consent: bool
+    created_at: str
+    closed_at: str | None = None
+    decided_at: str | None = None
+    decided_by: str | None = None
+    scope: str | None = None
+    endpoint: str | None = None
+    payload_sha256: str | None = None
+    payload_bytes: int | None = None
+
+
+_APP_COLUMNS = tuple(f.name for f in fields(AppRecord))
+_BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
+_BATCH_SELECT = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"  # noqa: S608 - fixed column names
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        store = cls(path)
+        store._prepare()
+        return store
+
+    # -- connections and transactions ------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed transaction survives the process being
+            # killed; only an OS crash or power cut can lose the last commits.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"Cannot open the database {self.path}: {exc}. If it is damaged, move it aside and start again."
+            ) from None
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One write transaction; nested calls join the outer one."""
+        with self._transaction("BEGIN IMMEDIATE"):
+            yield
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        """A consistent snapshot for several reads."""
+        with self._transaction("BEGIN"):
+            yield
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[None]:
+        conn = self._conn
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        try:
+            conn.execute(begin)
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
+        self._local.depth = 1
+        try:
+            yield
+        except BaseException:
+            self._local.depth = 0
+            conn.execute("ROLLBACK")
+            raise
+        self._local.depth = 0
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise _store_error(exc) from None
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
+
+    # -- schema ----------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        ensure_private_dir(self.path.parent)
+        ensure_private_file(self.path)
+        version = self.schema_version()
+        if version > LATEST:
+            raise NewerDatabaseError(
+                f"The database {self.path} was written by a newer Telemetry Tray (schema {version}; "
+                f"this version knows up to {LATEST}). Install the newer version, or set "
+                "TELEMETRY_TRAY_HOME to another folder."
+            )
+        if version == 0 and self._execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise StoreError(
+                f"{self.path} is an SQLite database of another program. Move it aside; Telemetry Tray will not touch it."
+            )
+        if 0 < version < LATEST:
+            self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
+        self.migrate()
+
+    def schema_version(self) -> int:
+        version: int = self._execute("PRAGMA user_version").fetchone()[0]
+        return version
+
+    def migrate(self, target: int = LATEST) -> None:
+        """Apply the missing migrations up to ``target``, each in its own transaction."""
+        while True:
+            with self.write():
+                # Read the version inside the write lock: another process may have migrated.
+                current = self.schema_version()
+                if current >= target:
+                    return
+                for statement in MIGRATIONS[current]:
+                    self._execute(statement)
+                self._execute(f"PRAGMA user_version = {current + 1}")
+
+    def backup(self, dest: Path) -> Path:
+        """A consistent copy of the database (WAL included), mode 0600."""
+        if dest.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            dest = dest.with_name(f"{dest.name}.{stamp}")
+        ensure_private_file(dest)
+        target = sqlite3.connect(dest)
+        try:
+            self._conn.backup(target)
+        finally:
+            target.close()
+        return dest
+
+    def integrity_ok(self) -> bool:
+        return bool(self._execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    # -- apps and manifests ----------------------------------------------------------
+
+    def app(self, app_id: str) -> AppRecord | None:
+        row = self._execute(f"SELECT {', '.join(_APP_COLUMNS)} FROM apps WHERE app_id = ?", (app_id,)).fetchone()
+        return AppRecord(*row) if row else None
+
+    def apps(self) -> list[AppRecord]:
+        rows = self._execute(f"SELECT {', '.join(_APP_COLUMNS)} FROM apps ORDER BY app_id").fetchall()
+        return [AppRecord(*row) for row in rows]
+
+    def app_by_token_hash(self, token_hash: str) -> AppRecord | None:
+        row = self._execute(
+            f"SELECT {', '.join(_APP_COLUMNS)} FROM apps WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return AppRecord(*row) if row else None
+
+    def insert_app(self, record: AppRecord) -> None:
+        marks = ", ".join("?" for _ in _APP_COLUMNS)
+        self._execute(f"INSERT INTO apps ({', '.join(_APP_COLUMNS)}) VALUES ({marks})", _values(record))
+
+    def update_app(self, app_id: str, **changes: object) -> None:
+        self._update("apps", "app_id", app_id, _APP_COLUMNS, changes)
+
+    def insert_manifest(self, app_id: str, version: int, body: str, at: str) -> None:
+        self._execute(
+            "INSERT INTO manifests (app_id, version, body, registered_at) VALUES (?, ?, ?, ?)",
+            (app_id, version, body, at),
+        )
+
+    def manifest_body(self, app_id: str, version: int) -> str | None:
+        row = self._execute(
+            "SELECT body FROM manifests WHERE app_id = ? AND version = ?", (app_id, version)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    # -- batches ---------------------------------------------------------------------
+
+    def batch(self, batch_id: str) -> BatchRecord | None:
+        row = self._execute(f"{_BATCH_SELECT} WHERE batch_id = ?", (batch_id,)).fetchone()
+        return _batch(row) if row else None
+
+    def batches_with_prefix(self, prefix: str, limit: int = 2) -> list[BatchRecord]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._execute(
+            f"{_BATCH_SELECT} WHERE batch_id LIKE ? ESCAPE '\\' LIMIT ?", (escaped + "%", limit)
+        ).fetchall()
+        return [_batch(row) for row in rows]
+
+    def open_batch(self, app_id: str) -> BatchRecord | None:
+        row = self._execute(f"{_BATCH_SELECT} WHERE app_id = ? AND status = 'open'", (app_id,)).fetchone()
+        return _batch(row) if row else None
+
+    def batches(
+        self,
+        statuses: Iterable[str],
+        *,
+        app_id: str | None = None,
+        window_end_before: str | None = None,
+        decided_before: str | None = None,
+        with_payload: bool | None = None,
+    ) -> list[BatchRecord]:
+        wanted = list(statuses)
+        sql = f"{_BATCH_SELECT} WHERE status IN ({', '.join('?' for _ in wanted)})"
+        params: list[object] = list(wanted)
+        if app_id is not None:
+            sql += " AND app_id = ?"
+            params.append(app_id)
+        if window_end_before is not None:
+            sql += " AND window_end < ?"
+            params.append(window_end_before)
+        if decided_before is not None:
+            sql += " AND decided_at < ?"
+            params.append(decided_before)
+        if with_payload is not None:
+            sql += " AND payload IS NOT NULL" if with_payload else " AND payload IS NULL"
+        sql += " ORDER BY app_id, window_start, created_at"
+        return [_batch(row) for row in self._execute(sql, params).fetchall()]
+
+    def insert_batch(self, record: BatchRecord) -> None:
+        marks = ", ".join("?" for _ in _BATCH_COLUMNS)
+        self._execute(f"INSERT INTO batches ({', '.join(_BATCH_COLUMNS)}) VALUES ({marks})", _values(record))
+
+    def update_batch(self, batch_id: str, **changes: object) -> None:
+        self._update("batches", "batch_id", batch_id, (*_BATCH_COLUMNS, "payload"), changes)
+
+    def payload(self, batch_id: str) -> bytes | None:
+        row = self._execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
+    def last_manifest_version(self, app_id: str, statuses: Iterable[str]) -> int | None:
+        wanted = list(statuses)
+        row = self._execute(
+            f"SELECT max(manifest_version) FROM batches WHERE app_id = ? AND status IN ({', '.join('?' for _ in wanted)})",
+            (app_id, *wanted),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    # -- reports ---------------------------------------------------------------------
+
+    def insert_reports(self, batch_id: str, received_at: str, bodies: Iterable[str]) -> None:
+        try:
+            self._conn.executemany(
+                "INSERT INTO reports (batch_id, received_at, body) VALUES (?, ?, ?)",
+                ((batch_id, received_at, body) for body in bodies),
+            )
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
+
+    def report_bodies(self, batch_id: str) -> Iterator[str]:
+        cursor = self._execute("SELECT body FROM reports WHERE batch_id = ? ORDER BY id", (batch_id,))
+        while rows := cursor.fetchmany(4096):
+            for (body,) in rows:
+                yield str(body)
+
+    def report_count(self, batch_id: str) -> int:
+        count: int = self._execute("SELECT count(*) FROM reports WHERE batch_id = ?", (batch_id,)).fetchone()[0]
+        return count
+
+    def delete_reports(self, batch_id: str) -> int:
+        return self._execute("DELETE FROM reports WHERE batch_id = ?", (batch_id,)).rowcount
+
+    def add_dropped(self, batch_id: str, counts: dict[str, int]) -> None:
+        for name, count in counts.items():
+            self._execute(
+                "INSERT INTO dropped_fields (batch_id, field, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (batch_id, field) DO UPDATE SET count = count + excluded.count",
+                (batch_id, name, count),
+            )
+
+    def dropped(self, batch_id: str) -> dict[str, int]:
+        rows = self._execute(
+            "SELECT field, count FROM dropped_fields WHERE batch_id = ? ORDER BY field", (batch_id,)
+        ).fetchall()
+        return {str(name): int(count) for name, count in rows}
+
+    # -- receipts --------------------------------------------------------------------
+
+    def last_receipt(self) -> Receipt | None:
+        row = self._execute(f"{_RECEIPT_SELECT} ORDER BY seq DESC LIMIT 1").fetchone()
+        return _receipt(row) if row else None
+
+    def insert_receipt(self, receipt: Receipt) -> None:
+        self._execute(
+            "INSERT INTO receipts (seq, at, batch_id, app_id, action, detail, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                receipt.seq,
+                receipt.at,
+                receipt.batch_id,
+                receipt.app_id,
+                receipt.action,
+                receipt.detail_json,
+                receipt.prev_hash,
+                receipt.hash,
+            ),
+        )
+
+    def receipts(self, *, app_id: str | None = None, batch_id: str | None = None) -> list[Receipt]:
+        sql, params = _RECEIPT_SELECT, []
+        conditions = []
+        if app_id is not None:
+            conditions.append("app_id = ?")
+            params.append(app_id)
+        if batch_id is not None:
+            conditions.append("batch_id = ?")
+            params.append(batch_id)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        return [_receipt(row) for row in self._execute(sql + " ORDER BY seq", params).fetchall()]
+
+    # -- settings --------------------------------------------------------------------
+
+    def setting(self, key: str) -> str | None:
+        row = self._execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _update(
+        self, table: str, key: str, key_value: str, columns: Sequence[str], changes: dict[str, object]
+    ) -> None:
+        unknown = set(changes) - set(columns)
+        if unknown:
+            raise ValueError(f"unknown columns for {table}: {sorted(unknown)}")
+        if not changes:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        self._execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", (*changes.values(), key_value))
+
+
+_RECEIPT_SELECT = "SELECT seq, at, batch_id, app_id, action, detail, prev_hash, hash FROM receipts"
+
+
+def _receipt(row: Sequence[Any]) -> Receipt:
+    seq, at, batch_id, app_id, action, detail, prev_hash, digest = row
+    return Receipt(int(seq), at, batch_id, app_id, action, json.loads(detail), prev_hash, digest)
+
+
+def _batch(row: Sequence[Any]) -> BatchRecord:
+    values = list(row)
+    values[_BATCH_COLUMNS.index("before_consent")] = bool(values[_BATCH_COLUMNS.index("before_consent")])
+    return BatchRecord(*values)
+
+
+def _values(record: AppRecord | BatchRecord) -> tuple[object, ...]:
+    return tuple(getattr(record, f.name) for f in fields(record))
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            f"The database is busy: another Telemetry Tray process held it for over {BUSY_TIMEOUT_S:.0f} s. Try again."
+        )
+    if "full" in text:
+        return StoreError("The disk is full, so nothing was saved. Free some space and try again.")
+    return StoreError(f"The database failed: {text}.")
