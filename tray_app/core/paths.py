@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +53,13 @@ class Locations:
         home = env.get(HOME_ENV, "").strip()
         if home:
             return cls.under(Path(home))
-        runtime = platformdirs.user_runtime_path(APP_NAME)
         data = platformdirs.user_data_path(APP_NAME)
-        # Some systems have no per-user runtime folder (no XDG_RUNTIME_DIR); the data
-        # folder is private too, so endpoint.json goes there instead.
-        if not runtime.parent.is_dir():
+        # Without XDG_RUNTIME_DIR platformdirs falls back to a folder in /tmp, which
+        # other users could create first; the private data folder is safer.
+        if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not env.get("XDG_RUNTIME_DIR"):
             runtime = data
+        else:
+            runtime = platformdirs.user_runtime_path(APP_NAME)
         return cls(
             data=data,
             config=platformdirs.user_config_path(APP_NAME),

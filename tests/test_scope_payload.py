@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import tiny
+from tray_app.core.errors import ScopeError
+from tray_app.core.payload import OTHER, BatchFrame, aggregate, canonical_bytes, fold, render
+from tray_app.core.reports import Report
+from tray_app.core.scope import Scope, bucket, carry_scope, check_scope, coarsen_value, default_scope, fit_scope
+
+FIELDS: list[dict[str, Any]] = [
+    {"name": "s", "type": "string", "description": "s"},
+    {"name": "i", "type": "integer", "description": "i"},
+    {"name": "x", "type": "number", "description": "x"},
+    {"name": "b", "type": "boolean", "description": "b"},
+    {"name": "t", "type": "timestamp", "description": "t"},
+    {"name": "v", "type": "version", "description": "v"},
+    {"name": "e", "type": "enum", "values": ["a", "b", "c"], "description": "e"},
+    {"name": "who", "type": "string", "description": "who", "sensitivity": "identifying"},
+]
+FRAME = BatchFrame("org.example.tiny", "b1", 1, "2026-11-24T00:00:00Z", "2026-11-25T00:00:00Z")
+LEVELS = {"i": ["bucket"], "x": ["bucket"], "t": ["hour", "day", "week", "month"], "v": ["major", "minor"]}
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        ("hour", "2026-11-26T13:00:00Z"),
+        ("day", "2026-11-26T00:00:00Z"),
+        ("week", "2026-11-23T00:00:00Z"),  # Monday
+        ("month", "2026-11-01T00:00:00Z"),
+    ],
+)
+def test_timestamp_coarsening(level: str, expected: str) -> None:
+    assert coarsen_value("timestamp", level, "2026-11-26T13:45:12.5Z") == expected
+
+
+def test_version_coarsening() -> None:
+    assert coarsen_value("version", "major", "3.1.4") == "3"
+    assert coarsen_value("version", "minor", "3.1.4") == "3.1"
+    assert coarsen_value("version", "minor", "3.1.4-beta.2") == "3.1"
+    assert coarsen_value("version", "minor", "3") == "3"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, 0), (0.7, 0), (1, 1), (1.9, 1), (2, 2), (3, 2), (4, 4), (1000, 512), (2**40 + 5, 2**40), (-0.5, -1), (-4, -4), (-5, -8)],
+)
+def test_bucket_is_the_lower_bound_of_a_power_of_two(value: float, expected: int) -> None:
+    assert bucket(value) == expected
+    assert coarsen_value("integer", "bucket", value) == expected
+
+
+def test_identifying_fields_start_excluded() -> None:
+    scope = default_scope(tiny(fields=FIELDS))
+    assert "who" not in scope.fields
+    assert set(scope.fields) == {"s", "i", "x", "b", "t", "v", "e"}
+
+
+def test_manifest_coarsening_is_the_default() -> None:
+    fields = [{"name": "t", "type": "timestamp", "description": "t", "coarsen": "day"}]
+    assert default_scope(tiny(fields=fields)).coarsen == {"t": "day"}
+
+
+def test_check_scope_refuses_unknown_fields_and_levels() -> None:
+    m = tiny(fields=FIELDS)
+    with pytest.raises(ScopeError, match="'nope' is not a field"):
+        check_scope(Scope(("nope",)), m)
+    with pytest.raises(ScopeError, match="can only be kept or excluded"):
+        check_scope(Scope(("s",), {"s": "day"}), m)
+    with pytest.raises(ScopeError, match="use one of hour, day, week, month"):
+        check_scope(Scope(("t",), {"t": "year"}), m)
+    with pytest.raises(ScopeError, match="excluded, so it cannot be coarsened"):
+        Scope(("s", "t")).edited(exclude=["t"], coarsen={"t": "day"})
+    with pytest.raises(ScopeError):
+        Scope.from_obj({"fields": "s"})
+
+
+def test_fit_scope_drops_expired_fields() -> None:
+    fields = [*FIELDS, {"name": "old", "type": "string", "description": "o", "expires": "2026-11-01"}]
+    m = tiny(fields=fields)
+    scope = Scope(("s", "old"))
+    assert fit_scope(scope, m, date(2026, 11, 1)).fields == ("old", "s")
+    assert fit_scope(scope, m, date(2026, 11, 2)).fields == ("s",)
+
+
+def test_carry_scope_excludes_new_and_changed_fields() -> None:
+    old = tiny(fields=FIELDS)
+    fields = [f for f in FIELDS if f["name"] != "x"] + [
+        {"name": "x", "type": "string", "description": "now a string"},
+        {"name": "fresh", "type": "boolean", "description": "new"},
+    ]
+    new = tiny(version=2, fields=fields)
+    carried = carry_scope(Scope(("s", "x", "t"), {"t": "day"}), old, new)
+    assert carried.fields == ("s", "t")
+    assert carried.coarsen == {"t": "day"}
+
+
+def test_records_payload_is_canonical_and_scoped() -> None:
+    m = tiny(fields=FIELDS)
+    reports: list[Report] = [{"s": "ü", "t": "2026-11-24T10:11:12Z", "who": "alice"}, {"i": 5}]
+    payload = render(FRAME, m, Scope(("s", "t", "i"), {"t": "day", "i": "bucket"}), reports)
+    expected = {
+        "app_id": "org.example.tiny",
+        "batch_id": "b1",
+        "manifest_version": 1,
+        "window": {"start": "2026-11-24T00:00:00Z", "end": "2026-11-25T00:00:00Z"},
+        "scope": {"fields": ["i", "s", "t"], "coarsen": {"i": "bucket", "t": "day"}, "mode": "records"},
+        "reports": [{"s": "ü", "t": "2026-11-24T00:00:00Z"}, {"i": 4}],
+    }
+    body = json.dumps(expected, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert payload.body == body
+    assert payload.sha256 == hashlib.sha256(body).hexdigest()
+    assert b"alice" not in payload.body
+
+
+def test_aggregate_payload_folds_rare_values() -> None:
+    m = tiny(fields=FIELDS, min_count=3)
+    reports: list[Report] = [{"e": "a"}] * 5 + [{"e": "b"}] * 2 + [{"e": "c"}] * 1 + [{"s": "x"}] * 2
+    obj = render(FRAME, m, Scope(("e", "s"), mode="aggregate"), reports).obj()
+    assert "reports" not in obj
+    assert obj["aggregates"] == {"e": {"a": 5, OTHER: 3}, "s": {}}
+
+
+def test_fold_moves_small_values_into_other_until_it_is_big_enough() -> None:
+    assert fold({"a": 10, "b": 5, "c": 1}, 5) == {"a": 10, OTHER: 6}
+    assert fold({"a": 10, "b": 6, "c": 7}, 5) == {"a": 10, "b": 6, "c": 7}
+    assert fold({"a": 4}, 5) == {}
+    assert fold({OTHER: 9, "a": 5}, 5) == {"a": 5, OTHER: 9}
+
+
+# -- properties ----------------------------------------------------------------------
+
+_ts = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)).map(
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")
+)
+_values: dict[str, st.SearchStrategy[Any]] = {
+    "s": st.text(max_size=8),
+    "i": st.integers(min_value=-(2**62), max_value=2**62),
+    "x": st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15),
+    "b": st.booleans(),
+    "t": _ts,
+    "v": st.from_regex(r"\A\d{1,3}(\.\d{1,3}){0,2}\Z"),
+    "e": st.sampled_from(["a", "b", "c"]),
+    "who": st.text(min_size=1, max_size=8),
+}
+_report = st.fixed_dictionaries({}, optional=_values)
+
+
+@st.composite
+def _scope(draw: st.DrawFn) -> Scope:
+    fields = draw(st.lists(st.sampled_from(list(_values)), unique=True))
+    coarsen = {f: draw(st.sampled_from(LEVELS[f])) for f in fields if f in LEVELS and draw(st.booleans())}
+    return Scope(tuple(fields), coarsen, draw(st.sampled_from(["records", "aggregate"])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(reports=st.lists(_report, max_size=40), scope=_scope(), min_count=st.integers(2, 6))
+def test_payload_properties(reports: list[Report], scope: Scope, min_count: int) -> None:
+    m = tiny(fields=FIELDS, min_count=min_count)
+    check_scope(scope, m)
+    payload = render(FRAME, m, scope, reports)
+    # The digest is of exactly these bytes, and the bytes are canonical.
+    assert payload.sha256 == hashlib.sha256(payload.body).hexdigest()
+    obj = payload.obj()
+    assert canonical_bytes(obj) == payload.body
+    # Deterministic: the same inputs give the same bytes.
+    assert render(FRAME, m, scope, [dict(reversed(list(r.items()))) for r in reports]).body == payload.body
+    excluded = set(_values) - set(scope.fields)
+    if scope.mode == "records":
+        assert len(obj["reports"]) == len(reports)
+        for sent in obj["reports"]:
+            assert not excluded & set(sent)
+        for name in excluded:
+            for sent in obj["reports"]:
+                assert name not in sent
+    else:
+        assert set(obj["aggregates"]) == set(scope.fields)
+        for name, counts in obj["aggregates"].items():
+            present = sum(1 for r in reports if name in r)
+            assert all(n >= min_count for n in counts.values())
+            assert sum(counts.values()) == present or (counts == {} and present < min_count)
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts=st.dictionaries(st.text(max_size=3), st.integers(1, 30), max_size=12), min_count=st.integers(2, 10))
+def test_fold_properties(counts: dict[str, int], min_count: int) -> None:
+    folded = fold(counts, min_count)
+    total = sum(counts.values())
+    assert all(n >= min_count for n in folded.values())
+    assert sum(folded.values()) == total or (folded == {} and total < min_count)
+    for value, n in folded.items():
+        if value != OTHER:
+            assert counts[value] == n
+
+
+def test_aggregate_counts_coarsened_values() -> None:
+    records: list[Report] = [{"t": "2026-11-24T00:00:00Z"}] * 5
+    assert aggregate(["t"], records, 5) == {"t": {"2026-11-24T00:00:00Z": 5}}

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny
+from tray_app.core import Broker, Locations
+from tray_app.core.errors import NewerDatabaseError, StoreError
+from tray_app.core.migrations import LATEST, MIGRATIONS
+from tray_app.core.store import Store
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_files_are_private_and_wal(tmp_path: Path) -> None:
+    locations = Locations.under(tmp_path / "home")
+    broker = Broker.open(locations)
+    broker.register(tiny())  # a write, so the WAL files exist
+    db = locations.database
+    assert db.name == "telemetry-tray.sqlite3"
+    assert _mode(db.parent) == 0o700
+    assert _mode(db) == 0o600
+    for suffix in ("-wal", "-shm"):
+        side = db.with_name(db.name + suffix)
+        assert side.exists() and _mode(side) == 0o600
+    assert broker.store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    broker.close()
+
+
+def test_loose_permissions_are_repaired(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    Broker.open(Locations.under(home)).close()
+    db = Locations.under(home).database
+    db.chmod(0o644)
+    db.parent.chmod(0o755)
+    Broker.open(Locations.under(home)).close()
+    assert _mode(db) == 0o600 and _mode(db.parent) == 0o700
+
+
+def _at_version(path: Path, version: int) -> None:
+    """A database built by the first ``version`` migrations, as an older release left it."""
+    conn = sqlite3.connect(path)
+    for number in range(version):
+        for statement in MIGRATIONS[number]:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
+
+
+# Rows an older schema can hold, per version; each must survive every later upgrade.
+_SEED = {
+    1: [
+        "INSERT INTO apps VALUES ('org.a.b','A','V','https://x.org/',1,'allowed','ask','{\"fields\":[],\"coarsen\":{},\"mode\":\"records\"}',NULL,'h','t','t')",
+        "INSERT INTO settings VALUES ('retention_days','12')",
+    ],
+}
+
+
+@pytest.mark.parametrize("start", range(LATEST))
+def test_upgrade_from_every_earlier_schema(tmp_path: Path, start: int) -> None:
+    db = tmp_path / "telemetry-tray.sqlite3"
+    _at_version(db, start)
+    if start in _SEED:
+        conn = sqlite3.connect(db)
+        for statement in _SEED[start]:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+    store = Store.open(db)
+    assert store.schema_version() == LATEST
+    assert store.integrity_ok()
+    if start in _SEED:
+        assert store.app("org.a.b") is not None
+        assert store.setting("retention_days") == "12"
+        backup = db.with_name(f"{db.name}.v{start}.bak")
+        assert backup.exists() and _mode(backup) == 0o600
+        assert sqlite3.connect(backup).execute("PRAGMA user_version").fetchone()[0] == start
+    store.close()
+
+
+def test_a_migration_is_one_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "telemetry-tray.sqlite3"
+    broken = ((*MIGRATIONS[0][:3], "CREATE TABLE oops (", *MIGRATIONS[0][3:]),)
+    monkeypatch.setattr("tray_app.core.store.MIGRATIONS", broken)
+    with pytest.raises(StoreError):
+        Store.open(db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "telemetry-tray.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {LATEST + 1}")
+    conn.close()
+    with pytest.raises(NewerDatabaseError, match="newer Telemetry Tray"):
+        Store.open(db)
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == LATEST + 1
+
+
+def test_a_foreign_database_is_left_alone(tmp_path: Path) -> None:
+    db = tmp_path / "telemetry-tray.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE photos (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="another program"):
+        Store.open(db)
+    assert sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall() == [("photos",)]
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "telemetry-tray.sqlite3"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="Cannot open the database|not a database"):
+        Store.open(db)
+    assert db.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "db.sqlite3")
+    with pytest.raises(RuntimeError), store.write():
+        store.set_setting("a", "1")
+        raise RuntimeError("boom")
+    assert store.setting("a") is None
+    with store.write():
+        store.set_setting("a", "2")
+    assert store.setting("a") == "2"
+
+
+def test_two_homes_share_nothing(tmp_path: Path) -> None:
+    a, b = Locations.under(tmp_path / "a"), Locations.under(tmp_path / "b")
+    assert {a.database, a.endpoint_file, a.spool}.isdisjoint({b.database, b.endpoint_file, b.spool})
+    Broker.open(a).register(tiny())
+    assert Broker.open(b).apps() == []
+
+
+def test_home_comes_from_the_environment(tmp_path: Path) -> None:
+    loc = Locations.from_env({"TELEMETRY_TRAY_HOME": str(tmp_path)})
+    assert loc.database == tmp_path / "data" / "telemetry-tray.sqlite3"
+    assert loc.endpoint_file == tmp_path / "endpoint.json"
+    default = Locations.from_env({})
+    assert "telemetry-tray" in str(default.database)
+
+
+def test_no_runtime_dir_means_the_private_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    loc = Locations.from_env({})
+    assert loc.runtime == loc.data
+    assert not str(loc.endpoint_file).startswith("/tmp")
