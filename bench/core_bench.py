@@ -301,7 +301,7 @@ def bench_render(settings: Settings) -> Figures:
         "render_100k_aggregate_ms": Figure(
             best["aggregate"] * 1000,
             "ms",
-            f"`Broker.view` of the same batch with the default scope in `aggregate` mode (counts per field "
+            "`Broker.view` of the same batch with the default scope in `aggregate` mode (counts per field "
             "and value, rare values folded).",
             baseline="raw_select_100k_ms",
         ),
