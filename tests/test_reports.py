@@ -68,6 +68,8 @@ def test_undeclared_and_expired_fields_are_dropped_and_named() -> None:
         ({"event": "e", "kind": ["a"]}, "not a string"),
         ({"event": {"nested": 1}}, "not a string"),
         ({"event": "x" * 5000}, "at most 4096"),
+        ({"event": "a\ud800b"}, "surrogate"),
+        ({"secret": 1}, "required field 'event'"),
     ],
 )
 def test_bad_reports_are_rejected_with_a_reason(report: object, reason: str) -> None:
@@ -76,6 +78,20 @@ def test_bad_reports_are_rejected_with_a_reason(report: object, reason: str) -> 
     assert len(check.rejected) == 1
     index, error = check.rejected[0]
     assert index == 1 and reason in error
+
+
+def test_values_have_one_spelling() -> None:
+    check = check_reports(tiny(fields=_fields()), [{"event": "e", "x": 2.0, "v": "01.002.0-rc1"}], TODAY)
+    assert check.accepted == [{"event": "e", "x": 2, "v": "1.2.0-rc1"}]
+    assert isinstance(check.accepted[0]["x"], int)
+
+
+def test_a_report_of_only_undeclared_fields_is_rejected_and_not_counted() -> None:
+    fields = [{"name": "n", "type": "integer", "description": "n"}]
+    check = check_reports(tiny(fields=fields), [{"secret": 1}, {"n": 1, "other": 2}], TODAY)
+    assert check.accepted == [{"n": 1}]
+    assert check.rejected == [(0, "it has none of the fields the manifest declares")]
+    assert check.dropped == {"other": 1}
 
 
 def test_hostile_field_names_are_bounded() -> None:
@@ -105,6 +121,8 @@ def test_decode_shapes() -> None:
         (b"[" * 600_000 + b"]" * 600_000, TooLargeError, "1 MiB"),
         (b"[" * 100_000 + b"]" * 100_000, MalformedError, "nested too deeply"),
         (b"[" + b"{}," * (MAX_REPORTS) + b"{}]", TooLargeError, "at most 10000"),
+        (b'{"event": "a", "event": "b"}', MalformedError, "appears twice"),
+        (b'{"n": ' + b"9" * 5000 + b"}", MalformedError, "not valid JSON"),
     ],
 )
 def test_decode_refuses_bad_bodies(body: bytes, error: type[Exception], words: str) -> None:

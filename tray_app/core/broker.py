@@ -169,7 +169,7 @@ class Broker:
 
     @classmethod
     def open(cls, locations: Locations, clock: Clock = utc_now) -> Broker:
-        return cls(Store.open(locations.database), clock)
+        return cls(Store.open(locations.prepare().database), clock)
 
     def close(self) -> None:
         self.store.close()

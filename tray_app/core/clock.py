@@ -5,6 +5,7 @@ The text form sorts in time order, so the store can compare it as strings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -17,14 +18,24 @@ def utc_now() -> datetime:
 
 def to_iso(moment: datetime) -> str:
     """``2026-11-24T20:31:05Z``; microseconds only when there are any."""
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)
+    # Formatted by hand: strftime("%Y") drops leading zeros for years before 1000.
+    text = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+    return f"{text}.{m.microsecond:06d}Z" if m.microsecond else f"{text}Z"
+
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$")
 
 
 def from_iso(text: str) -> datetime:
-    """Parse an ISO 8601 timestamp with a zone; raise ValueError otherwise."""
+    """Parse an extended-format ISO 8601 timestamp with a zone; raise ValueError otherwise."""
+    if not _ISO.match(text):
+        raise ValueError("not an extended ISO 8601 timestamp with a zone")
+    if "." in text:
+        # Python keeps microseconds; cut longer fractions here rather than fail.
+        head, _, rest = text.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = head + "." + rest[: min(digits, 6)] + rest[digits:]
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError("timestamp has no time zone")

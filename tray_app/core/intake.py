@@ -25,9 +25,11 @@ def decode_reports(body: bytes) -> list[object]:
     except UnicodeDecodeError as exc:
         raise MalformedError(f"The body is not UTF-8 (bad byte at position {exc.start}).") from None
     try:
-        obj = json.loads(text, parse_constant=_no_constant)
+        obj = json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise MalformedError(f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise MalformedError(f"The body is not valid JSON: {exc}.") from None
     except RecursionError:
         raise MalformedError("The body is nested too deeply; a report is a flat object.") from None
     reports: Any
@@ -46,6 +48,19 @@ def decode_reports(body: bytes) -> list[object]:
     if len(reports) > MAX_REPORTS:
         raise TooLargeError(f"{len(reports)} reports in one request; at most {MAX_REPORTS} are accepted.")
     return list(reports)
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` that refuses a key given twice: which value counts is
+    ambiguous, and a reviewer could be shown one and the vendor another."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedError(f"The key {key[:64]!r} appears twice in one object; give it once.")
+            seen.add(key)
+    return obj
 
 
 def _no_constant(name: str) -> NoReturn:

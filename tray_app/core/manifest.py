@@ -150,6 +150,7 @@ class ManifestChange:
     removed: tuple[str, ...]
     changed: tuple[str, ...]
     endpoint_changed: bool
+    reconsent: tuple[str, ...] = ()
 
     @property
     def excluded_until_reviewed(self) -> tuple[str, ...]:
@@ -171,7 +172,23 @@ def diff_manifests(old: Manifest, new: Manifest) -> ManifestChange:
         removed=tuple(sorted(set(old_fields) - set(new_fields))),
         changed=tuple(sorted(changed)),
         endpoint_changed=old.endpoint != new.endpoint,
+        reconsent=_reconsent_reasons(old, new),
     )
+
+
+def _reconsent_reasons(old: Manifest, new: Manifest) -> tuple[str, ...]:
+    """What in a new version undoes the person's consent to the app as a whole: where the
+    data goes, who gets it, why, and (longer) how long they keep it."""
+    reasons = []
+    if old.endpoint != new.endpoint:
+        reasons.append(f"it now sends to {new.endpoint_host or new.endpoint}")
+    if old.vendor != new.vendor:
+        reasons.append(f"the vendor is now {new.vendor}")
+    if old.purpose != new.purpose:
+        reasons.append("its stated purpose changed")
+    if new.retention_days > old.retention_days:
+        reasons.append(f"the vendor now keeps data {new.retention_days} days, not {old.retention_days}")
+    return tuple(reasons)
 
 
 def _meaning(spec: FieldSpec) -> tuple[object, ...]:
@@ -214,17 +231,30 @@ def parse_manifest(data: bytes | str, fmt: Literal["toml", "json"] | None = None
         fmt = "json" if text.lstrip().startswith("{") else "toml"
     if fmt == "json":
         try:
-            obj = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise ManifestError("", f"it is not valid JSON ({detail}{where})") from None
+            obj = json.loads(text, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as exc:
+            raise ManifestError("", f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ManifestError("", f"it is not valid JSON ({detail})") from None
     else:
         try:
             obj = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ManifestError("", f"it is not valid TOML ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
+            detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise ManifestError("", f"it is not valid TOML ({detail})") from None
     return manifest_from_obj(obj)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # TOML refuses a repeated key; JSON would silently keep the last one, which could
+    # turn "identifying" into "anonymous" behind a reviewer's back.
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ManifestError(key, "is given twice in one object; give it once")
+        obj[key] = value
+    return obj
 
 
 def manifest_from_obj(obj: object) -> Manifest:
@@ -337,7 +367,7 @@ def _expires(where: str, value: object) -> date | None:
         return None
     if isinstance(value, date) and not hasattr(value, "hour"):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         try:
             return date.fromisoformat(value)
         except ValueError:
@@ -359,13 +389,13 @@ def _endpoint(top: Mapping[str, object]) -> str:
 
 def _url(top: Mapping[str, object], key: str) -> str:
     url = _text(top, key, max_len=2048)
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ManifestError(key, f"'{url}' is not an https:// URL")
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise ManifestError(key, f"'{url}' has an invalid port") from None
+    except ValueError as exc:
+        raise ManifestError(key, f"'{url}' is not a valid URL ({exc})") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ManifestError(key, f"'{url}' is not an https:// URL" if key == "endpoint" else f"'{url}' is not an http(s) URL")
     if any(ch.isspace() for ch in url):
         raise ManifestError(key, f"'{url}' contains spaces; percent-encode them")
     return url
@@ -399,6 +429,9 @@ def _no_unknown_keys(where: str, obj: Mapping[str, object], allowed: set[str]) -
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
         raise ManifestError(key, f"unknown key; allowed keys are {', '.join(sorted(allowed))}")
+    for key, value in obj.items():
+        if value is None:
+            raise ManifestError(f"{where}.{key}" if where else str(key), "is null; leave the key out to use its default")
 
 
 def _optional(obj: Mapping[str, object], key: str, default: object, where: str = "") -> object:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import StoreError
+
 APP_NAME = "telemetry-tray"
 HOME_ENV = "TELEMETRY_TRAY_HOME"
 PORT_ENV = "TELEMETRY_TRAY_PORT"
@@ -29,6 +31,7 @@ class Locations:
     config: Path
     cache: Path
     runtime: Path
+    home: Path | None = None
 
     @property
     def database(self) -> Path:
@@ -45,7 +48,7 @@ class Locations:
     @classmethod
     def under(cls, home: Path) -> Locations:
         home = home.expanduser().absolute()
-        return cls(data=home / "data", config=home / "config", cache=home / "cache", runtime=home)
+        return cls(data=home / "data", config=home / "config", cache=home / "cache", runtime=home, home=home)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Locations:
@@ -68,19 +71,46 @@ class Locations:
         )
 
 
+    def prepare(self) -> Locations:
+        """Create our folders, private (0700): the home if one is set, and the data folder."""
+        for folder in (self.home, self.data):
+            if folder is not None:
+                try:
+                    ensure_private_dir(folder)
+                except OSError as exc:
+                    raise StoreError(
+                        f"Cannot use the folder {folder}: {exc.strerror or exc}. "
+                        f"Set {HOME_ENV} to a folder you can write to."
+                    ) from None
+        return self
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make sure only this user can enter it."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:
+    info = path.stat()
+    # Repair only what is ours: never chmod a folder another user owns.
+    if stat.S_IMODE(info.st_mode) != 0o700 and info.st_uid == _uid():
         path.chmod(0o700)
     return path
 
 
 def ensure_private_file(path: Path) -> Path:
-    """Create ``path`` if missing with mode 0600, or repair its mode to 0600."""
+    """Create ``path`` if missing with mode 0600, or repair its mode to 0600.
+
+    Refuses a symbolic link: repairing the mode must never reach another file.
+    """
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    if stat.S_IMODE(path.stat().st_mode) != 0o600:
-        path.chmod(0o600)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        info = os.fstat(fd)
+        if stat.S_IMODE(info.st_mode) != 0o600 and info.st_uid == _uid() and hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
     return path
+
+
+def _uid() -> int:
+    getuid = getattr(os, "getuid", None)
+    return int(getuid()) if getuid is not None else -1

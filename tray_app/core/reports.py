@@ -24,6 +24,8 @@ MAX_STRING = 4096
 MAX_DROPPED_NAMES = 100
 _VERSION = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}([-+][0-9A-Za-z.+-]{1,64})?$")
 _INT_LIMIT = 2**63
+_EXACT_FLOAT = 2**53
+_SURROGATE, _SURROGATE_END = "\ud800", "\udfff"
 
 
 @dataclass
@@ -48,11 +50,12 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
             result.rejected.append((index, "a report must be a JSON object of field names and values"))
             continue
         report: Report = {}
+        dropped: list[str] = []
         problem = None
         for name, value in raw.items():
             spec = specs.get(name) if isinstance(name, str) else None
             if spec is None:
-                _count_drop(result.dropped, str(name))
+                dropped.append(str(name))
                 continue
             checked = check_value(spec, value)
             if isinstance(checked, _Problem):
@@ -63,17 +66,21 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
             missing = [name for name in required if name not in report]
             if missing:
                 problem = f"required field '{missing[0]}' is missing"
+            elif not report:
+                problem = "it has none of the fields the manifest declares"
         if problem is not None:
             result.rejected.append((index, problem))
         else:
             result.accepted.append(report)
+            for name in dropped:
+                _count_drop(result.dropped, name)
     return result
 
 
 def _count_drop(dropped: dict[str, int], name: str) -> None:
     # Names come from the app; keep them short and bounded so a hostile app cannot
     # flood the review with them.
-    name = "".join(ch if ch.isprintable() else "?" for ch in name[:64])
+    name = "".join(ch if ch.isprintable() and not _SURROGATE <= ch <= _SURROGATE_END else "?" for ch in name[:64])
     if name in dropped or len(dropped) < MAX_DROPPED_NAMES:
         dropped[name] = dropped.get(name, 0) + 1
 
@@ -99,21 +106,41 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
             return _Problem(f"{_show(value)} is not a number")
         if isinstance(value, float) and not math.isfinite(value):
             return _Problem("the number is not finite")
-        return value if abs(value) < _INT_LIMIT else _Problem("the number is out of range")
+        if abs(value) >= _INT_LIMIT:
+            return _Problem("the number is out of range")
+        # 2.0 and 2 are one value: store one spelling so counts and previews agree.
+        if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT:
+            return int(value)
+        return value
     if not isinstance(value, str):
         return _Problem(f"{_show(value)} is not a string")
     if len(value) > MAX_STRING:
         return _Problem(f"the string is {len(value)} characters; at most {MAX_STRING} are allowed")
+    if any(_SURROGATE <= ch <= _SURROGATE_END for ch in value):
+        return _Problem("the string contains an unpaired surrogate (invalid Unicode)")
     if kind == "enum" and value not in spec.values:
         return _Problem(f"{_show(value)} is not one of the declared values")
-    if kind == "version" and not _VERSION.match(value):
-        return _Problem(f"{_show(value)} is not a version like 3.1.4")
+    if kind == "version":
+        if not _VERSION.match(value):
+            return _Problem(f"{_show(value)} is not a version like 3.1.4")
+        return _normal_version(value)
     if kind == "timestamp":
         try:
             return to_iso(from_iso(value))
         except (ValueError, OverflowError):
             return _Problem(f"{_show(value)} is not an ISO 8601 timestamp with a zone (like 2026-11-24T10:00:00Z)")
     return value
+
+
+def _normal_version(value: str) -> str:
+    """``01.02.0`` → ``1.2.0``: one spelling per version, so counts agree."""
+    cut = len(value)
+    for mark in "-+":
+        at = value.find(mark)
+        if at != -1:
+            cut = min(cut, at)
+    core = ".".join(str(int(part)) for part in value[:cut].split("."))
+    return core + value[cut:]
 
 
 def _show(value: object) -> str:

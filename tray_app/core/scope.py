@@ -7,6 +7,7 @@ scope never heard of, is not sent until someone includes it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -147,12 +148,10 @@ def bucket(value: int | float) -> int:
         return 0
     if value >= 1:
         return 1 << (int(value).bit_length() - 1)
-    # Negative: the bucket [-2^k, -2^(k-1)) whose lower bound is -2^k.
-    magnitude = -value
-    power = 1
-    while power < magnitude:
-        power <<= 1
-    return -power
+    # Negative: the bucket [-2^k, -2^(k-1)) whose lower bound is -2^k, for the
+    # smallest power of two 2^k >= |value|.
+    magnitude = math.ceil(-value)
+    return -1 if magnitude <= 1 else -(1 << (magnitude - 1).bit_length())
 
 
 def _period_start(moment: datetime, level: str) -> datetime:

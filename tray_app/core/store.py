@@ -22,7 +22,7 @@ from typing import Any
 from .errors import NewerDatabaseError, StoreError
 from .history import Receipt
 from .migrations import LATEST, MIGRATIONS
-from .paths import ensure_private_dir, ensure_private_file
+from .paths import ensure_private_file
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -71,7 +71,9 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # One connection per thread, by thread id; those of finished threads are closed
+        # when the next one is opened, so a server's short-lived threads do not pile up.
+        self._connections: dict[int, sqlite3.Connection] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -95,7 +97,10 @@ class Store:
                 f"Cannot open the database {self.path}: {exc}. If it is damaged, move it aside and start again."
             ) from None
         with self._lock:
-            self._connections.append(conn)
+            alive = {thread.ident for thread in threading.enumerate()}
+            for ident in [i for i in self._connections if i not in alive]:
+                self._connections.pop(ident).close()
+            self._connections[threading.get_ident()] = conn
         return conn
 
     @property
@@ -109,7 +114,7 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._connections:
+            for conn in self._connections.values():
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
@@ -130,6 +135,9 @@ class Store:
     def _transaction(self, begin: str) -> Iterator[None]:
         conn = self._conn
         if self._local.depth:
+            if begin != "BEGIN" and self._local.kind == "BEGIN":
+                # Upgrading a read snapshot to a write can fail busy with no retry.
+                raise RuntimeError("a write transaction cannot start inside a read transaction")
             self._local.depth += 1
             try:
                 yield
@@ -141,17 +149,18 @@ class Store:
         except sqlite3.Error as exc:
             raise _store_error(exc) from None
         self._local.depth = 1
+        self._local.kind = begin
         try:
             yield
         except BaseException:
             self._local.depth = 0
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._local.depth = 0
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise _store_error(exc) from None
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
@@ -163,22 +172,47 @@ class Store:
     # -- schema ----------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        ensure_private_dir(self.path.parent)
-        ensure_private_file(self.path)
+        self._refuse_foreign()
+        try:
+            ensure_private_file(self.path)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot use the database file {self.path}: {exc.strerror or exc}. "
+                "If it is a symbolic link, replace it with the file itself."
+            ) from None
         version = self.schema_version()
+        if 0 < version < LATEST:
+            self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
+        self.migrate()
+
+    def _refuse_foreign(self) -> None:
+        """Look (read-only) at an existing file before changing anything about it."""
+        if self.path.is_symlink():
+            raise StoreError(f"The database {self.path} is a symbolic link; replace it with the file itself.")
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        try:
+            probe = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
+            try:
+                version = int(probe.execute("PRAGMA user_version").fetchone()[0])
+                tables = int(probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+            finally:
+                probe.close()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a Telemetry Tray database ({exc}). Move it aside to start afresh; "
+                "nothing in it was changed."
+            ) from None
         if version > LATEST:
             raise NewerDatabaseError(
                 f"The database {self.path} was written by a newer Telemetry Tray (schema {version}; "
                 f"this version knows up to {LATEST}). Install the newer version, or set "
                 "TELEMETRY_TRAY_HOME to another folder."
             )
-        if version == 0 and self._execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if version == 0 and tables:
             raise StoreError(
                 f"{self.path} is an SQLite database of another program. Move it aside; Telemetry Tray will not touch it."
             )
-        if 0 < version < LATEST:
-            self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
-        self.migrate()
 
     def schema_version(self) -> int:
         version: int = self._execute("PRAGMA user_version").fetchone()[0]
@@ -409,6 +443,12 @@ class Store:
 
 
 _RECEIPT_SELECT = "SELECT seq, at, batch_id, app_id, action, detail, prev_hash, hash FROM receipts"
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite may already have rolled back by itself (e.g. disk full); keep the first error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _receipt(row: Sequence[Any]) -> Receipt:
