@@ -69,18 +69,10 @@ def best_of(repeat: int, trials: dict[str, Trial]) -> dict[str, float]:
     machine hits all of them alike rather than one.
     """
     best = dict.fromkeys(trials, float("inf"))
-    # The benchmark's own inputs (100,000 reports and their rows) stay alive through
-    # every trial; frozen, the garbage collector skips them, as it would never see
-    # them in a real process, which holds one request at a time.
-    gc.collect()
-    gc.freeze()
-    try:
-        for _ in range(repeat):
-            for name, trial in trials.items():
-                gc.collect()
-                best[name] = min(best[name], trial())
-    finally:
-        gc.unfreeze()
+    for _ in range(repeat):
+        for name, trial in trials.items():
+            gc.collect()
+            best[name] = min(best[name], trial())
     return best
 
 

@@ -419,3 +419,66 @@ def test_overview_counts(broker: Broker, photoedit: Manifest, notesync: Manifest
     broker.ingest(photoedit.app_id, [EVENT])
     o = broker.overview()
     assert (o.apps, o.awaiting_consent, o.pending, o.open, o.held, o.paused_all) == (2, 1, 1, 1, 0, False)
+
+
+def test_an_open_batch_is_approved_only_against_a_digest(broker: Broker, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    batch = broker.ingest(photoedit.app_id, [EVENT]).batch_id
+    assert batch is not None
+    with pytest.raises(ConflictError, match="still collecting"):
+        broker.approve(batch)
+    seen = broker.view(batch).payload
+    assert seen is not None
+    assert broker.approve(batch, expected_sha256=seen.sha256).payload == seen
+
+
+@pytest.mark.parametrize(
+    ("change", "reconsent"),
+    [
+        ({"purpose": "Something else"}, True),
+        ({"vendor": "Other Corp"}, True),
+        ({"retention_days": 365}, True),
+        ({"retention_days": 7}, False),
+        ({"name": "Tiny Pro"}, False),
+    ],
+)
+def test_material_manifest_changes_need_consent_again(broker: Broker, change: dict[str, object], reconsent: bool) -> None:
+    token = allowed(broker, tiny())
+    reg = broker.register(tiny(version=2, **change), token=token)
+    assert reg.updated and bool(reg.change and reg.change.reconsent) is reconsent
+    assert reg.status == ("awaiting_consent" if reconsent else "allowed")
+
+
+def test_approved_batches_age_from_their_approval(broker: Broker, clock: Clock, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    broker.set_retention_days(7)
+    broker.ingest(photoedit.app_id, [EVENT, EVENT])
+    clock.advance(days=6)
+    (closed,) = broker.close_batches()
+    broker.approve(closed.batch_id)
+    clock.advance(days=6)
+    assert broker.apply_retention().expired == []
+    clock.advance(days=2)
+    assert broker.apply_retention().expired == [closed.batch_id]
+    assert broker.history()[-1].detail == {"reason": "not delivered within 7 days", "reports": 2}
+
+
+def test_a_clock_moving_back_opens_a_new_batch(broker: Broker, clock: Clock, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    first = broker.ingest(photoedit.app_id, [EVENT]).batch_id
+    clock.advance(days=-2)
+    second = broker.ingest(photoedit.app_id, [EVENT]).batch_id
+    assert second != first
+    view = broker.view(second)  # type: ignore[arg-type]
+    assert view.batch.window_start == "2026-11-22T00:00:00Z"
+
+
+def test_tidy_closes_ended_windows_and_applies_retention(broker: Broker, clock: Clock, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    batch = broker.ingest(photoedit.app_id, [EVENT]).batch_id
+    clock.advance(days=1)
+    closed, sweep = broker.tidy()
+    assert [c.batch_id for c in closed] == [batch] and sweep.expired == []
+    clock.advance(days=31)
+    closed, sweep = broker.tidy()
+    assert closed == [] and sweep.expired == [batch]

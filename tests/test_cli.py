@@ -148,6 +148,13 @@ def test_policy_and_remember(tt: Run) -> None:
     assert _json(tt("apps", "--json"))[0]["policy"] == "paused"
 
 
+def test_registering_again_issues_a_new_token(tt: Run) -> None:
+    first = _json(tt("register", str(PHOTOEDIT), "--json"))["token"]
+    out = tt("register", str(PHOTOEDIT)).stdout
+    assert "already registered with this manifest" in out and "new token" in out
+    assert first not in out
+
+
 def test_version_and_help(tt: Run) -> None:
     assert tt("--version").stdout.strip() == f"telemetry-tray {__version__}"
     assert "approve" in tt("--help").stdout
@@ -172,6 +179,7 @@ def test_version_and_help(tt: Run) -> None:
         (["show", "BATCH", "--coarsen", "event=day"], None, "only be kept or excluded"),
         (["show", "BATCH", "--include", "nope"], None, "not a field"),
         (["approve", "BATCH", "--sha256", "00" * 32], None, "Look at it again"),
+        (["approve", "BATCH"], None, "still collecting"),
     ],
 )
 def test_bad_input_gets_exit_2_and_one_line(tt: Run, args: list[str], stdin: str | None, words: str) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import stat
 from pathlib import Path
 
@@ -56,10 +57,20 @@ def _at_version(path: Path, version: int) -> None:
 # Rows an older schema can hold, per version; each must survive every later upgrade.
 _SEED = {
     1: [
-        "INSERT INTO apps VALUES ('org.a.b','A','V','https://x.org/',1,'allowed','ask','{\"fields\":[],\"coarsen\":{},\"mode\":\"records\"}',NULL,'h','t','t')",
+        "INSERT INTO apps VALUES ('org.a.b','A','V','https://x.org/',1,'allowed','ask','{\"fields\":[],\"coarsen\":{},\"mode\":\"records\"}','h','t','t')",
         "INSERT INTO settings VALUES ('retention_days','12')",
     ],
 }
+
+
+@pytest.mark.parametrize("version", sorted(_SEED))
+def test_seed_rows_fit_their_schema(tmp_path: Path, version: int) -> None:
+    db = tmp_path / "seed.sqlite3"
+    _at_version(db, version)
+    conn = sqlite3.connect(db)
+    for statement in _SEED[version]:
+        conn.execute(statement)
+    conn.commit()
 
 
 @pytest.mark.parametrize("start", range(LATEST))
@@ -95,14 +106,24 @@ def test_a_migration_is_one_transaction(tmp_path: Path, monkeypatch: pytest.Monk
     assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
 
 
-def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+def _untouched(db: Path, before: bytes, mode: int) -> None:
+    assert db.read_bytes() == before
+    assert _mode(db) == mode
+    assert not db.with_name(db.name + "-wal").exists()
+
+
+def test_a_newer_database_is_refused_untouched(tmp_path: Path) -> None:
     db = tmp_path / "telemetry-tray.sqlite3"
     conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE future (x)")
     conn.execute(f"PRAGMA user_version = {LATEST + 1}")
+    conn.commit()
     conn.close()
+    db.chmod(0o640)
+    before = db.read_bytes()
     with pytest.raises(NewerDatabaseError, match="newer Telemetry Tray"):
         Store.open(db)
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == LATEST + 1
+    _untouched(db, before, 0o640)
 
 
 def test_a_foreign_database_is_left_alone(tmp_path: Path) -> None:
@@ -111,9 +132,36 @@ def test_a_foreign_database_is_left_alone(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE photos (id INTEGER)")
     conn.commit()
     conn.close()
+    db.chmod(0o644)
+    before = db.read_bytes()
     with pytest.raises(StoreError, match="another program"):
         Store.open(db)
-    assert sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall() == [("photos",)]
+    _untouched(db, before, 0o644)
+
+
+def test_a_symlinked_database_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    target.chmod(0o644)
+    db = tmp_path / "data" / "telemetry-tray.sqlite3"
+    db.parent.mkdir(mode=0o700)
+    db.symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link"):
+        Store.open(db)
+    assert target.read_text() == "keep me" and _mode(target) == 0o644
+
+
+def test_the_home_folder_is_private(tmp_path: Path) -> None:
+    home = tmp_path / "new" / "home"
+    Broker.open(Locations.under(home)).close()
+    assert _mode(home) == 0o700 and _mode(home / "data") == 0o700
+
+
+def test_a_home_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "file"
+    home.write_text("x")
+    with pytest.raises(StoreError, match="Cannot use the folder"):
+        Broker.open(Locations.under(home))
 
 
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -150,6 +198,7 @@ def test_home_comes_from_the_environment(tmp_path: Path) -> None:
     assert "telemetry-tray" in str(default.database)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG_RUNTIME_DIR is a Linux convention")
 def test_no_runtime_dir_means_the_private_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     loc = Locations.from_env({})

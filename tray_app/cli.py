@@ -147,7 +147,9 @@ def _scope_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _broker() -> Broker:
-    return Broker.open(Locations.from_env())
+    broker = Broker.open(Locations.from_env())
+    broker.tidy()
+    return broker
 
 
 def _start_tray(args: argparse.Namespace) -> int:
@@ -167,8 +169,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     locations = Locations.from_env()
-    broker = Broker.open(locations)
-    overview = broker.overview()
+    overview = _broker().overview()
     endpoint = running_endpoint(locations)
     obj = {
         "version": __version__,
@@ -221,10 +222,16 @@ def _register(args: argparse.Namespace) -> int:
     if result.created:
         _out(f"Registered {manifest.name} ({result.app_id}); it waits for your consent:")
         _out(f"  {PROG} consent {result.app_id} allow")
+    elif result.change is None:
+        _out(f"{manifest.name} ({result.app_id}) is already registered with this manifest; nothing changed in it.")
+        _out("A new token was issued; the old one no longer works.")
     else:
+        change = result.change
         _out(f"Updated {manifest.name} ({result.app_id}) to manifest version {manifest.version}; status {result.status}.")
-        if result.change and result.change.excluded_until_reviewed:
-            _out(f"New or changed fields, excluded until you include them: {', '.join(result.change.excluded_until_reviewed)}")
+        if change.excluded_until_reviewed:
+            _out(f"New or changed fields, excluded until you include them: {', '.join(change.excluded_until_reviewed)}")
+        if change.reconsent and result.status == "awaiting_consent":
+            _out(f"It needs your consent again: {'; '.join(change.reconsent)}.")
         _out("A new token was issued; the old one no longer works.")
     _out("The app's token (shown only this once; give it to the app):")
     _out(result.token)

@@ -68,6 +68,11 @@ class Registration:
     created: bool
     change: ManifestChange | None = None
 
+    @property
+    def updated(self) -> bool:
+        """Whether a new manifest version was stored."""
+        return self.change is not None
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -128,7 +133,7 @@ class BatchView:
             "scope": self.scope.to_obj() if self.scope else None,
             "payload": self.payload.obj() if self.payload else None,
             "payload_sha256": self.payload.sha256 if self.payload else None,
-            "payload_bytes": self.payload.size if self.payload else 0,
+            "payload_bytes": self.payload.size if self.payload else None,
         }
 
 
@@ -201,7 +206,6 @@ class Broker:
                         status="awaiting_consent",
                         policy="ask",
                         scope=_scope_json(default_scope(manifest)),
-                        consented_endpoint=None,
                         token_hash=hash_token(issued),
                         registered_at=at,
                         updated_at=at,
@@ -234,7 +238,7 @@ class Broker:
             if current is not None:
                 self._close(current, record)
             status = record.status
-            if change.endpoint_changed and status == "allowed":
+            if change.reconsent and status == "allowed":
                 status = "awaiting_consent"
             scope = carry_scope(Scope.from_obj(json.loads(record.scope)), old, manifest)
             self.store.insert_manifest(manifest.app_id, manifest.version, manifest.to_json(), at)
@@ -269,9 +273,9 @@ class Broker:
         """Allow an app (held batches move on) or block it (everything undelivered is discarded)."""
         at = to_iso(self._now())
         with self.store.write():
-            record = self._app_record(app_id)
+            self._app_record(app_id)
             if allow:
-                self.store.update_app(app_id, status="allowed", consented_endpoint=record.endpoint, updated_at=at)
+                self.store.update_app(app_id, status="allowed", updated_at=at)
                 self._route_held(app_id)
             else:
                 self.store.update_app(app_id, status="blocked", updated_at=at)
@@ -430,6 +434,11 @@ class Broker:
         with self.store.write():
             batch = self._find_batch(batch_ref)
             self._require_undecided(batch, "approve")
+            if batch.status == OPEN and expected_sha256 is None:
+                raise ConflictError(
+                    f"Batch {batch.batch_id} is still collecting reports, so it may hold more than you saw. "
+                    "Close it first (telemetry-tray close-batches), or approve with the --sha256 that show printed."
+                )
             record = self._app_record(batch.app_id)
             if record.status != "allowed":
                 raise ConflictError(
@@ -471,8 +480,15 @@ class Broker:
         cutoff = to_iso(now - timedelta(days=days))
         expired, purged = [], []
         with self.store.write():
-            for batch in self.store.batches((*UNDECIDED, APPROVED), window_end_before=cutoff):
-                count = self.store.delete_reports(batch.batch_id)
+            # Undecided batches age from the end of their window; approved ones from the
+            # approval (the person agreed to send them then, not when they were collected).
+            stale = [
+                *self.store.batches(UNDECIDED, window_end_before=cutoff),
+                *self.store.batches((APPROVED,), decided_before=cutoff),
+            ]
+            for batch in stale:
+                count = self._report_count(batch)
+                self.store.delete_reports(batch.batch_id)
                 self.store.update_batch(batch.batch_id, status=EXPIRED, payload=None)
                 what = "delivered" if batch.status == APPROVED else "decided"
                 self._record(batch, "expired", {"reason": f"not {what} within {days} days", "reports": count})
@@ -486,6 +502,12 @@ class Broker:
                 )
                 purged.append(batch.batch_id)
         return RetentionSweep(expired, purged)
+
+    def tidy(self) -> tuple[list[ClosedBatch], RetentionSweep]:
+        """The housekeeping due now: close ended windows, apply retention. Shells call
+        it when they start and the running instance on a schedule, so a batch is never
+        decided, shown or sent after it should have expired."""
+        return self.close_batches(), self.apply_retention()
 
     def overview(self) -> Overview:
         with self.store.read():
@@ -567,8 +589,10 @@ class Broker:
     def _collecting_batch(self, record: AppRecord, now: datetime) -> BatchRecord:
         """The open batch the app's reports go into now, opening a new one if needed."""
         batch = self.store.open_batch(record.app_id)
+        now_iso = to_iso(now)
         if batch is not None and (
-            batch.window_end <= to_iso(now) or batch.manifest_version != record.manifest_version
+            not batch.window_start <= now_iso < batch.window_end
+            or batch.manifest_version != record.manifest_version
         ):
             self._close(batch, record)
             batch = None

@@ -20,7 +20,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             status TEXT NOT NULL,
             policy TEXT NOT NULL,
             scope TEXT NOT NULL,
-            consented_endpoint TEXT,
             token_hash TEXT NOT NULL UNIQUE,
             registered_at TEXT NOT NULL,
             updated_at TEXT NOT NULL

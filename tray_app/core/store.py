@@ -37,7 +37,6 @@ class AppRecord:
     status: str
     policy: str
     scope: str
-    consented_endpoint: str | None
     token_hash: str
     registered_at: str
     updated_at: str
