@@ -20,9 +20,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (*CORE,)
 def main(argv: Sequence[str] | None = None) -> int:
     known = {b.name: b for b in BENCHMARKS}
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all: {', '.join(known)})"
-    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all: {', '.join(known)})")
     parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs (default 3)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in known]

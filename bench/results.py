@@ -30,15 +30,9 @@ def load(path: Path = RESULTS) -> dict[str, Any]:
     return results
 
 
-def merge(
-    results: dict[str, Any], benchmark: Benchmark, figures: Figures, run: dict[str, Any]
-) -> dict[str, Any]:
+def merge(results: dict[str, Any], benchmark: Benchmark, figures: Figures, run: dict[str, Any]) -> dict[str, Any]:
     """``results`` with ``benchmark``'s entry and figures replaced by this run's."""
-    kept = {
-        name: figure
-        for name, figure in results["figures"].items()
-        if figure.get("benchmark") != benchmark.name
-    }
+    kept = {name: figure for name, figure in results["figures"].items() if figure.get("benchmark") != benchmark.name}
     clash = sorted(set(kept) & set(figures))
     if clash:
         raise ValueError(f"figures {clash} of {benchmark.name} already belong to another benchmark")

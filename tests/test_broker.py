@@ -8,7 +8,14 @@ import pytest
 
 from tests.conftest import Clock, allowed, tiny
 from tray_app.core import Broker, Locations, Manifest, Scope
-from tray_app.core.errors import AuthError, BlockedError, ConflictError, DigestMismatch, NotFoundError, ScopeError
+from tray_app.core.errors import (
+    AuthError,
+    BlockedError,
+    ConflictError,
+    DigestMismatch,
+    NotFoundError,
+    ScopeError,
+)
 from tray_app.core.payload import sha256_hex
 
 EVENT = {"event": "crop", "ts": "2026-11-24T10:11:12Z", "app_version": "3.1.4", "account_email": "a@b.c"}
@@ -144,7 +151,10 @@ def test_windows_follow_the_cadence(broker: Broker, clock: Clock, notesync: Mani
     assert second != first
     pending = {b.batch_id: b for b in broker.pending()}
     assert pending[first].status == "pending" and pending[first].reports == 2
-    assert (pending[first].window_start, pending[first].window_end) == ("2026-11-24T10:00:00Z", "2026-11-24T11:00:00Z")
+    assert (pending[first].window_start, pending[first].window_end) == (
+        "2026-11-24T10:00:00Z",
+        "2026-11-24T11:00:00Z",
+    )
     assert pending[second].status == "open"
     clock.advance(hours=1)
     assert [c.batch_id for c in broker.close_batches()] == [second]
@@ -280,7 +290,9 @@ def test_batch_prefix_lookup(broker: Broker, photoedit: Manifest) -> None:
 def test_remember_applies_the_scope_to_the_next_batch(broker: Broker, photoedit: Manifest) -> None:
     allowed(broker, photoedit)
     first = _one_batch(broker, photoedit.app_id)
-    scope = broker.batch_scope(first).edited(exclude=["os_version", "install_id"], coarsen={"ts": "day"}, mode="aggregate")
+    scope = broker.batch_scope(first).edited(
+        exclude=["os_version", "install_id"], coarsen={"ts": "day"}, mode="aggregate"
+    )
     broker.approve(first, scope, remember=True)
     app = broker.app(photoedit.app_id)
     assert app.policy == "approve" and app.scope == scope
@@ -303,7 +315,9 @@ def test_concurrent_approvals_decide_once(home: Path, clock: Clock, photoedit: M
         except ConflictError:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=decide, args=(b, v)) for b, v in zip(brokers, ["approve", "discard"] * 2, strict=True)]
+    threads = [
+        threading.Thread(target=decide, args=(b, v)) for b, v in zip(brokers, ["approve", "discard"] * 2, strict=True)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -382,7 +396,10 @@ def test_old_undecided_batches_expire(broker: Broker, clock: Clock, photoedit: M
     assert broker.view(batch).batch.status == "expired"
     assert _db_rows(broker, "SELECT count(*) FROM reports") == [(0,)]
     (receipt,) = broker.history()
-    assert receipt.action == "expired" and receipt.detail == {"reason": "not decided within 7 days", "reports": 1}
+    assert receipt.action == "expired" and receipt.detail == {
+        "reason": "not decided within 7 days",
+        "reports": 1,
+    }
     with pytest.raises(ConflictError):
         broker.approve(batch)
 
@@ -442,7 +459,9 @@ def test_an_open_batch_is_approved_only_against_a_digest(broker: Broker, photoed
         ({"name": "Tiny Pro"}, False),
     ],
 )
-def test_material_manifest_changes_need_consent_again(broker: Broker, change: dict[str, object], reconsent: bool) -> None:
+def test_material_manifest_changes_need_consent_again(
+    broker: Broker, change: dict[str, object], reconsent: bool
+) -> None:
     token = allowed(broker, tiny())
     reg = broker.register(tiny(version=2, **change), token=token)
     assert reg.updated and bool(reg.change and reg.change.reconsent) is reconsent

@@ -29,7 +29,13 @@ def tt(tmp_path: Path) -> Run:
 
     def run(*args: str, input: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "tray_app", *args], input=input, capture_output=True, text=True, env=env, cwd=ROOT, check=False
+            [sys.executable, "-m", "tray_app", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            check=False,
         )
         assert "Traceback" not in result.stderr, result.stderr
         assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
@@ -47,8 +53,20 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
 
 
 REPORTS = [
-    {"event": "crop", "ts": "2026-11-24T10:11:12Z", "app_version": "3.1.4", "duration_ms": 120, "account_email": "a@b.c"},
-    {"event": "export", "ts": "2026-11-24T11:00:00Z", "app_version": "3.2.0", "duration_ms": 900, "cursor": [1, 2]},
+    {
+        "event": "crop",
+        "ts": "2026-11-24T10:11:12Z",
+        "app_version": "3.1.4",
+        "duration_ms": 120,
+        "account_email": "a@b.c",
+    },
+    {
+        "event": "export",
+        "ts": "2026-11-24T11:00:00Z",
+        "app_version": "3.2.0",
+        "duration_ms": 900,
+        "cursor": [1, 2],
+    },
 ]
 
 
@@ -82,19 +100,52 @@ def test_the_whole_flow(tt: Run, tmp_path: Path) -> None:
     batch = pending[0]["batch_id"]
     assert pending[0]["reports"] == 3 and pending[0]["status"] == "pending"
 
-    shown = _json(tt("show", batch, "--json", "--exclude", "duration_ms", "--coarsen", "ts=day", "--coarsen", "app_version=minor"))
-    assert set(shown) == {"batch_id", "app_id", "status", "scope", "payload", "payload_sha256", "payload_bytes"}
+    shown = _json(
+        tt(
+            "show",
+            batch,
+            "--json",
+            "--exclude",
+            "duration_ms",
+            "--coarsen",
+            "ts=day",
+            "--coarsen",
+            "app_version=minor",
+        )
+    )
+    assert set(shown) == {
+        "batch_id",
+        "app_id",
+        "status",
+        "scope",
+        "payload",
+        "payload_sha256",
+        "payload_bytes",
+    }
     body = canonical_bytes(shown["payload"])
     assert shown["payload_sha256"] == hashlib.sha256(body).hexdigest()
     assert shown["payload_bytes"] == len(body)
     assert "duration_ms" not in shown["scope"]["fields"] and "account_email" not in shown["scope"]["fields"]
-    assert shown["payload"]["reports"][0] == {"app_version": "3.1", "event": "crop", "ts": "2026-11-24T00:00:00Z"}
+    assert shown["payload"]["reports"][0] == {
+        "app_version": "3.1",
+        "event": "crop",
+        "ts": "2026-11-24T00:00:00Z",
+    }
     assert b"a@b.c" not in body and b"cursor" not in body
 
     approved = _json(
         tt(
-            "approve", batch, "--json", "--exclude", "duration_ms", "--coarsen", "ts=day",
-            "--coarsen", "app_version=minor", "--sha256", shown["payload_sha256"],
+            "approve",
+            batch,
+            "--json",
+            "--exclude",
+            "duration_ms",
+            "--coarsen",
+            "ts=day",
+            "--coarsen",
+            "app_version=minor",
+            "--sha256",
+            shown["payload_sha256"],
         )
     )
     assert approved["status"] == "approved"
@@ -224,7 +275,14 @@ def test_human_output_reads_well(tt: Run) -> None:
     tt("close-batches")
     (batch,) = _json(tt("pending", "--json"))
     shown = tt("show", batch["batch_id"]).stdout
-    for words in ("PhotoEdit", "telemetry.example.org", "Find which features crash", "90 days", "cursor (1)", "[----] account_email"):
+    for words in (
+        "PhotoEdit",
+        "telemetry.example.org",
+        "Find which features crash",
+        "90 days",
+        "cursor (1)",
+        "[----] account_email",
+    ):
         assert words in shown
     assert batch["batch_id"] in tt("pending").stdout
     tt("discard", batch["batch_id"])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sqlite3
 
 from tests.conftest import allowed, tiny
@@ -11,14 +12,16 @@ from tray_app.core.history import GENESIS, Receipt, seal, verify
 def _chain(n: int) -> list[Receipt]:
     chain: list[Receipt] = []
     for i in range(n):
-        chain.append(seal(chain[-1] if chain else None, f"2026-11-24T10:00:0{i}Z", f"b{i}", "app", "approved", {"i": i}))
+        chain.append(
+            seal(chain[-1] if chain else None, f"2026-11-24T10:00:0{i}Z", f"b{i}", "app", "approved", {"i": i})
+        )
     return chain
 
 
 def test_a_fresh_chain_verifies() -> None:
     chain = _chain(5)
     assert chain[0].prev_hash == GENESIS
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(chain, chain[1:], strict=False))
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(chain))
     check = verify(chain)
     assert check.ok and check.count == 5 and check.head == chain[-1].hash
 

@@ -32,7 +32,10 @@ def test_core_imports_without_pyside6() -> None:
     ]
     assert len(modules) > 10
     result = subprocess.run(
-        [sys.executable, "-c", BLOCK_QT, *modules, "tray_app.cli"], capture_output=True, text=True, check=False
+        [sys.executable, "-c", BLOCK_QT, *modules, "tray_app.cli"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"ok {len(modules) + 1}"

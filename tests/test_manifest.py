@@ -33,7 +33,10 @@ def test_toml_and_json_give_the_same_manifest(tmp_path: Path) -> None:
 
 
 def test_toml_date_for_expires() -> None:
-    text = PHOTOEDIT.read_text() + '\n[[fields]]\nname = "beta"\ntype = "boolean"\ndescription = "b"\nexpires = 2027-01-31\n'
+    text = (
+        PHOTOEDIT.read_text()
+        + '\n[[fields]]\nname = "beta"\ntype = "boolean"\ndescription = "b"\nexpires = 2027-01-31\n'
+    )
     assert parse_manifest(text).field("beta").expires == date(2027, 1, 31)  # type: ignore[union-attr]
 
 
@@ -124,7 +127,7 @@ def test_unparseable_manifest_is_refused_clearly(data: bytes, words: str) -> Non
 
 
 def test_json_array_manifest_is_refused() -> None:
-    with pytest.raises(ManifestError, match="table .* or an object"):
+    with pytest.raises(ManifestError, match=r"table .* or an object"):
         parse_manifest(b"[1, 2]", "json")
 
 

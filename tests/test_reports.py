@@ -30,12 +30,32 @@ def test_good_reports_are_kept_and_normalised() -> None:
     m = tiny(fields=_fields())
     check = check_reports(
         m,
-        [{"event": "e", "n": 3, "x": 1.5, "ok": False, "ts": "2026-11-24T10:00:00+02:00", "v": "3.1.4-rc1", "kind": "b", "last": "s"}],
+        [
+            {
+                "event": "e",
+                "n": 3,
+                "x": 1.5,
+                "ok": False,
+                "ts": "2026-11-24T10:00:00+02:00",
+                "v": "3.1.4-rc1",
+                "kind": "b",
+                "last": "s",
+            }
+        ],
         TODAY,
     )
     assert check.rejected == []
     assert check.accepted == [
-        {"event": "e", "n": 3, "x": 1.5, "ok": False, "ts": "2026-11-24T08:00:00Z", "v": "3.1.4-rc1", "kind": "b", "last": "s"}
+        {
+            "event": "e",
+            "n": 3,
+            "x": 1.5,
+            "ok": False,
+            "ts": "2026-11-24T08:00:00Z",
+            "v": "3.1.4-rc1",
+            "kind": "b",
+            "last": "s",
+        }
     ]
 
 

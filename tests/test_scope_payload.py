@@ -13,7 +13,15 @@ from tests.conftest import tiny
 from tray_app.core.errors import ScopeError
 from tray_app.core.payload import OTHER, BatchFrame, aggregate, canonical_bytes, fold, render
 from tray_app.core.reports import Report
-from tray_app.core.scope import Scope, bucket, carry_scope, check_scope, coarsen_value, default_scope, fit_scope
+from tray_app.core.scope import (
+    Scope,
+    bucket,
+    carry_scope,
+    check_scope,
+    coarsen_value,
+    default_scope,
+    fit_scope,
+)
 
 FIELDS: list[dict[str, Any]] = [
     {"name": "s", "type": "string", "description": "s"},
@@ -51,7 +59,20 @@ def test_version_coarsening() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0, 0), (0.7, 0), (1, 1), (1.9, 1), (2, 2), (3, 2), (4, 4), (1000, 512), (2**40 + 5, 2**40), (-0.5, -1), (-4, -4), (-5, -8)],
+    [
+        (0, 0),
+        (0.7, 0),
+        (1, 1),
+        (1.9, 1),
+        (2, 2),
+        (3, 2),
+        (4, 4),
+        (1000, 512),
+        (2**40 + 5, 2**40),
+        (-0.5, -1),
+        (-4, -4),
+        (-5, -8),
+    ],
 )
 def test_bucket_is_the_lower_bound_of_a_power_of_two(value: float, expected: int) -> None:
     assert bucket(value) == expected

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .core import Broker, BatchView, Locations, Scope, TrayError
+from .core import BatchView, Broker, Locations, Scope, TrayError
 from .core.errors import InputError
 from .core.instance import running_endpoint
 from .core.intake import MAX_BODY_BYTES, decode_reports
@@ -227,7 +227,9 @@ def _register(args: argparse.Namespace) -> int:
         _out("A new token was issued; the old one no longer works.")
     else:
         change = result.change
-        _out(f"Updated {manifest.name} ({result.app_id}) to manifest version {manifest.version}; status {result.status}.")
+        _out(
+            f"Updated {manifest.name} ({result.app_id}) to manifest version {manifest.version}; status {result.status}."
+        )
         if change.excluded_until_reviewed:
             _out(f"New or changed fields, excluded until you include them: {', '.join(change.excluded_until_reviewed)}")
         if change.reconsent and result.status == "awaiting_consent":
@@ -322,9 +324,7 @@ def _edited_scope(broker: Broker, args: argparse.Namespace) -> Scope | None:
             raise UsageError(f"--coarsen takes FIELD=LEVEL (like ts=day), not '{item}'")
         coarsen[field] = level
     mode = MODES[1] if args.aggregate else MODES[0] if args.records else None
-    return broker.batch_scope(args.batch).edited(
-        include=args.include, exclude=args.exclude, coarsen=coarsen, mode=mode
-    )
+    return broker.batch_scope(args.batch).edited(include=args.include, exclude=args.exclude, coarsen=coarsen, mode=mode)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -338,9 +338,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     broker = _broker()
-    view = broker.approve(
-        args.batch, _edited_scope(broker, args), expected_sha256=args.sha256, remember=args.remember
-    )
+    view = broker.approve(args.batch, _edited_scope(broker, args), expected_sha256=args.sha256, remember=args.remember)
     if args.json:
         return _print_json(view.to_obj())
     assert view.payload is not None

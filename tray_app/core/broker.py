@@ -24,8 +24,8 @@ from .consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, H
 from .errors import AuthError, BlockedError, ConflictError, DigestMismatch, InputError, NotFoundError
 from .history import Action, ChainCheck, Receipt, seal, verify
 from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
-from .payload import BatchFrame, Payload, render, sha256_hex
 from .paths import Locations
+from .payload import BatchFrame, Payload, render, sha256_hex
 from .reports import Report, ReportCheck, check_reports
 from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
 from .store import AppRecord, BatchRecord, Store
@@ -591,8 +591,7 @@ class Broker:
         batch = self.store.open_batch(record.app_id)
         now_iso = to_iso(now)
         if batch is not None and (
-            not batch.window_start <= now_iso < batch.window_end
-            or batch.manifest_version != record.manifest_version
+            not batch.window_start <= now_iso < batch.window_end or batch.manifest_version != record.manifest_version
         ):
             self._close(batch, record)
             batch = None
@@ -638,9 +637,7 @@ class Broker:
         self.store.update_batch(batch.batch_id, status=status)
         return status
 
-    def _scope_for(
-        self, batch: BatchRecord, record: AppRecord, manifest: Manifest, scope: Scope | None
-    ) -> Scope:
+    def _scope_for(self, batch: BatchRecord, record: AppRecord, manifest: Manifest, scope: Scope | None) -> Scope:
         today = self._now().date()
         if scope is not None:
             return fit_scope(check_scope(scope, manifest), manifest, today)
@@ -709,7 +706,12 @@ class Broker:
         count = self.store.delete_reports(batch.batch_id)
         at = to_iso(self._now())
         self.store.update_batch(
-            batch.batch_id, status=DISCARDED, closed_at=batch.closed_at or at, decided_at=at, decided_by=by, payload=None
+            batch.batch_id,
+            status=DISCARDED,
+            closed_at=batch.closed_at or at,
+            decided_at=at,
+            decided_by=by,
+            payload=None,
         )
         detail: dict[str, Any] = {"by": by, "reports": count}
         if reason:

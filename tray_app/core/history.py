@@ -99,13 +99,29 @@ def verify(receipts: Iterable[Receipt]) -> ChainCheck:
             return ChainCheck(False, count, prev_hash, f"receipt {receipt.seq} has an unknown action", receipt.seq)
         if receipt.prev_hash != prev_hash:
             return ChainCheck(
-                False, count, prev_hash, f"receipt {receipt.seq} does not follow the one before it", receipt.seq
+                False,
+                count,
+                prev_hash,
+                f"receipt {receipt.seq} does not follow the one before it",
+                receipt.seq,
             )
         recomputed = receipt_hash(
-            receipt.seq, receipt.at, receipt.batch_id, receipt.app_id, receipt.action, receipt.detail, prev_hash
+            receipt.seq,
+            receipt.at,
+            receipt.batch_id,
+            receipt.app_id,
+            receipt.action,
+            receipt.detail,
+            prev_hash,
         )
         if recomputed != receipt.hash:
-            return ChainCheck(False, count, prev_hash, f"receipt {receipt.seq} was changed after it was written", receipt.seq)
+            return ChainCheck(
+                False,
+                count,
+                prev_hash,
+                f"receipt {receipt.seq} was changed after it was written",
+                receipt.seq,
+            )
         prev_hash = receipt.hash
         expected_seq += 1
         count += 1

@@ -18,7 +18,8 @@ MAX_REPORTS = 10_000
 def decode_reports(body: bytes) -> list[object]:
     if len(body) > MAX_BODY_BYTES:
         raise TooLargeError(
-            f"The body is {len(body)} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted. Send fewer reports at a time."
+            f"The body is {len(body)} bytes; at most {MAX_BODY_BYTES} (1 MiB) are accepted. "
+            "Send fewer reports at a time."
         )
     try:
         text = body.decode("utf-8")
@@ -27,7 +28,9 @@ def decode_reports(body: bytes) -> list[object]:
     try:
         obj = json.loads(text, parse_constant=_no_constant, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
-        raise MalformedError(f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.") from None
+        raise MalformedError(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+        ) from None
     except ValueError as exc:  # e.g. an integer too long to convert
         raise MalformedError(f"The body is not valid JSON: {exc}.") from None
     except RecursionError:

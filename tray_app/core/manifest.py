@@ -26,7 +26,15 @@ from .windows import CADENCES, Cadence
 FieldType = Literal["string", "integer", "number", "boolean", "timestamp", "version", "enum"]
 Sensitivity = Literal["anonymous", "device", "pseudonymous", "identifying"]
 
-FIELD_TYPES: tuple[FieldType, ...] = ("string", "integer", "number", "boolean", "timestamp", "version", "enum")
+FIELD_TYPES: tuple[FieldType, ...] = (
+    "string",
+    "integer",
+    "number",
+    "boolean",
+    "timestamp",
+    "version",
+    "enum",
+)
 SENSITIVITIES: tuple[Sensitivity, ...] = ("anonymous", "device", "pseudonymous", "identifying")
 COARSEN_LEVELS: Mapping[str, tuple[str, ...]] = {
     "timestamp": ("hour", "day", "week", "month"),
@@ -53,7 +61,13 @@ _RESERVED_HEADERS = {
     "connection", "idempotency-key", "user-agent", "te", "upgrade", "trailer",
 }  # fmt: skip
 # Bidirectional controls can make a name read differently from what it is.
-_BIDI_CONTROLS = {"\u061c", "\u200e", "\u200f", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))}
+_BIDI_CONTROLS = {
+    "\u061c",
+    "\u200e",
+    "\u200f",
+    *map(chr, range(0x202A, 0x202F)),
+    *map(chr, range(0x2066, 0x206A)),
+}
 
 
 @dataclass(frozen=True)
@@ -161,9 +175,7 @@ def diff_manifests(old: Manifest, new: Manifest) -> ManifestChange:
     old_fields = {spec.name: spec for spec in old.fields}
     new_fields = {spec.name: spec for spec in new.fields}
     changed = [
-        name
-        for name, spec in new_fields.items()
-        if name in old_fields and _meaning(old_fields[name]) != _meaning(spec)
+        name for name, spec in new_fields.items() if name in old_fields and _meaning(old_fields[name]) != _meaning(spec)
     ]
     return ManifestChange(
         old_version=old.version,
@@ -233,7 +245,9 @@ def parse_manifest(data: bytes | str, fmt: Literal["toml", "json"] | None = None
         try:
             obj = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
-            raise ManifestError("", f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+            raise ManifestError(
+                "", f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            ) from None
         except (ValueError, RecursionError) as exc:
             detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise ManifestError("", f"it is not valid JSON ({detail})") from None
@@ -265,9 +279,7 @@ def manifest_from_obj(obj: object) -> Manifest:
     _no_unknown_keys("", top, _TOP_KEYS)
     app_id = _text(top, "app_id", max_len=128)
     if not _APP_ID.match(app_id):
-        raise ManifestError(
-            "app_id", f"'{app_id}' is not a reverse-DNS name; write it like 'org.example.photoedit'"
-        )
+        raise ManifestError("app_id", f"'{app_id}' is not a reverse-DNS name; write it like 'org.example.photoedit'")
     cadence = _optional(top, "cadence", "daily")
     if cadence not in CADENCES:
         raise ManifestError("cadence", f"{_show(cadence)} is not one of {', '.join(CADENCES)}")
@@ -316,9 +328,7 @@ def _field(index: int, obj: object) -> FieldSpec:
         raise ManifestError(f"{where}.type", f"{_show(ftype)} is not one of {', '.join(FIELD_TYPES)}")
     sensitivity = _optional(spec, "sensitivity", "anonymous", where)
     if sensitivity not in SENSITIVITIES:
-        raise ManifestError(
-            f"{where}.sensitivity", f"{_show(sensitivity)} is not one of {', '.join(SENSITIVITIES)}"
-        )
+        raise ManifestError(f"{where}.sensitivity", f"{_show(sensitivity)} is not one of {', '.join(SENSITIVITIES)}")
     required = _optional(spec, "required", False, where)
     if not isinstance(required, bool):
         raise ManifestError(f"{where}.required", f"{_show(required)} is not true or false")
@@ -395,7 +405,9 @@ def _url(top: Mapping[str, object], key: str) -> str:
     except ValueError as exc:
         raise ManifestError(key, f"'{url}' is not a valid URL ({exc})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ManifestError(key, f"'{url}' is not an https:// URL" if key == "endpoint" else f"'{url}' is not an http(s) URL")
+        raise ManifestError(
+            key, f"'{url}' is not an https:// URL" if key == "endpoint" else f"'{url}' is not an http(s) URL"
+        )
     if any(ch.isspace() for ch in url):
         raise ManifestError(key, f"'{url}' contains spaces; percent-encode them")
     return url
@@ -431,7 +443,9 @@ def _no_unknown_keys(where: str, obj: Mapping[str, object], allowed: set[str]) -
         raise ManifestError(key, f"unknown key; allowed keys are {', '.join(sorted(allowed))}")
     for key, value in obj.items():
         if value is None:
-            raise ManifestError(f"{where}.{key}" if where else str(key), "is null; leave the key out to use its default")
+            raise ManifestError(
+                f"{where}.{key}" if where else str(key), "is null; leave the key out to use its default"
+            )
 
 
 def _optional(obj: Mapping[str, object], key: str, default: object, where: str = "") -> object:
@@ -439,9 +453,7 @@ def _optional(obj: Mapping[str, object], key: str, default: object, where: str =
     return default if value is None else value
 
 
-def _text(
-    obj: Mapping[str, object], key: str, *, max_len: int, multiline: bool = False, where: str = ""
-) -> str:
+def _text(obj: Mapping[str, object], key: str, *, max_len: int, multiline: bool = False, where: str = "") -> str:
     name = f"{where}.{key}" if where else key
     value = obj.get(key)
     if value is None:

@@ -70,7 +70,6 @@ class Locations:
             runtime=runtime,
         )
 
-
     def prepare(self) -> Locations:
         """Create our folders, private (0700): the home if one is set, and the data folder."""
         for folder in (self.home, self.data):

@@ -63,9 +63,7 @@ def render(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterabl
     return Payload.of(payload_object(frame, manifest, scope, reports))
 
 
-def payload_object(
-    frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]
-) -> dict[str, Any]:
+def payload_object(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "app_id": frame.app_id,
         "batch_id": frame.batch_id,

@@ -32,9 +32,7 @@ class Scope:
         # One spelling per scope: sorted fields and coarsening only for included
         # fields, so equal scopes render equal payloads.
         object.__setattr__(self, "fields", tuple(sorted(set(self.fields))))
-        object.__setattr__(
-            self, "coarsen", {k: self.coarsen[k] for k in sorted(self.coarsen) if k in self.fields}
-        )
+        object.__setattr__(self, "coarsen", {k: self.coarsen[k] for k in sorted(self.coarsen) if k in self.fields})
 
     def to_obj(self) -> dict[str, object]:
         return {"fields": list(self.fields), "coarsen": dict(self.coarsen), "mode": self.mode}

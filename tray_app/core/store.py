@@ -63,7 +63,7 @@ class BatchRecord:
 
 _APP_COLUMNS = tuple(f.name for f in fields(AppRecord))
 _BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
-_BATCH_SELECT = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"  # noqa: S608 - fixed column names
+_BATCH_SELECT = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"
 
 
 class Store:
@@ -210,7 +210,8 @@ class Store:
             )
         if version == 0 and tables:
             raise StoreError(
-                f"{self.path} is an SQLite database of another program. Move it aside; Telemetry Tray will not touch it."
+                f"{self.path} is an SQLite database of another program. "
+                "Move it aside; Telemetry Tray will not touch it."
             )
 
     def schema_version(self) -> int:
@@ -275,9 +276,7 @@ class Store:
         )
 
     def manifest_body(self, app_id: str, version: int) -> str | None:
-        row = self._execute(
-            "SELECT body FROM manifests WHERE app_id = ? AND version = ?", (app_id, version)
-        ).fetchone()
+        row = self._execute("SELECT body FROM manifests WHERE app_id = ? AND version = ?", (app_id, version)).fetchone()
         return str(row[0]) if row else None
 
     # -- batches ---------------------------------------------------------------------
@@ -336,8 +335,9 @@ class Store:
 
     def last_manifest_version(self, app_id: str, statuses: Iterable[str]) -> int | None:
         wanted = list(statuses)
+        marks = ", ".join("?" for _ in wanted)
         row = self._execute(
-            f"SELECT max(manifest_version) FROM batches WHERE app_id = ? AND status IN ({', '.join('?' for _ in wanted)})",
+            f"SELECT max(manifest_version) FROM batches WHERE app_id = ? AND status IN ({marks})",
             (app_id, *wanted),
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
@@ -429,9 +429,7 @@ class Store:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _update(
-        self, table: str, key: str, key_value: str, columns: Sequence[str], changes: dict[str, object]
-    ) -> None:
+    def _update(self, table: str, key: str, key_value: str, columns: Sequence[str], changes: dict[str, object]) -> None:
         unknown = set(changes) - set(columns)
         if unknown:
             raise ValueError(f"unknown columns for {table}: {sorted(unknown)}")
