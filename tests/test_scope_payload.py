@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import tiny
+from tray_app.core.clock import to_iso
 from tray_app.core.errors import ScopeError
 from tray_app.core.payload import OTHER, BatchFrame, aggregate, canonical_bytes, fold, render
-from tray_app.core.reports import Report
+from tray_app.core.reports import Report, check_reports
 from tray_app.core.scope import (
     Scope,
     bucket,
@@ -21,6 +22,7 @@ from tray_app.core.scope import (
     coarsen_value,
     default_scope,
     fit_scope,
+    period_start,
 )
 
 FIELDS: list[dict[str, Any]] = [
@@ -220,6 +222,17 @@ def test_fold_properties(counts: dict[str, int], min_count: int) -> None:
     for value, n in folded.items():
         if value != OTHER:
             assert counts[value] == n
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(min_value=datetime(1, 1, 8), max_value=datetime(9999, 12, 1), timezones=st.just(UTC)),
+    level=st.sampled_from(["hour", "day", "week", "month"]),
+)
+def test_timestamp_fast_path_agrees_with_date_arithmetic(moment: datetime, level: str) -> None:
+    stored = check_reports(tiny(fields=FIELDS), [{"t": moment.isoformat()}], date(2026, 1, 1)).accepted[0]["t"]
+    assert stored == to_iso(moment)
+    assert coarsen_value("timestamp", level, stored) == to_iso(period_start(moment, level))
 
 
 def test_aggregate_counts_coarsened_values() -> None:

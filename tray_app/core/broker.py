@@ -737,8 +737,12 @@ def _scope_json(scope: Scope) -> str:
     return json.dumps(scope.to_obj(), sort_keys=True, separators=(",", ":"))
 
 
+# One encoder for all reports: json.dumps with options builds a new one per call.
+_REPORT_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _report_json(report: Report) -> str:
-    return json.dumps(report, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _REPORT_ENCODER.encode(report)
 
 
 def _ingest_result(check: ReportCheck, batch_id: str | None) -> IngestResult:

@@ -116,8 +116,15 @@ def aggregate(fields: Iterable[str], records: Iterable[Report], min_count: int) 
 
 
 def value_key(value: JSONScalar) -> str:
-    if isinstance(value, str):
+    """A value as an aggregate key: strings as they are, others as their JSON text."""
+    if type(value) is str:
         return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return str(value)
     return json.dumps(value)
 
 

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from .clock import from_iso, to_iso
 from .manifest import FieldSpec, Manifest
@@ -25,7 +25,10 @@ MAX_DROPPED_NAMES = 100
 _VERSION = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}([-+][0-9A-Za-z.+-]{1,64})?$")
 _INT_LIMIT = 2**63
 _EXACT_FLOAT = 2**53
-_SURROGATE, _SURROGATE_END = "\ud800", "\udfff"
+_SURROGATES = re.compile("[\ud800-\udfff]")
+# The stored spelling (see clock.to_iso): a fraction only when it is not zero.
+_CANONICAL_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.(?!000000)\d{6})?Z$")
+_LEADING_ZERO = re.compile(r"(^|\.)0\d")
 
 
 @dataclass
@@ -46,7 +49,7 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
     required = [spec.name for spec in specs.values() if spec.required]
     result = ReportCheck()
     for index, raw in enumerate(reports):
-        if not isinstance(raw, Mapping):
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             result.rejected.append((index, "a report must be a JSON object of field names and values"))
             continue
         report: Report = {}
@@ -80,7 +83,7 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
 def _count_drop(dropped: dict[str, int], name: str) -> None:
     # Names come from the app; keep them short and bounded so a hostile app cannot
     # flood the review with them.
-    name = "".join(ch if ch.isprintable() and not _SURROGATE <= ch <= _SURROGATE_END else "?" for ch in name[:64])
+    name = "".join(ch if ch.isprintable() and not _SURROGATES.match(ch) else "?" for ch in name[:64])
     if name in dropped or len(dropped) < MAX_DROPPED_NAMES:
         dropped[name] = dropped.get(name, 0) + 1
 
@@ -116,7 +119,7 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
         return _Problem(f"{_show(value)} is not a string")
     if len(value) > MAX_STRING:
         return _Problem(f"the string is {len(value)} characters; at most {MAX_STRING} are allowed")
-    if any(_SURROGATE <= ch <= _SURROGATE_END for ch in value):
+    if not value.isascii() and _SURROGATES.search(value):
         return _Problem("the string contains an unpaired surrogate (invalid Unicode)")
     if kind == "enum" and value not in spec.values:
         return _Problem(f"{_show(value)} is not one of the declared values")
@@ -126,6 +129,9 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
         return _normal_version(value)
     if kind == "timestamp":
         try:
+            if _CANONICAL_TS.match(value):
+                datetime.fromisoformat(value)  # still checks the calendar (no month 13)
+                return value
             return to_iso(from_iso(value))
         except (ValueError, OverflowError):
             return _Problem(f"{_show(value)} is not an ISO 8601 timestamp with a zone (like 2026-11-24T10:00:00Z)")
@@ -134,6 +140,8 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
 
 def _normal_version(value: str) -> str:
     """``01.02.0`` → ``1.2.0``: one spelling per version, so counts agree."""
+    if not _LEADING_ZERO.search(value):
+        return value
     cut = len(value)
     for mark in "-+":
         at = value.find(mark)

@@ -131,7 +131,14 @@ def _names(manifest: Manifest) -> str:
 def coarsen_value(kind: str, level: str, value: JSONScalar) -> JSONScalar:
     """Coarsen one (already validated) value; see DESIGN.md for the levels."""
     if kind == "timestamp" and isinstance(value, str):
-        return to_iso(_period_start(from_iso(value), level))
+        # Stored timestamps are canonical UTC text, so most levels are a cut of the text.
+        if level != "week" and len(value) >= 20 and value[10] == "T" and value.endswith("Z"):
+            if level == "hour":
+                return value[:13] + ":00:00Z"
+            if level == "day":
+                return value[:10] + "T00:00:00Z"
+            return value[:7] + "-01T00:00:00Z"
+        return to_iso(period_start(from_iso(value), level))
     if kind == "version" and isinstance(value, str):
         core = value.split("-", 1)[0].split("+", 1)[0].split(".")
         return ".".join(core[: 1 if level == "major" else 2])
@@ -152,7 +159,7 @@ def bucket(value: int | float) -> int:
     return -1 if magnitude <= 1 else -(1 << (magnitude - 1).bit_length())
 
 
-def _period_start(moment: datetime, level: str) -> datetime:
+def period_start(moment: datetime, level: str) -> datetime:
     moment = moment.astimezone(UTC)
     if level == "hour":
         return moment.replace(minute=0, second=0, microsecond=0)
