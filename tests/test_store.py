@@ -209,3 +209,23 @@ def test_no_runtime_dir_means_the_private_data_dir(monkeypatch: pytest.MonkeyPat
     loc = Locations.from_env({})
     assert loc.runtime == loc.data
     assert not str(loc.endpoint_file).startswith("/tmp")
+
+
+def test_migrating_an_existing_database_keeps_a_copy_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "telemetry-tray.sqlite3"
+    store = Store.open(db)
+    with store.write():
+        store.set_setting("kept", "yes")
+    store.close()
+    # A release with one more migration than this one.
+    monkeypatch.setattr("tray_app.core.store.MIGRATIONS", (*MIGRATIONS, ("CREATE TABLE later (x TEXT)",)))
+    monkeypatch.setattr("tray_app.core.store.LATEST", LATEST + 1)
+    upgraded = Store.open(db)
+    assert upgraded.schema_version() == LATEST + 1
+    assert upgraded.setting("kept") == "yes"
+    backup = db.with_name(f"{db.name}.v{LATEST}.bak")
+    assert _mode(backup) == 0o600
+    copy = sqlite3.connect(backup)
+    assert copy.execute("PRAGMA user_version").fetchone()[0] == LATEST
+    assert copy.execute("SELECT value FROM settings WHERE key = 'kept'").fetchone() == ("yes",)
+    assert copy.execute("SELECT count(*) FROM sqlite_master WHERE name = 'later'").fetchone() == (0,)
