@@ -218,8 +218,9 @@ class Store:
         version: int = self._execute("PRAGMA user_version").fetchone()[0]
         return version
 
-    def migrate(self, target: int = LATEST) -> None:
-        """Apply the missing migrations up to ``target``, each in its own transaction."""
+    def migrate(self, target: int | None = None) -> None:
+        """Apply the missing migrations up to ``target`` (the latest), each in its own transaction."""
+        target = LATEST if target is None else target
         while True:
             with self.write():
                 # Read the version inside the write lock: another process may have migrated.
