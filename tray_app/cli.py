@@ -164,7 +164,18 @@ def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return _not_yet("run" if args.headless else "the tray")(args)
+    if not args.headless:
+        return _not_yet("the tray")(args)
+    from .core.instance import AlreadyRunning
+    from .ingest.instance import port_from_env, run_headless
+
+    try:
+        run_headless(Locations.from_env(), port_from_env())
+    except AlreadyRunning as exc:
+        return _fail(exc.message, EXIT_FAILURE)
+    except OSError as exc:
+        return _fail(f"cannot listen on 127.0.0.1: {exc.strerror or exc}; set TELEMETRY_TRAY_PORT to a free port", 1)
+    return EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from .paths import Locations
 from .payload import BatchFrame, Payload, render, sha256_hex
 from .reports import Report, ReportCheck, check_reports
 from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
+from .spool import Spool, SpoolDrain
 from .store import AppRecord, BatchRecord, Store
 from .windows import window_for
 
@@ -263,6 +264,15 @@ class Broker:
             raise AuthError("The token is not valid. Use the token printed when the app was registered.")
         return self._app_info(record)
 
+    def token_matches(self, app_id: str, token_sha256: str) -> bool:
+        """Whether ``token_sha256`` is the hash of ``app_id``'s token (for the spool)."""
+        record = self.store.app(app_id)
+        return record is not None and hmac.compare_digest(record.token_hash, str(token_sha256))
+
+    def drain_spool(self, spool: Spool) -> SpoolDrain:
+        """Ingest what the client SDK spooled while no instance ran."""
+        return spool.drain(self.ingest, self.token_matches)
+
     def apps(self) -> list[AppInfo]:
         return [self._app_info(record) for record in self.store.apps()]
 
@@ -362,6 +372,10 @@ class Broker:
                     status = self._close(batch, self._app_record(batch.app_id))
                     closed.append(ClosedBatch(batch.batch_id, batch.app_id, status))
         return closed
+
+    def earliest_window_end(self) -> str | None:
+        """When the next open batch's window ends (ISO 8601), if any batch is open."""
+        return self.store.earliest_window_end((OPEN,))
 
     def pending(self) -> list[BatchSummary]:
         """Batches waiting for a decision: open, held and pending."""

@@ -1,12 +1,24 @@
-"""The running instance as other processes see it: ``endpoint.json``."""
+"""The running instance as other processes see it: its lock and ``endpoint.json``.
+
+One instance per home: the instance holds an OS file lock on ``<data>/instance.lock``
+for as long as it runs (the OS drops it if the process dies, so a crash never leaves a
+stale lock). ``endpoint.json`` tells clients where it listens; it is written atomically
+once the endpoint serves and removed on a clean exit.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
-from .paths import Locations
+from .errors import TrayError
+from .paths import Locations, ensure_private_dir
+
+LOCK_NAME = "instance.lock"
 
 
 @dataclass(frozen=True)
@@ -16,14 +28,109 @@ class Endpoint:
     version: str
 
 
-def running_endpoint(locations: Locations) -> Endpoint | None:
-    """The instance's endpoint if its file exists and its process is alive."""
+class AlreadyRunning(TrayError):
+    title = "Already running"
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        who = f"(pid {pid})" if pid else "(pid unknown)"
+        super().__init__(f"Telemetry Tray is already running for this home {who}.")
+
+
+class InstanceLock:
+    """A non-blocking exclusive lock that names its holder."""
+
+    def __init__(self, locations: Locations) -> None:
+        self.path = locations.data / LOCK_NAME
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        ensure_private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        handle = os.fdopen(fd, "r+", encoding="utf-8")
+        if not _try_lock(handle):
+            holder = _read_pid(handle)
+            handle.close()
+            raise AlreadyRunning(holder)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing drops the lock
+            self._handle = None
+
+    def holder(self) -> int | None:
+        """The pid holding the lock, or None if nobody does."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+            if _try_lock(handle):
+                return None
+            return _read_pid(handle)
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _read_pid(handle: IO[str]) -> int | None:
+    try:
+        handle.seek(0)
+        return int(handle.read().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def write_endpoint(locations: Locations, endpoint: Endpoint) -> Path:
+    path = locations.endpoint_file
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"url": endpoint.url, "pid": endpoint.pid, "version": endpoint.version}, handle)
+    os.replace(tmp, path)
+    return path
+
+
+def remove_endpoint(locations: Locations, pid: int) -> None:
+    """Remove endpoint.json if it is still ours (a newer instance may have replaced it)."""
+    current = read_endpoint(locations)
+    if current is not None and current.pid == pid:
+        locations.endpoint_file.unlink(missing_ok=True)
+
+
+def read_endpoint(locations: Locations) -> Endpoint | None:
     try:
         obj = json.loads(locations.endpoint_file.read_text(encoding="utf-8"))
-        endpoint = Endpoint(str(obj["url"]), int(obj["pid"]), str(obj["version"]))
+        return Endpoint(str(obj["url"]), int(obj["pid"]), str(obj["version"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return endpoint if _alive(endpoint.pid) else None
+
+
+def running_endpoint(locations: Locations) -> Endpoint | None:
+    """The instance's endpoint if its file exists and its process is alive."""
+    endpoint = read_endpoint(locations)
+    return endpoint if endpoint is not None and _alive(endpoint.pid) else None
 
 
 def _alive(pid: int) -> bool:

@@ -334,6 +334,12 @@ class Store:
         row = self._execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
         return bytes(row[0]) if row and row[0] is not None else None
 
+    def earliest_window_end(self, statuses: Iterable[str]) -> str | None:
+        wanted = list(statuses)
+        marks = ", ".join("?" for _ in wanted)
+        row = self._execute(f"SELECT min(window_end) FROM batches WHERE status IN ({marks})", wanted).fetchone()
+        return str(row[0]) if row and row[0] is not None else None
+
     def last_manifest_version(self, app_id: str, statuses: Iterable[str]) -> int | None:
         wanted = list(statuses)
         marks = ", ".join("?" for _ in wanted)

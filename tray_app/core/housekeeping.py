@@ -1,0 +1,97 @@
+"""The schedule of the running instance: close windows when they end, apply
+retention, pick up the spool, and sleep in between.
+
+No polling: the thread sleeps until the earliest open window ends (or an hour for
+retention), and is woken early only when something may have moved that time (a
+report opened a new batch, a setting changed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from .broker import Broker
+from .clock import from_iso
+from .errors import TrayError
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+
+RETENTION_EVERY = timedelta(hours=1)
+
+
+class Housekeeper:
+    def __init__(
+        self,
+        broker: Broker,
+        spool: Spool | None = None,
+        on_change: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.spool = spool
+        self.on_change = on_change
+        self._clock = clock or broker._clock
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0  # how many times it did its work: for tests and status
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Something changed: look at the schedule again."""
+        self._wake.set()
+
+    def run_once(self) -> None:
+        closed, sweep = self.broker.tidy()
+        drained = self.broker.drain_spool(self.spool) if self.spool is not None else None
+        self.rounds += 1
+        if closed or sweep.expired or sweep.purged or (drained and drained.files):
+            log.info(
+                "closed %d batch(es), expired %d, purged %d, spool files %d",
+                len(closed),
+                len(sweep.expired),
+                len(sweep.purged),
+                drained.files if drained else 0,
+            )
+            if self.on_change is not None:
+                self.on_change()
+
+    def next_due(self, now: datetime) -> datetime:
+        due = now + RETENTION_EVERY
+        earliest = self.broker.earliest_window_end()
+        if earliest is not None:
+            due = min(due, from_iso(earliest))
+        return due
+
+    def _run(self) -> None:
+        due = self._clock()
+        while not self._stop.is_set():
+            now = self._clock()
+            if now >= due:
+                try:
+                    self.run_once()
+                except TrayError as exc:
+                    log.warning("housekeeping failed: %s", exc.message)
+                except Exception:
+                    log.exception("housekeeping failed")
+                now = self._clock()
+            try:
+                due = self.next_due(now)
+            except TrayError as exc:
+                log.warning("cannot read the schedule: %s", exc.message)
+                due = now + timedelta(minutes=1)
+            self._wake.wait(max(0.0, (due - now).total_seconds()))
+            self._wake.clear()

@@ -1,0 +1,105 @@
+"""The running instance: the endpoint, the schedule and the spool, for one home.
+
+``run --headless`` runs it on its own; the tray UI hosts the same object. Start-up
+order matters: take the lock (one instance per home), open the database, take in the
+spool, serve, and only then write ``endpoint.json`` so a client that finds the file
+finds a live endpoint. Stopping undoes it in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+from .. import __version__
+from ..core import Broker, Locations
+from ..core.errors import InputError
+from ..core.housekeeping import Housekeeper
+from ..core.instance import Endpoint, InstanceLock, remove_endpoint, write_endpoint
+from ..core.paths import PORT_ENV
+from ..core.spool import Spool
+from .app import IngestApp
+from .server import IngestServer
+
+log = logging.getLogger(__name__)
+
+
+def port_from_env(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    text = env.get(PORT_ENV, "").strip() or "0"
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise InputError(f"{PORT_ENV}={text!r} is not a port number; use 1 to 65535, or 0 for any free port.")
+    return port
+
+
+class Instance:
+    def __init__(self, locations: Locations, port: int = 0) -> None:
+        self.locations = locations
+        self.port = port
+        self.lock = InstanceLock(locations)
+        self.broker: Broker | None = None
+        self.server: IngestServer | None = None
+        self.housekeeper: Housekeeper | None = None
+        self.endpoint: Endpoint | None = None
+
+    def start(self) -> Endpoint:
+        self.locations.prepare()
+        self.lock.acquire()
+        try:
+            self.broker = Broker.open(self.locations)
+            self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool))
+            self.housekeeper.run_once()  # windows that ended while we were away, and the spool
+            self.server = IngestServer(IngestApp(self.broker, __version__, self.housekeeper.wake), self.port)
+            self.server.start()
+            self.housekeeper.start()
+            self.endpoint = Endpoint(self.server.url, os.getpid(), __version__)
+            write_endpoint(self.locations, self.endpoint)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("serving on %s", self.endpoint.url)
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self.endpoint is not None:
+            remove_endpoint(self.locations, self.endpoint.pid)
+            self.endpoint = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
+            self.housekeeper = None
+        if self.broker is not None:
+            self.broker.close()
+            self.broker = None
+        self.lock.release()
+
+
+def run_headless(locations: Locations, port: int, ready: threading.Event | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    instance = Instance(locations, port)
+    try:
+        endpoint = instance.start()
+        print(f"Telemetry Tray {__version__} listening on {endpoint.url} (pid {endpoint.pid})", flush=True)
+        if ready is not None:
+            ready.set()
+        while not stop.wait(3600):
+            pass
+    finally:
+        instance.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
