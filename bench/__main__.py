@@ -13,8 +13,9 @@ from time import perf_counter
 from . import report, results
 from .core_bench import BENCHMARKS as CORE
 from .figures import Benchmark, Settings, machine, now_iso
+from .http_bench import BENCHMARKS as HTTP
 
-BENCHMARKS: tuple[Benchmark, ...] = (*CORE,)
+BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

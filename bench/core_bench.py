@@ -193,7 +193,7 @@ def bench_ingest(settings: Settings) -> Figures:
     raw_one = len(reports) / best["raw_one_txn"]
     per_call = f"in calls of {CALL_SIZE} reports, one transaction each"
     return {
-        "ingest_reports_per_s": Figure(
+        "broker_ingest_reports_per_s": Figure(
             ingest,
             "reports/s",
             f"{len(reports):,} PhotoEdit reports through `Broker.ingest` {per_call} (like HTTP requests): "
@@ -216,10 +216,10 @@ def bench_ingest(settings: Settings) -> Figures:
             "without per-commit costs (context only).",
             baseline="raw_insert_reports_per_s",
         ),
-        "ingest_ratio": Figure(
+        "broker_ingest_ratio": Figure(
             ingest / raw,
             "×",
-            "`ingest_reports_per_s` ÷ `raw_insert_reports_per_s` (same transaction granularity).",
+            "`broker_ingest_reports_per_s` ÷ `raw_insert_reports_per_s` (same transaction granularity).",
             goal_min=INGEST_GOAL,
         ),
     }

@@ -3,11 +3,13 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import tiny
 from tray_app.core.errors import MalformedError, TooLargeError
 from tray_app.core.intake import MAX_REPORTS, decode_reports
-from tray_app.core.reports import check_reports
+from tray_app.core.reports import _fast_check, check_reports, check_value
 
 TODAY = date(2026, 11, 24)
 
@@ -148,3 +150,20 @@ def test_decode_shapes() -> None:
 def test_decode_refuses_bad_bodies(body: bytes, error: type[Exception], words: str) -> None:
     with pytest.raises(error, match=words):
         decode_reports(body)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    | st.sampled_from(["a", "b", "3.1.4", "03.1", "2026-11-24T10:00:00Z", "1.2.3-rc1", "x" * 5000, "\\ud800"]),
+    lambda inner: st.lists(inner, max_size=2),
+    max_leaves=3,
+)  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None)
+@given(value=_json_values, spec_index=st.integers(0, len(_fields()) - 1))
+def test_the_fast_check_never_accepts_what_check_value_would_change(value: object, spec_index: int) -> None:
+    spec = tiny(fields=_fields()).fields[spec_index]
+    if _fast_check(spec)(value):
+        checked = check_value(spec, value)
+        assert checked == value and type(checked) is type(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -46,6 +46,7 @@ class ReportCheck:
 
 def check_reports(manifest: Manifest, reports: Sequence[object], today: date) -> ReportCheck:
     specs = {spec.name: spec for spec in manifest.fields if not spec.expired(today)}
+    fast = {name: _fast_check(spec) for name, spec in specs.items()}
     required = [spec.name for spec in specs.values() if spec.required]
     result = ReportCheck()
     for index, raw in enumerate(reports):
@@ -56,21 +57,25 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
         dropped: list[str] = []
         problem = None
         for name, value in raw.items():
-            spec = specs.get(name) if isinstance(name, str) else None
-            if spec is None:
+            accept = fast.get(name) if type(name) is str else None
+            if accept is None:
                 dropped.append(str(name))
-                continue
-            checked = check_value(spec, value)
-            if isinstance(checked, _Problem):
-                problem = f"field '{name}': {checked.text}"
-                break
-            report[name] = checked
+            elif accept(value):
+                report[name] = value
+            else:
+                checked = check_value(specs[name], value)
+                if isinstance(checked, _Problem):
+                    problem = f"field '{name}': {checked.text}"
+                    break
+                report[name] = checked
         if problem is None:
-            missing = [name for name in required if name not in report]
-            if missing:
-                problem = f"required field '{missing[0]}' is missing"
-            elif not report:
-                problem = "it has none of the fields the manifest declares"
+            for name in required:
+                if name not in report:
+                    problem = f"required field '{name}' is missing"
+                    break
+            else:
+                if not report:
+                    problem = "it has none of the fields the manifest declares"
         if problem is not None:
             result.rejected.append((index, problem))
         else:
@@ -78,6 +83,35 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
             for name in dropped:
                 _count_drop(result.dropped, name)
     return result
+
+
+def _fast_check(spec: FieldSpec) -> Callable[[object], bool]:
+    """A quick test that ``value`` is already valid and in its stored spelling.
+
+    It may say no to a valid value; :func:`check_value` then decides (and normalises
+    or explains). It never says yes to a value ``check_value`` would change or refuse.
+    """
+    kind = spec.type
+    if kind == "boolean":
+        return lambda v: type(v) is bool
+    if kind == "integer":
+        return lambda v: type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT
+    if kind == "number":
+        return lambda v: (
+            (type(v) is int and -_INT_LIMIT <= v < _INT_LIMIT)
+            or (type(v) is float and math.isfinite(v) and not v.is_integer() and abs(v) < _INT_LIMIT)
+        )
+    if kind == "enum":
+        allowed = frozenset(spec.values)
+        return lambda v: type(v) is str and v in allowed
+    if kind == "string":
+        return lambda v: type(v) is str and len(v) <= MAX_STRING and v.isascii()
+    if kind == "version":
+        return lambda v: (
+            type(v) is str and len(v) <= MAX_STRING and _VERSION.match(v) is not None and not _LEADING_ZERO.search(v)
+        )
+    # timestamp: canonical text still needs a calendar check, which check_value does.
+    return lambda v: False
 
 
 def _count_drop(dropped: dict[str, int], name: str) -> None:

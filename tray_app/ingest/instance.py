@@ -85,6 +85,7 @@ class Instance:
 
 def run_headless(locations: Locations, port: int, ready: threading.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

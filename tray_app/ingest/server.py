@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from typing import Any
 
@@ -22,6 +23,10 @@ from ..core.intake import MAX_BODY_BYTES
 from .app import IngestApp
 
 HOST = "127.0.0.1"
+
+# Waitress warns "Task queue depth is N" whenever a request waits for a worker; under
+# any burst that is normal, and it would drown the log.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 class _JsonErrorTask(ErrorTask):  # type: ignore[misc]
