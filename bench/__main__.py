@@ -14,8 +14,9 @@ from . import report, results
 from .core_bench import BENCHMARKS as CORE
 from .figures import Benchmark, Settings, machine, now_iso
 from .http_bench import BENCHMARKS as HTTP
+from .sdk_bench import BENCHMARKS as SDK
 
-BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP)
+BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

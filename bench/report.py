@@ -72,6 +72,8 @@ def _value(figure: dict[str, Any]) -> str:
         return f"{value:,.0f} bytes ({value / 1_048_576:.1f} MiB)"
     if unit == "ms":
         return f"{value:,.1f} ms"
+    if unit == "µs":
+        return f"{value:,.2f} µs"
     return f"{value:,.0f} {unit}"
 
 
