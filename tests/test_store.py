@@ -59,6 +59,8 @@ _SEED = {
     1: [
         "INSERT INTO apps VALUES ('org.a.b','A','V','https://x.org/',1,'allowed','ask','{\"fields\":[],\"coarsen\":{},\"mode\":\"records\"}','h','t','t')",
         "INSERT INTO settings VALUES ('retention_days','12')",
+        "INSERT INTO batches VALUES ('b1','org.a.b',1,'w0','w1','approved',0,'c','c','2026-01-01T00:00:00Z','person',"
+        "'{}','https://x.org/',X'7B7D','44136fa3','2')",
     ],
 }
 
@@ -89,6 +91,11 @@ def test_upgrade_from_every_earlier_schema(tmp_path: Path, start: int) -> None:
     if start in _SEED:
         assert store.app("org.a.b") is not None
         assert store.setting("retention_days") == "12"
+        assert store.payload("b1") == b"{}"
+    if start == 1:
+        # Batches approved before deliveries existed are due at once, not forgotten.
+        delivery = store.delivery("b1")
+        assert delivery is not None and delivery.next_attempt_at == "2026-01-01T00:00:00Z"
         backup = db.with_name(f"{db.name}.v{start}.bak")
         assert backup.exists() and _mode(backup) == 0o600
         assert sqlite3.connect(backup).execute("PRAGMA user_version").fetchone()[0] == start

@@ -196,6 +196,7 @@ def _status(args: argparse.Namespace) -> int:
         "approved": overview.approved,
         "paused_all": overview.paused_all,
         "retention_days": overview.retention_days,
+        "spool_dropped": overview.spool_dropped,
     }
     if args.json:
         return _print_json(obj)
@@ -208,6 +209,10 @@ def _status(args: argparse.Namespace) -> int:
         f"{overview.open} collecting, {overview.approved} approved and not yet sent"
     )
     _out(f"Pause all: {'on' if overview.paused_all else 'off'}; local retention: {overview.retention_days} days")
+    if overview.spool_dropped:
+        _out(
+            f"Reports lost because an app's spool was full while no instance ran: {overview.spool_dropped}"
+        )
     return EXIT_OK
 
 

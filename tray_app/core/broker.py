@@ -13,12 +13,14 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import consent
+from . import consent, delivery
 from .clock import Clock, to_iso, utc_now
 from .consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, HELD, OPEN, PENDING, UNDECIDED
 from .errors import AuthError, BlockedError, ConflictError, DigestMismatch, InputError, NotFoundError
@@ -29,13 +31,15 @@ from .payload import BatchFrame, Payload, render, sha256_hex
 from .reports import Report, ReportCheck, check_reports
 from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
 from .spool import Spool, SpoolDrain
-from .store import AppRecord, BatchRecord, Store
+from .store import AppRecord, BatchRecord, DeliveryRecord, Store
 from .windows import window_for
 
 DEFAULT_RETENTION_DAYS = 30
+LEASE_S = 120.0  # longer than a send can take (connect + read timeouts), so a live send keeps its claim
 MAX_RETENTION_DAYS = 3650
 _PAUSED_ALL = "paused_all"
 _RETENTION = "retention_days"
+_SPOOL_DROPPED = "spool_dropped_reports"
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,30 @@ class RetentionSweep:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """An approved batch claimed for sending: the exact bytes and where they go."""
+
+    batch_id: str
+    app_id: str
+    endpoint: str
+    auth: str
+    payload: bytes
+    payload_sha256: str
+    attempts: int
+    owner: str
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    batch_id: str
+    app_id: str
+    outcome: str  # delivered | retrying | failed | waiting for credentials | already <status>
+    status: int | None = None
+    error: str | None = None
+    next_attempt_at: str | None = None
+
+
+@dataclass(frozen=True)
 class Overview:
     apps: int
     awaiting_consent: int
@@ -161,6 +189,8 @@ class Overview:
     approved: int
     paused_all: bool
     retention_days: int
+    spool_dropped: int
+    delivering: int
 
 
 def hash_token(token: str) -> str:
@@ -172,6 +202,27 @@ class Broker:
         self.store = store
         self._clock = clock
         self._manifests: dict[tuple[str, int], Manifest] = {}
+        # Called (from the thread that made the change) after a write transaction that
+        # approved something commits: the forwarder wakes on it instead of polling.
+        self.on_approved: list[Callable[[], None]] = []
+        self._local = threading.local()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction; listeners hear of approvals once it has committed."""
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            self._local.approved = False
+        self._local.depth = depth + 1
+        try:
+            with self.store.write():
+                yield
+        finally:
+            self._local.depth = depth
+        if depth == 0 and self._local.approved:
+            self._local.approved = False
+            for listener in list(self.on_approved):
+                listener()
 
     @classmethod
     def open(cls, locations: Locations, clock: Clock = utc_now) -> Broker:
@@ -193,7 +244,7 @@ class Broker:
         ``new_token`` is set (the person at the CLI), which also issues a new token.
         """
         at = to_iso(self._now())
-        with self.store.write():
+        with self._writing():
             record = self.store.app(manifest.app_id)
             if record is None:
                 issued = secrets.token_urlsafe(32)
@@ -270,8 +321,14 @@ class Broker:
         return record is not None and hmac.compare_digest(record.token_hash, str(token_sha256))
 
     def drain_spool(self, spool: Spool) -> SpoolDrain:
-        """Ingest what the client SDK spooled while no instance ran."""
-        return spool.drain(self.ingest, self.token_matches)
+        """Ingest what the client SDK spooled while no instance ran, and keep count of
+        what full spools dropped (``Overview.spool_dropped``)."""
+        drained = spool.drain(self.ingest, self.token_matches)
+        if drained.dropped_by_clients:
+            with self._writing():
+                total = int(self.store.setting(_SPOOL_DROPPED) or 0) + drained.dropped_by_clients
+                self.store.set_setting(_SPOOL_DROPPED, str(total))
+        return drained
 
     def apps(self) -> list[AppInfo]:
         return [self._app_info(record) for record in self.store.apps()]
@@ -282,7 +339,7 @@ class Broker:
     def set_consent(self, app_id: str, allow: bool) -> AppInfo:
         """Allow an app (held batches move on) or block it (everything undelivered is discarded)."""
         at = to_iso(self._now())
-        with self.store.write():
+        with self._writing():
             self._app_record(app_id)
             if allow:
                 self.store.update_app(app_id, status="allowed", updated_at=at)
@@ -290,13 +347,14 @@ class Broker:
             else:
                 self.store.update_app(app_id, status="blocked", updated_at=at)
                 for batch in self.store.batches((*UNDECIDED, APPROVED), app_id=app_id):
-                    self._discard(batch, by="person", reason="app blocked")
+                    if not self._in_flight(batch):
+                        self._discard(batch, by="person", reason="app blocked")
             return self.app(app_id)
 
     def set_policy(self, app_id: str, policy: str) -> AppInfo:
         if policy not in consent.POLICIES:
             raise InputError(f"'{policy}' is not a policy; use one of {', '.join(consent.POLICIES)}")
-        with self.store.write():
+        with self._writing():
             self._app_record(app_id)
             self.store.update_app(app_id, policy=policy, updated_at=to_iso(self._now()))
             self._route_held(app_id)
@@ -304,7 +362,7 @@ class Broker:
 
     def save_scope(self, app_id: str, scope: Scope) -> AppInfo:
         """Make ``scope`` the one this app's batches start with (and policy ``approve`` uses)."""
-        with self.store.write():
+        with self._writing():
             record = self._app_record(app_id)
             check_scope(scope, self._manifest(app_id, record.manifest_version))
             self.store.update_app(app_id, scope=_scope_json(scope), updated_at=to_iso(self._now()))
@@ -317,7 +375,7 @@ class Broker:
         return self.store.setting(_PAUSED_ALL) == "1"
 
     def set_paused_all(self, paused: bool) -> None:
-        with self.store.write():
+        with self._writing():
             self.store.set_setting(_PAUSED_ALL, "1" if paused else "0")
             if not paused:
                 self._route_held(None)
@@ -330,7 +388,7 @@ class Broker:
     def set_retention_days(self, days: int) -> None:
         if not 1 <= days <= MAX_RETENTION_DAYS:
             raise InputError(f"retention must be 1 to {MAX_RETENTION_DAYS} days, not {days}")
-        with self.store.write():
+        with self._writing():
             self.store.set_setting(_RETENTION, str(days))
 
     # -- reports and batches ---------------------------------------------------------
@@ -348,7 +406,7 @@ class Broker:
         check = check_reports(manifest, reports, now.date())
         if not check.accepted:
             return _ingest_result(check, None)
-        with self.store.write():
+        with self._writing():
             current = self._app_record(app_id)
             self._refuse_blocked(current)
             if current.manifest_version != manifest.version:
@@ -366,7 +424,7 @@ class Broker:
         """Close open batches whose window has ended (all of them with ``force``)."""
         now_iso = to_iso(self._now())
         closed = []
-        with self.store.write():
+        with self._writing():
             for batch in self.store.batches((OPEN,)):
                 if force or batch.window_end <= now_iso:
                     status = self._close(batch, self._app_record(batch.app_id))
@@ -445,7 +503,7 @@ class Broker:
         changed since it was previewed) nothing is approved. ``remember`` makes the
         scope the app's saved scope and its policy ``approve``.
         """
-        with self.store.write():
+        with self._writing():
             batch = self._find_batch(batch_ref)
             self._require_undecided(batch, "approve")
             if batch.status == OPEN and expected_sha256 is None:
@@ -472,11 +530,133 @@ class Broker:
 
     def discard(self, batch_ref: str) -> BatchView:
         """Discard a batch: its reports are deleted and nothing is sent, not even a notice."""
-        with self.store.write():
+        with self._writing():
             batch = self._find_batch(batch_ref)
             self._require_undecided(batch, "discard")
             self._discard(batch, by="person")
             return self.view(batch.batch_id)
+
+    # -- delivery --------------------------------------------------------------------
+
+    def claim_deliveries(self, owner: str, *, limit: int = 16, lease_s: float = LEASE_S) -> list[Claim]:
+        """Claim due deliveries for ``owner`` under a lease, so no other sender takes
+        them until the lease expires (a sender that died is replaced then, and sends the
+        same bytes with the same Idempotency-Key). Nothing is claimed while paused."""
+        now = self._now()
+        claims = []
+        with self._writing():
+            if self.paused_all:
+                return []
+            expires = to_iso(now + timedelta(seconds=lease_s))
+            for due in self.store.due_deliveries(to_iso(now), limit):
+                batch = self.store.batch(due.batch_id)
+                body = self.store.payload(due.batch_id)
+                if batch is None or body is None or batch.endpoint is None or batch.payload_sha256 is None:
+                    continue
+                self.store.update_delivery(due.batch_id, lease_owner=owner, lease_expires_at=expires)
+                manifest = self._manifest(batch.app_id, batch.manifest_version)
+                claims.append(
+                    Claim(batch.batch_id, batch.app_id, batch.endpoint, manifest.auth, body,
+                          batch.payload_sha256, due.attempts, owner)
+                )  # fmt: skip
+        return claims
+
+    def finish_delivery(
+        self,
+        claim: Claim,
+        *,
+        status: int | None,
+        error: str | None = None,
+        retry_after: str | None = None,
+        request_id: str | None = None,
+        elapsed_ms: float | None = None,
+    ) -> DeliveryOutcome:
+        """Record what the vendor answered (``status``, its ``Retry-After`` header) or the
+        network error (``status=None``), with a receipt."""
+        now = self._now()
+        with self._writing():
+            batch = self.store.batch(claim.batch_id)
+            current = self.store.delivery(claim.batch_id)
+            if batch is None or current is None or batch.status != APPROVED:
+                return DeliveryOutcome(claim.batch_id, claim.app_id, f"already {batch.status if batch else 'gone'}")
+            if current.lease_owner != claim.owner:
+                # Our lease ran out and another sender took the batch; it will record the
+                # outcome of its own send (same bytes, same Idempotency-Key).
+                return DeliveryOutcome(claim.batch_id, claim.app_id, "taken over by another sender")
+            attempts = current.attempts + 1
+            common: dict[str, Any] = {"endpoint": claim.endpoint, "attempts": attempts}
+            if status is not None:
+                common["status"] = status
+            if error:
+                common["error"] = error[:300]
+            result = delivery.verdict(status)
+            if result == "delivered":
+                self.store.update_batch(claim.batch_id, status=DELIVERED)
+                self.store.update_delivery(
+                    claim.batch_id, attempts=attempts, lease_owner=None, lease_expires_at=None, last_status=status,
+                    last_error=None,
+                )  # fmt: skip
+                detail = {
+                    **common,
+                    "payload_sha256": claim.payload_sha256,
+                    "payload_bytes": len(claim.payload),
+                    "request_id": request_id,
+                    "elapsed_ms": round(elapsed_ms, 1) if elapsed_ms is not None else None,
+                }
+                self._record(batch, "delivered", detail)
+                return DeliveryOutcome(claim.batch_id, claim.app_id, "delivered", status)
+            if result == "retry":
+                wait = delivery.retry_after_s(retry_after, now)
+                when = to_iso(delivery.next_attempt(now, attempts, wait))
+                self.store.update_delivery(
+                    claim.batch_id, attempts=attempts, next_attempt_at=when, lease_owner=None, lease_expires_at=None,
+                    last_status=status, last_error=error,
+                )  # fmt: skip
+                self._record(batch, "retrying", {**common, "next_attempt_at": when})
+                return DeliveryOutcome(claim.batch_id, claim.app_id, "retrying", status, error, when)
+            self.store.update_batch(claim.batch_id, status=FAILED)
+            self.store.update_delivery(
+                claim.batch_id, attempts=attempts, lease_owner=None, lease_expires_at=None, last_status=status,
+                last_error=error,
+            )  # fmt: skip
+            self._record(batch, "failed", common)
+            return DeliveryOutcome(claim.batch_id, claim.app_id, "failed", status, error)
+
+    def wait_for_credentials(self, claim: Claim, reason: str) -> DeliveryOutcome:
+        """Hold a claimed batch until its app has credentials in the keyring (no send, no attempt)."""
+        with self._writing():
+            current = self.store.delivery(claim.batch_id)
+            if current is not None and current.lease_owner == claim.owner:
+                self.store.update_delivery(
+                    claim.batch_id, waiting_for="credentials", lease_owner=None, lease_expires_at=None,
+                    last_error=reason,
+                )  # fmt: skip
+        return DeliveryOutcome(claim.batch_id, claim.app_id, "waiting for credentials", error=reason)
+
+    def credentials_changed(self, app_id: str) -> int:
+        """An app's credentials were set: its held deliveries are due again. Returns how many."""
+        now = to_iso(self._now())
+        count = 0
+        with self._writing():
+            for waiting in self.store.open_deliveries(app_id):
+                if waiting.waiting_for == "credentials":
+                    self.store.update_delivery(waiting.batch_id, waiting_for=None, next_attempt_at=now)
+                    count += 1
+            if count:
+                self._local.approved = True  # wakes the forwarder like an approval
+        return count
+
+    def open_deliveries(self) -> list[DeliveryRecord]:
+        """Approved batches not yet delivered: due, scheduled, in flight or waiting."""
+        return self.store.open_deliveries()
+
+    def next_delivery_due(self) -> str | None:
+        """When the forwarder next has something to do (ISO 8601), if ever."""
+        times = []
+        for d in self.store.open_deliveries():
+            if d.waiting_for is None:
+                times.append(max(d.next_attempt_at, d.lease_expires_at or ""))
+        return min(times) if times else None
 
     # -- history and retention -------------------------------------------------------
 
@@ -493,12 +673,12 @@ class Broker:
         days = self.retention_days
         cutoff = to_iso(now - timedelta(days=days))
         expired, purged = [], []
-        with self.store.write():
+        with self._writing():
             # Undecided batches age from the end of their window; approved ones from the
             # approval (the person agreed to send them then, not when they were collected).
             stale = [
                 *self.store.batches(UNDECIDED, window_end_before=cutoff),
-                *self.store.batches((APPROVED,), decided_before=cutoff),
+                *(b for b in self.store.batches((APPROVED,), decided_before=cutoff) if not self._in_flight(b)),
             ]
             for batch in stale:
                 count = self._report_count(batch)
@@ -536,6 +716,8 @@ class Broker:
                 approved=counts[APPROVED],
                 paused_all=self.paused_all,
                 retention_days=self.retention_days,
+                spool_dropped=int(self.store.setting(_SPOOL_DROPPED) or 0),
+                delivering=len(self.store.open_deliveries()),
             )
 
     # -- internals (callers hold the write lock where they change state) -------------
@@ -595,6 +777,11 @@ class Broker:
             if receipt.action in ("approved", "discarded"):
                 return int(receipt.detail.get("reports", 0))
         return 0
+
+    def _in_flight(self, batch: BatchRecord) -> bool:
+        """Whether a sender holds a live lease on the batch (its bytes may be on the wire)."""
+        current = self.store.delivery(batch.batch_id) if batch.status == APPROVED else None
+        return bool(current and current.lease_expires_at and current.lease_expires_at > to_iso(self._now()))
 
     def _require_undecided(self, batch: BatchRecord, verb: str) -> None:
         if batch.status not in UNDECIDED:
@@ -702,6 +889,8 @@ class Broker:
         )
         # The reports are not needed once the exact bytes are kept: excluded data goes now.
         self.store.delete_reports(batch.batch_id)
+        self.store.insert_delivery(batch.batch_id, at)
+        self._local.approved = True
         self._record(
             batch,
             "approved",

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from .broker import Broker
 from .clock import from_iso
 from .errors import TrayError
-from .spool import Spool
+from .spool import Spool, SpoolDrain
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Housekeeper:
 
     def run_once(self) -> None:
         closed, sweep = self.broker.tidy()
-        drained = self.broker.drain_spool(self.spool) if self.spool is not None else None
+        drained = self.drain_spool()
         self.rounds += 1
         if closed or sweep.expired or sweep.purged or (drained and drained.files):
             log.info(
@@ -69,6 +69,16 @@ class Housekeeper:
             if self.on_change is not None:
                 self.on_change()
 
+    def drain_spool(self) -> SpoolDrain | None:
+        if self.spool is None or not self.spool.files():
+            return None
+        drained = self.broker.drain_spool(self.spool)
+        for problem in drained.bad_files:
+            log.warning("spool file set aside: %s", problem)
+        if drained.dropped_by_clients:
+            log.warning("apps' spools were full and dropped %d report(s)", drained.dropped_by_clients)
+        return drained
+
     def next_due(self, now: datetime) -> datetime:
         due = now + RETENTION_EVERY
         earliest = self.broker.earliest_window_end()
@@ -78,20 +88,25 @@ class Housekeeper:
 
     def _run(self) -> None:
         due = self._clock()
+        woken = False
         while not self._stop.is_set():
             now = self._clock()
-            if now >= due:
-                try:
+            try:
+                if now >= due:
                     self.run_once()
-                except TrayError as exc:
-                    log.warning("housekeeping failed: %s", exc.message)
-                except Exception:
-                    log.exception("housekeeping failed")
-                now = self._clock()
+                elif woken:
+                    # Woken early (a report came in): a client may have spooled while
+                    # the endpoint was briefly unreachable; take that in now.
+                    self.drain_spool()
+            except TrayError as exc:
+                log.warning("housekeeping failed: %s", exc.message)
+            except Exception:
+                log.exception("housekeeping failed")
+            now = self._clock()
             try:
                 due = self.next_due(now)
             except TrayError as exc:
                 log.warning("cannot read the schedule: %s", exc.message)
                 due = now + timedelta(minutes=1)
-            self._wake.wait(max(0.0, (due - now).total_seconds()))
+            woken = self._wake.wait(max(0.0, (due - now).total_seconds()))
             self._wake.clear()

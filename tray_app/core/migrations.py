@@ -77,6 +77,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX receipts_by_app ON receipts(app_id, seq)",
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # 2: deliveries of approved batches: attempts, schedule, the lease that claims one.
+    (
+        """CREATE TABLE deliveries (
+            batch_id TEXT PRIMARY KEY REFERENCES batches(batch_id) ON DELETE CASCADE,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            lease_owner TEXT,
+            lease_expires_at TEXT,
+            last_status INTEGER,
+            last_error TEXT,
+            waiting_for TEXT
+        )""",
+        "CREATE INDEX deliveries_due ON deliveries(next_attempt_at)",
+        # Batches approved under schema 1 were never sent: they are due now.
+        """INSERT INTO deliveries (batch_id, next_attempt_at)
+            SELECT batch_id, coalesce(decided_at, created_at) FROM batches WHERE status = 'approved'""",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

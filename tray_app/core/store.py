@@ -61,7 +61,21 @@ class BatchRecord:
     payload_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class DeliveryRecord:
+    batch_id: str
+    attempts: int
+    next_attempt_at: str
+    lease_owner: str | None = None
+    lease_expires_at: str | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    waiting_for: str | None = None
+
+
 _APP_COLUMNS = tuple(f.name for f in fields(AppRecord))
+_DELIVERY_COLUMNS = tuple(f.name for f in fields(DeliveryRecord))
+_DELIVERY_SELECT = f"SELECT {', '.join('d.' + c for c in _DELIVERY_COLUMNS)} FROM deliveries d"
 _BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
 _BATCH_SELECT = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"
 
@@ -348,6 +362,38 @@ class Store:
             (app_id, *wanted),
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
+
+    # -- deliveries ------------------------------------------------------------------
+
+    def insert_delivery(self, batch_id: str, next_attempt_at: str) -> None:
+        self._execute("INSERT INTO deliveries (batch_id, next_attempt_at) VALUES (?, ?)", (batch_id, next_attempt_at))
+
+    def delivery(self, batch_id: str) -> DeliveryRecord | None:
+        row = self._execute(f"{_DELIVERY_SELECT} WHERE d.batch_id = ?", (batch_id,)).fetchone()
+        return DeliveryRecord(*row) if row else None
+
+    def update_delivery(self, batch_id: str, **changes: object) -> None:
+        self._update("deliveries", "batch_id", batch_id, _DELIVERY_COLUMNS, changes)
+
+    def due_deliveries(self, now: str, limit: int) -> list[DeliveryRecord]:
+        """Deliveries of approved batches that are due and not claimed by a live lease."""
+        rows = self._execute(
+            f"{_DELIVERY_SELECT} JOIN batches b ON b.batch_id = d.batch_id "
+            "WHERE b.status = 'approved' AND d.waiting_for IS NULL AND d.next_attempt_at <= ? "
+            "AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= ?) "
+            "ORDER BY d.next_attempt_at LIMIT ?",
+            (now, now, limit),
+        ).fetchall()
+        return [DeliveryRecord(*row) for row in rows]
+
+    def open_deliveries(self, app_id: str | None = None) -> list[DeliveryRecord]:
+        """Deliveries of batches still approved (due, scheduled, in flight or waiting)."""
+        sql = f"{_DELIVERY_SELECT} JOIN batches b ON b.batch_id = d.batch_id WHERE b.status = 'approved'"
+        params: list[object] = []
+        if app_id is not None:
+            sql += " AND b.app_id = ?"
+            params.append(app_id)
+        return [DeliveryRecord(*row) for row in self._execute(sql + " ORDER BY d.next_attempt_at", params)]
 
     # -- reports ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import logging
 import threading
 from typing import Any
 
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
@@ -93,7 +94,11 @@ class IngestServer:
             self._server.run()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._server.close()
-        if self._thread is not None:
+        """Close the listening socket and every connection (idle keep-alives included)
+        on the server's own thread, so its loop ends at once."""
+        if self._thread is None or not self._thread.is_alive():
+            self._server.close()
+        else:
+            self._server.trigger.pull_trigger(lambda: wasyncore.close_all(self._server._map))
             self._thread.join(timeout)
         self._server.task_dispatcher.shutdown()
