@@ -166,8 +166,15 @@ def test_bad_registration_bodies(
 
 
 def _big_body() -> bytes:
+    """Just over our 1 MiB limit, and under the server's own hard cap (1 MiB + 64 KiB),
+    so the answer is ours and comes after the whole body was read."""
     report = {"event": "crop", "os_version": "x" * 4000}
-    return json.dumps({"reports": [report] * 300}).encode()
+    count = 1
+    while len(json.dumps({"reports": [report] * count})) <= 1024 * 1024:
+        count += 1
+    body = json.dumps({"reports": [report] * count}).encode()
+    assert 1024 * 1024 < len(body) < 1024 * 1024 + 64 * 1024
+    return body
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,9 @@ to show a person as they are. Shells map the branches to their own vocabulary
     │   │   └── DigestMismatch  the batch no longer renders to the bytes that were seen
     │   ├── AuthError           a missing or wrong token
     │   └── BlockedError        the person blocked this app
-    └── StoreError              the database cannot be opened, migrated or written
-        └── NewerDatabaseError  the database comes from a newer Telemetry Tray
+    ├── StoreError              the database cannot be opened, migrated or written
+    │   └── NewerDatabaseError  the database comes from a newer Telemetry Tray
+    └── CredentialsError        no usable OS keyring, or a vendor secret is missing or unreadable
 """
 
 from __future__ import annotations
@@ -96,3 +97,7 @@ class StoreError(TrayError):
 
 class NewerDatabaseError(StoreError):
     title = "Database from a newer version"
+
+
+class CredentialsError(TrayError):
+    title = "Vendor credentials"
