@@ -7,16 +7,20 @@ reason on stderr. ``--json`` output shapes are a contract (DESIGN.md, "CLI").
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from .core import BatchView, Broker, Locations, Scope, TrayError
+from .core.clock import from_iso
 from .core.errors import InputError
-from .core.instance import running_endpoint
+from .core.instance import running_endpoint, wake_instance
 from .core.intake import MAX_BODY_BYTES, decode_reports
 from .core.manifest import load_manifest
 from .core.scope import MODES
@@ -112,15 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     discard.add_argument("batch", metavar="BATCH")
     _json_flag(discard)
 
-    deliver = verb("deliver", _not_yet("deliver"), "send approved batches now")
-    deliver.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    deliver = verb("deliver", _deliver, "send approved batches now")
+    deliver.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="keep retrying for up to SECONDS until all are sent"
+    )
+    _json_flag(deliver)
 
     history = verb("history", _history, "list every decision and delivery")
     history.add_argument("--app", metavar="APP", help="only this app")
     history.add_argument("--verify", action="store_true", help="check the hash chain of the receipts")
     _json_flag(history)
 
-    credentials = verb("credentials", _not_yet("credentials"), "set or clear an app's vendor credentials")
+    credentials = verb(
+        "credentials",
+        _credentials,
+        "set (secret read from stdin) or clear an app's vendor credentials in the OS keyring",
+    )
     credentials.add_argument("action", choices=("set", "clear"))
     credentials.add_argument("app", metavar="APP")
     return parser
@@ -210,9 +221,7 @@ def _status(args: argparse.Namespace) -> int:
     )
     _out(f"Pause all: {'on' if overview.paused_all else 'off'}; local retention: {overview.retention_days} days")
     if overview.spool_dropped:
-        _out(
-            f"Reports lost because an app's spool was full while no instance ran: {overview.spool_dropped}"
-        )
+        _out(f"Reports lost because an app's spool was full while no instance ran: {overview.spool_dropped}")
     return EXIT_OK
 
 
@@ -258,6 +267,7 @@ def _register(args: argparse.Namespace) -> int:
 
 def _consent(args: argparse.Namespace) -> int:
     app = _broker().set_consent(args.app, args.choice == "allow")
+    wake_instance(Locations.from_env())
     if args.choice == "allow":
         _out(f"{app.name} may now send telemetry to {app.manifest.endpoint_host}, batch by batch as you decide.")
     else:
@@ -267,6 +277,7 @@ def _consent(args: argparse.Namespace) -> int:
 
 def _policy(args: argparse.Namespace) -> int:
     app = _broker().set_policy(args.app, args.policy)
+    wake_instance(Locations.from_env())
     meaning = {
         "ask": "each batch waits for your review",
         "approve": "batches are approved with the saved scope",
@@ -355,6 +366,7 @@ def _show(args: argparse.Namespace) -> int:
 def _approve(args: argparse.Namespace) -> int:
     broker = _broker()
     view = broker.approve(args.batch, _edited_scope(broker, args), expected_sha256=args.sha256, remember=args.remember)
+    wake_instance(Locations.from_env())
     if args.json:
         return _print_json(view.to_obj())
     assert view.payload is not None
@@ -370,6 +382,83 @@ def _discard(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json(view.to_obj())
     _out(f"Discarded {view.batch.batch_id}: its {view.reports} report(s) were deleted and nothing was sent.")
+    return EXIT_OK
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    from .core.forwarder import Forwarder, timeout_from_env
+    from .core.secrets import SecretStore
+
+    if not 0 <= args.wait <= 86400:
+        raise UsageError("--wait takes 0 to 86400 seconds")
+    broker = _broker()
+    if broker.paused_all:
+        return _fail("Pause all is on, so nothing is sent; turn it off first", EXIT_FAILURE)
+    forwarder = Forwarder(broker, SecretStore(), timeout=timeout_from_env())
+    deadline = time.monotonic() + args.wait
+    outcomes = []
+    try:
+        while True:
+            outcomes.extend(forwarder.deliver_due())
+            waiting = [d for d in broker.open_deliveries() if d.waiting_for is None]
+            left = deadline - time.monotonic()
+            if not waiting or left <= 0:
+                break
+            due = broker.next_delivery_due()
+            pause = (from_iso(due) - datetime.now(UTC)).total_seconds() if due else left
+            time.sleep(min(left, max(0.05, pause)))
+    finally:
+        forwarder.close()
+    remaining = broker.open_deliveries()
+    if args.json:
+        _print_json(
+            {
+                "outcomes": [o.__dict__ for o in outcomes],
+                "undelivered": [{"batch_id": d.batch_id, "next_attempt_at": d.next_attempt_at,
+                                 "waiting_for": d.waiting_for, "last_error": d.last_error} for d in remaining],
+            }
+        )  # fmt: skip
+    else:
+        for o in outcomes:
+            extra = f" (HTTP {o.status})" if o.status else ""
+            extra += f": {o.error}" if o.error and o.outcome != "delivered" else ""
+            extra += f"; next try {o.next_attempt_at}" if o.next_attempt_at else ""
+            _out(f"{o.batch_id}  {o.app_id}  {o.outcome}{extra}")
+        if not outcomes and not remaining:
+            _out("Nothing to send.")
+        for d in remaining:
+            why = "waiting for credentials" if d.waiting_for else f"next try {d.next_attempt_at}"
+            _out(f"{d.batch_id}  not delivered yet: {why}")
+    failed = [o for o in outcomes if o.outcome == "failed"]
+    if remaining or failed:
+        return _fail(f"{len(remaining)} batch(es) not delivered yet, {len(failed)} failed for good", EXIT_FAILURE)
+    return EXIT_OK
+
+
+def _credentials(args: argparse.Namespace) -> int:
+    from .core.secrets import SecretStore, needs_secret
+
+    broker = _broker()
+    app = broker.app(args.app)
+    store = SecretStore()
+    if args.action == "clear":
+        removed = store.clear(app.app_id)
+        _out(
+            f"{app.name}: credentials removed from {store.status()}." if removed else f"{app.name} had no credentials."
+        )
+        return EXIT_OK
+    if not needs_secret(app.manifest.auth):
+        raise UsageError(f"{app.name}'s vendor needs no credentials (auth = {app.manifest.auth}); nothing to store")
+    if sys.stdin.isatty():
+        secret = getpass.getpass(f"Secret for {app.name} ({app.manifest.vendor}): ")
+    else:
+        secret = sys.stdin.read(64 * 1024)
+    store.set(app.app_id, secret)
+    held = broker.credentials_changed(app.app_id)
+    wake_instance(Locations.from_env())
+    _out(f"{app.name}: credentials stored in {store.status()}.")
+    if held:
+        _out(f"{held} batch(es) that waited for them will be sent now.")
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -131,6 +132,20 @@ def running_endpoint(locations: Locations) -> Endpoint | None:
     """The instance's endpoint if its file exists and its process is alive."""
     endpoint = read_endpoint(locations)
     return endpoint if endpoint is not None and _alive(endpoint.pid) else None
+
+
+def wake_instance(locations: Locations, timeout: float = 1.0) -> bool:
+    """Ask the running instance, if any, to look for work now (e.g. a batch the CLI just
+    approved). Best effort: the instance's own schedule catches up anyway."""
+    endpoint = running_endpoint(locations)
+    if endpoint is None or not endpoint.url.startswith("http://127.0.0.1:"):
+        return False
+    request = urllib.request.Request(endpoint.url + "/v1/wake", data=b"", method="POST")  # noqa: S310 - checked above
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
+            return bool(response.status == 202)
+    except (OSError, ValueError):
+        return False
 
 
 def _alive(pid: int) -> bool:

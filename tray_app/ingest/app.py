@@ -74,10 +74,17 @@ class IngestApp:
     """The WSGI callable. ``on_ingest`` is called after reports were stored (the
     running instance uses it to wake its schedule)."""
 
-    def __init__(self, broker: Broker, version: str, on_ingest: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        version: str,
+        on_ingest: Callable[[], None] | None = None,
+        on_wake: Callable[[], None] | None = None,
+    ) -> None:
         self.broker = broker
         self.version = version
         self.on_ingest = on_ingest
+        self.on_wake = on_wake
         self.port: int | None = None  # set once the server is bound, for the Host check
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -118,6 +125,7 @@ class IngestApp:
             "/v1/health": {"GET": self._health},
             "/v1/apps": {"POST": self._register},
             "/v1/reports": {"POST": self._reports},
+            "/v1/wake": {"POST": self._wake},
         }
         handlers = routes.get(path)
         if handlers is None:
@@ -141,6 +149,13 @@ class IngestApp:
 
     def _health(self, environ: dict[str, Any]) -> tuple[int, bytes]:
         return 200, _json({"status": "ok", "version": self.version})
+
+    def _wake(self, environ: dict[str, Any]) -> tuple[int, bytes]:
+        # Another process (the CLI) changed something: look for due work now. It carries
+        # no data and changes nothing by itself, so it needs no token.
+        if self.on_wake is not None:
+            self.on_wake()
+        return 202, _json({"status": "woken"})
 
     def _register(self, environ: dict[str, Any]) -> tuple[int, bytes]:
         body = self._json_body(environ, MAX_MANIFEST_BYTES)

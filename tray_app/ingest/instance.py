@@ -17,9 +17,11 @@ from types import FrameType
 from .. import __version__
 from ..core import Broker, Locations
 from ..core.errors import InputError
+from ..core.forwarder import DeliveryLoop, Forwarder, timeout_from_env
 from ..core.housekeeping import Housekeeper
 from ..core.instance import Endpoint, InstanceLock, remove_endpoint, write_endpoint
 from ..core.paths import PORT_ENV
+from ..core.secrets import SecretStore
 from ..core.spool import Spool
 from .app import IngestApp
 from .server import IngestServer
@@ -47,6 +49,8 @@ class Instance:
         self.broker: Broker | None = None
         self.server: IngestServer | None = None
         self.housekeeper: Housekeeper | None = None
+        self.forwarder: Forwarder | None = None
+        self.delivery: DeliveryLoop | None = None
         self.endpoint: Endpoint | None = None
 
     def start(self) -> Endpoint:
@@ -56,9 +60,13 @@ class Instance:
             self.broker = Broker.open(self.locations)
             self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool))
             self.housekeeper.run_once()  # windows that ended while we were away, and the spool
-            self.server = IngestServer(IngestApp(self.broker, __version__, self.housekeeper.wake), self.port)
+            self.forwarder = Forwarder(self.broker, SecretStore(), timeout=timeout_from_env())
+            self.delivery = DeliveryLoop(self.forwarder)
+            app = IngestApp(self.broker, __version__, self.housekeeper.wake, self.wake)
+            self.server = IngestServer(app, self.port)
             self.server.start()
             self.housekeeper.start()
+            self.delivery.start()
             self.endpoint = Endpoint(self.server.url, os.getpid(), __version__)
             write_endpoint(self.locations, self.endpoint)
         except BaseException:
@@ -66,6 +74,13 @@ class Instance:
             raise
         log.info("serving on %s", self.endpoint.url)
         return self.endpoint
+
+    def wake(self) -> None:
+        """Look for due work now: windows to close, spool to drain, batches to send."""
+        if self.housekeeper is not None:
+            self.housekeeper.wake()
+        if self.delivery is not None:
+            self.delivery.wake()
 
     def stop(self) -> None:
         if self.endpoint is not None:
@@ -77,6 +92,12 @@ class Instance:
         if self.housekeeper is not None:
             self.housekeeper.stop()
             self.housekeeper = None
+        if self.delivery is not None:
+            self.delivery.stop()
+            self.delivery = None
+        if self.forwarder is not None:
+            self.forwarder.close()
+            self.forwarder = None
         if self.broker is not None:
             self.broker.close()
             self.broker = None
