@@ -12,11 +12,12 @@ from time import perf_counter
 
 from . import report, results
 from .core_bench import BENCHMARKS as CORE
+from .deliver_bench import BENCHMARKS as DELIVER
 from .figures import Benchmark, Settings, machine, now_iso
 from .http_bench import BENCHMARKS as HTTP
 from .sdk_bench import BENCHMARKS as SDK
 
-BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK)
+BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK, *DELIVER)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

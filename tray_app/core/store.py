@@ -157,24 +157,33 @@ class Store:
             finally:
                 self._local.depth -= 1
             return
+        # Threads of this process queue on a lock for writes: SQLite's own busy handler
+        # would make them sleep in steps instead of waking when the writer is done.
+        lock = _write_lock(self.path) if begin != "BEGIN" else None
+        if lock is not None and not lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise StoreError(f"The database is busy: a write waited over {BUSY_TIMEOUT_S:.0f} s. Try again.")
         try:
-            conn.execute(begin)
-        except sqlite3.Error as exc:
-            raise _store_error(exc) from None
-        self._local.depth = 1
-        self._local.kind = begin
-        try:
-            yield
-        except BaseException:
+            try:
+                conn.execute(begin)
+            except sqlite3.Error as exc:
+                raise _store_error(exc) from None
+            self._local.depth = 1
+            self._local.kind = begin
+            try:
+                yield
+            except BaseException:
+                self._local.depth = 0
+                _rollback(conn)
+                raise
             self._local.depth = 0
-            _rollback(conn)
-            raise
-        self._local.depth = 0
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(conn)
-            raise _store_error(exc) from None
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise _store_error(exc) from None
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
@@ -493,6 +502,17 @@ class Store:
 
 
 _RECEIPT_SELECT = "SELECT seq, at, batch_id, app_id, action, detail, prev_hash, hash FROM receipts"
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    """One lock per database file in this process, shared by all its Store objects."""
+    key = str(path.resolve())
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
