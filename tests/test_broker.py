@@ -13,6 +13,7 @@ from tray_app.core.errors import (
     BlockedError,
     ConflictError,
     DigestMismatch,
+    InputError,
     NotFoundError,
     ScopeError,
 )
@@ -501,3 +502,29 @@ def test_tidy_closes_ended_windows_and_applies_retention(broker: Broker, clock: 
     clock.advance(days=31)
     closed, sweep = broker.tidy()
     assert closed == [] and sweep.expired == [batch]
+
+
+def test_removing_an_app_discards_what_waits_and_keeps_the_history(broker: Broker, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    first = _one_batch(broker, photoedit.app_id)
+    broker.approve(first)
+    broker.ingest(photoedit.app_id, [EVENT])
+    broker.remove_app(photoedit.app_id)
+    assert broker.apps() == [] and broker.pending() == []
+    assert _db_rows(broker, "SELECT count(*) FROM reports") == [(0,)]
+    assert _db_rows(broker, "SELECT count(*) FROM batches") == [(0,)]
+    assert _db_rows(broker, "SELECT count(*) FROM deliveries") == [(0,)]
+    assert [r.action for r in broker.history()] == ["approved", "discarded", "discarded"]
+    assert broker.verify_history().ok
+    with pytest.raises(NotFoundError):
+        broker.remove_app(photoedit.app_id)
+    again = broker.register(photoedit)  # the app id is free again
+    assert again.created
+
+
+def test_preferences(broker: Broker) -> None:
+    assert broker.preference("notifications") == "on"
+    broker.set_preference("notifications", "off")
+    assert broker.preference("notifications") == "off"
+    with pytest.raises(InputError):
+        broker.preference("colour")

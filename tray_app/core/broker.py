@@ -35,6 +35,8 @@ from .store import AppRecord, BatchRecord, DeliveryRecord, Store
 from .windows import window_for
 
 DEFAULT_RETENTION_DAYS = 30
+# Settings of the shells (not rules), with their defaults.
+PREFERENCES = {"notifications": "on", "new_app_prompts": "on", "start_at_login": "off"}
 LEASE_S = 120.0  # longer than a send can take (connect + read timeouts), so a live send keeps its claim
 MAX_RETENTION_DAYS = 3650
 _PAUSED_ALL = "paused_all"
@@ -359,6 +361,32 @@ class Broker:
             self.store.update_app(app_id, policy=policy, updated_at=to_iso(self._now()))
             self._route_held(app_id)
             return self.app(app_id)
+
+    def remove_app(self, app_id: str) -> None:
+        """Forget an app: what it left undelivered is discarded (with receipts), then the
+        app, its manifests and batches go. The history keeps its receipts."""
+        with self._writing():
+            record = self._app_record(app_id)
+            leftovers = self.store.batches((*UNDECIDED, APPROVED), app_id=app_id)
+            if any(self._in_flight(batch) for batch in leftovers):
+                raise ConflictError(f"A batch of {record.name} is being sent right now; try again in a minute.")
+            for batch in leftovers:
+                self._discard(batch, by="person", reason="app removed")
+            self.store.delete_app(app_id)
+        self._manifests = {key: m for key, m in self._manifests.items() if key[0] != app_id}
+
+    def preference(self, key: str) -> str | None:
+        """A shell's own setting (e.g. notifications on or off), kept in the database."""
+        if key not in PREFERENCES:
+            raise InputError(f"'{key}' is not a preference; known: {', '.join(sorted(PREFERENCES))}")
+        value = self.store.setting(f"pref.{key}")
+        return PREFERENCES[key] if value is None else value
+
+    def set_preference(self, key: str, value: str) -> None:
+        if key not in PREFERENCES:
+            raise InputError(f"'{key}' is not a preference; known: {', '.join(sorted(PREFERENCES))}")
+        with self._writing():
+            self.store.set_setting(f"pref.{key}", value)
 
     def save_scope(self, app_id: str, scope: Scope) -> AppInfo:
         """Make ``scope`` the one this app's batches start with (and policy ``approve`` uses)."""

@@ -293,6 +293,10 @@ class Store:
     def update_app(self, app_id: str, **changes: object) -> None:
         self._update("apps", "app_id", app_id, _APP_COLUMNS, changes)
 
+    def delete_app(self, app_id: str) -> None:
+        """The app row; its manifests, batches, reports and deliveries go with it (cascade)."""
+        self._execute("DELETE FROM apps WHERE app_id = ?", (app_id,))
+
     def insert_manifest(self, app_id: str, version: int, body: str, at: str) -> None:
         self._execute(
             "INSERT INTO manifests (app_id, version, body, registered_at) VALUES (?, ?, ?, ?)",
