@@ -251,3 +251,61 @@ def test_approving_wakes_the_delivery_loop(broker: Broker) -> None:
             assert len(v.received) == 1
         finally:
             loop.stop()
+
+
+def test_blocking_during_a_send_stops_its_retries(broker: Broker, clock: Clock) -> None:
+    with vendor([("slow", 1.5, 503)]) as v:
+        (batch,) = _approved(broker, v.url)
+        forwarder = _forwarder(broker)
+        sending = threading.Thread(target=forwarder.deliver_due)
+        sending.start()
+        for _ in range(100):
+            if v.received:
+                break
+            threading.Event().wait(0.02)
+        broker.set_consent(APP, False)  # while the bytes are on the wire
+        sending.join()
+        assert broker.view(batch).batch.status == "discarded"
+        clock.advance(hours=2)
+        assert forwarder.deliver_due() == []
+        assert len(v.received) == 1
+    assert _actions(broker, batch) == ["approved", "discarded"]
+
+
+def test_a_huge_error_answer_is_not_read_whole(broker: Broker) -> None:
+    with vendor([("body", 500, b"E" * 50_000_000)]) as v:
+        _approved(broker, v.url)
+        (outcome,) = _forwarder(broker).deliver_due()
+        assert outcome.outcome == "failed" and outcome.status == 500
+        assert len(outcome.error or "") < 400
+        assert len(v.received) == 1
+    assert len(broker.history()[-1].detail["error"]) <= 300
+
+
+def test_pause_all_means_no_wake_ups(broker: Broker) -> None:
+    with vendor([200]) as v:
+        _approved(broker, v.url)
+        assert broker.next_delivery_due() is not None
+        broker.set_paused_all(True)
+        assert broker.next_delivery_due() is None  # the delivery thread sleeps until woken
+
+
+def test_a_secret_echoed_by_the_vendor_never_reaches_a_receipt(broker: Broker, clock: Clock) -> None:
+    store = SecretStore()
+    if not store.available():
+        pytest.skip("needs an OS keyring (CI runs the tests inside tests/keyring_session.py): " + store.status())
+    secret = "tt-echo-" + "x7" * 12
+    try:
+        store.set(APP, secret)
+        echo = f"bad credentials: Bearer {secret}".encode()
+        with vendor([("body", 401, echo)]) as v:
+            _approved(broker, v.url, auth="bearer")
+            (outcome,) = Forwarder(broker, store).deliver_due()
+            assert v.received[0].headers["authorization"] == f"Bearer {secret}"
+            assert outcome.outcome == "failed"
+            assert secret not in (outcome.error or "") and "[secret]" in (outcome.error or "")
+        for path in broker.store.path.parent.iterdir():
+            assert secret.encode() not in path.read_bytes(), path
+        assert all(secret not in json.dumps(r.to_export()) for r in broker.history())
+    finally:
+        store.clear(APP)

@@ -315,3 +315,12 @@ def test_many_clients_at_once(api: Api) -> None:
         t.join()
     assert errors == []
     assert sum(b.reports for b in api.broker.pending()) == 10 * 20 * 10
+
+
+def test_gzip_with_trailing_data_is_refused(api: Api) -> None:
+    token = api.register()
+    body = gzip.compress(json.dumps(GOOD).encode()) + b"trailing junk"
+    status, answer, _ = api.call("POST", "/v1/reports", body, {"Content-Encoding": "gzip"}, token=token)
+    assert status == 400
+    _is_error(answer, "bad_json")
+    assert api.broker.pending() == []

@@ -3,11 +3,14 @@
 Each request takes the next step of the script (the last one repeats):
 ``200`` / ``(503, {"Retry-After": "120"})`` answer with that status and headers;
 ``"reset"`` closes the connection without answering; ``("hang", seconds)`` waits
-before answering 200. Every request that arrived whole is recorded.
+before answering 200; ``("slow", seconds, status)`` waits, then answers ``status``;
+``("body", status, data)`` answers ``status`` with ``data`` as the body. Every request
+that arrived whole is recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -55,21 +58,30 @@ class Vendor:
                     self.close_connection = True
                     return
                 headers: dict[str, str] = {}
+                answer: bytes | None = None
                 if isinstance(step, tuple) and step[0] == "hang":
                     time.sleep(step[1])
                     status = 200
+                elif isinstance(step, tuple) and step[0] == "slow":
+                    time.sleep(step[1])
+                    status = step[2]
+                elif isinstance(step, tuple) and step[0] == "body":
+                    status, answer = step[1], step[2]
                 elif isinstance(step, tuple):
                     status, headers = step
                 else:
                     status = int(step)
-                answer = b'{"ok":true}' if status < 300 else b'{"error":"scripted"}'
+                if answer is None:
+                    answer = b'{"ok":true}' if status < 300 else b'{"error":"scripted"}'
                 self.send_response(status)
                 for name, value in {"X-Request-Id": f"req-{len(vendor.received)}", **headers}.items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(answer)
+                # The client may stop reading a huge answer: that is its right.
+                with contextlib.suppress(OSError):
+                    self.wfile.write(answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

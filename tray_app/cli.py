@@ -456,7 +456,7 @@ def _credentials(args: argparse.Namespace) -> int:
     store.set(app.app_id, secret)
     held = broker.credentials_changed(app.app_id)
     wake_instance(Locations.from_env())
-    _out(f"{app.name}: credentials stored in {store.status()}.")
+    _out(f"{app.name}: credentials stored in the OS keyring.")
     if held:
         _out(f"{held} batch(es) that waited for them will be sent now.")
     return EXIT_OK

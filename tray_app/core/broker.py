@@ -167,7 +167,6 @@ class Claim:
     auth: str
     payload: bytes
     payload_sha256: str
-    attempts: int
     owner: str
 
 
@@ -581,12 +580,17 @@ class Broker:
                 body = self.store.payload(due.batch_id)
                 if batch is None or body is None or batch.endpoint is None or batch.payload_sha256 is None:
                     continue
+                if self._app_record(batch.app_id).status == "blocked":
+                    # Blocked while this batch was being sent and then retried: stop here.
+                    self._discard(batch, by="person", reason="app blocked")
+                    continue
                 self.store.update_delivery(due.batch_id, lease_owner=owner, lease_expires_at=expires)
                 manifest = self._manifest(batch.app_id, batch.manifest_version)
                 claims.append(
-                    Claim(batch.batch_id, batch.app_id, batch.endpoint, manifest.auth, body,
-                          batch.payload_sha256, due.attempts, owner)
-                )  # fmt: skip
+                    Claim(
+                        batch.batch_id, batch.app_id, batch.endpoint, manifest.auth, body, batch.payload_sha256, owner
+                    )
+                )
         return claims
 
     def finish_delivery(
@@ -618,6 +622,10 @@ class Broker:
             if error:
                 common["error"] = error[:300]
             result = delivery.verdict(status)
+            if result != "delivered" and self._app_record(batch.app_id).status == "blocked":
+                self.store.update_delivery(claim.batch_id, attempts=attempts, lease_owner=None, lease_expires_at=None)
+                self._discard(batch, by="person", reason="app blocked")
+                return DeliveryOutcome(claim.batch_id, claim.app_id, "discarded: app blocked", status, error)
             if result == "delivered":
                 self.store.update_batch(claim.batch_id, status=DELIVERED)
                 self.store.update_delivery(
@@ -650,6 +658,32 @@ class Broker:
             self._record(batch, "failed", common)
             return DeliveryOutcome(claim.batch_id, claim.app_id, "failed", status, error)
 
+    def renew_claims(self, claims: Sequence[Claim], lease_s: float) -> None:
+        """Extend the leases of sends still in progress (a slow vendor is not a dead sender)."""
+        expires = to_iso(self._now() + timedelta(seconds=lease_s))
+        with self._writing():
+            for claim in claims:
+                current = self.store.delivery(claim.batch_id)
+                if current is not None and current.lease_owner == claim.owner:
+                    self.store.update_delivery(claim.batch_id, lease_expires_at=expires)
+
+    def still_claimed(self, claim: Claim) -> bool:
+        """Checked just before the bytes go out: still approved, app not blocked, lease ours."""
+        with self.store.read():
+            batch = self.store.batch(claim.batch_id)
+            current = self.store.delivery(claim.batch_id)
+            app = self.store.app(claim.app_id)
+            return bool(
+                batch is not None
+                and batch.status == APPROVED
+                and current is not None
+                and current.lease_owner == claim.owner
+                and (current.lease_expires_at or "") > to_iso(self._now())
+                and app is not None
+                and app.status != "blocked"
+                and not self.paused_all
+            )
+
     def wait_for_credentials(self, claim: Claim, reason: str) -> DeliveryOutcome:
         """Hold a claimed batch until its app has credentials in the keyring (no send, no attempt)."""
         with self._writing():
@@ -679,7 +713,9 @@ class Broker:
         return self.store.open_deliveries()
 
     def next_delivery_due(self) -> str | None:
-        """When the forwarder next has something to do (ISO 8601), if ever."""
+        """When the forwarder next has something to do (ISO 8601), if ever (never while paused)."""
+        if self.paused_all:
+            return None
         times = []
         for d in self.store.open_deliveries():
             if d.waiting_for is None:

@@ -1,7 +1,7 @@
 """The delivery rules as pure functions: what an answer means and when to try again.
 
 They follow the OTLP exporter rules (DESIGN.md): 2xx is delivered; 408, 429, 502, 503,
-504 and network errors are retried with exponential backoff and full jitter, honouring
+504 and network errors are retried with exponential backoff and jitter, honouring
 ``Retry-After`` (seconds or an HTTP date, capped at an hour); anything else fails for good.
 """
 
@@ -30,9 +30,10 @@ def verdict(status: int | None) -> Verdict:
 
 
 def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
-    """Seconds to wait after ``attempts`` failed tries: full jitter over an exponential
-    ceiling (5 s, 10 s, 20 s … capped at an hour), so many retries do not align."""
-    ceiling = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** max(0, attempts - 1))
+    """Seconds to wait after ``attempts`` failed tries: "equal jitter" (a random point in
+    the upper half) under an exponential ceiling of 5 s, 10 s, 20 s … capped at an hour,
+    so many retries do not align."""
+    ceiling = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** min(max(0, attempts - 1), 30))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 

@@ -17,8 +17,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 
 import httpx
@@ -28,7 +29,7 @@ from .. import __version__
 from .broker import Broker, Claim, DeliveryOutcome
 from .clock import from_iso, utc_now
 from .errors import CredentialsError, InputError, TrayError
-from .secrets import SecretStore
+from .secrets import SecretStore, auth_headers, needs_secret
 
 log = logging.getLogger(__name__)
 
@@ -90,36 +91,83 @@ class Forwarder:
             limits=httpx.Limits(max_connections=SENDERS * 2, max_keepalive_connections=SENDERS),
         )
         self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="sender")
+        self._closing = threading.Event()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Stop without waiting on a vendor: sends in progress are cut off; their claims
+        run out and the batches go again later with the same Idempotency-Key."""
+        self._closing.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
     def deliver_due(self) -> list[DeliveryOutcome]:
-        """Claim what is due now and send it (a few at a time); return what happened."""
+        """Claim what is due now, as many as can be sent at once, and send them."""
         outcomes: list[DeliveryOutcome] = []
-        while claims := self.broker.claim_deliveries(self.owner, lease_s=self.lease_s):
-            outcomes.extend(self._pool.map(self.send, claims))
+        while not self._closing.is_set():
+            claims = self.broker.claim_deliveries(self.owner, limit=SENDERS, lease_s=self.lease_s)
+            if not claims:
+                break
+            with self._renewing(claims):
+                outcomes.extend(self._pool.map(self.send, claims))
         return outcomes
+
+    @contextmanager
+    def _renewing(self, claims: list[Claim]) -> Iterator[None]:
+        """Keep the claims alive while their sends are in progress."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.lease_s / 3):
+                try:
+                    self.broker.renew_claims(claims, self.lease_s)
+                except TrayError as exc:
+                    log.warning("could not renew delivery claims: %s", exc.message)
+
+        renewer = threading.Thread(target=renew, name="lease-renewer", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
 
     def send(self, claim: Claim) -> DeliveryOutcome:
         headers = {"Content-Type": "application/json", "Idempotency-Key": claim.batch_id}
-        if claim.auth != "none":
+        secret: str | None = None
+        if needs_secret(claim.auth):
+            if not self.secrets.available():
+                # No OS keyring at all: held (no attempt spent) until credentials can be set.
+                return self.broker.wait_for_credentials(claim, self.secrets.status())
             try:
-                headers.update(self.secrets.headers_for(claim.app_id, claim.auth))
+                secret = self.secrets.get(claim.app_id)
+            except CredentialsError as exc:
+                # The keyring is there but locked or failing: try again later, like a network error.
+                return self._finish(claim, None, f"keyring: {exc.message}", None, None, time.perf_counter())
+            if secret is None:
+                return self.broker.wait_for_credentials(claim, "no credentials stored for this app")
+            try:
+                headers.update(auth_headers(claim.auth, secret, app_id=claim.app_id))
             except CredentialsError as exc:
                 return self.broker.wait_for_credentials(claim, exc.message)
+        if not self.broker.still_claimed(claim):
+            # Discarded, blocked, paused or taken over since it was claimed: nothing goes out.
+            return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: no longer due")
         started = time.perf_counter()
+        status: int | None = None
+        response_headers: httpx.Headers | None = None
         try:
-            response = self._client.post(claim.endpoint, content=claim.payload, headers=headers)
-        except httpx.TransportError as exc:
-            # Refused, reset, timed out, or TLS that did not verify: retried, never weakened.
-            return self._finish(claim, None, _describe(exc), None, None, started)
-        request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
-        error = None if response.is_success else f"HTTP {response.status_code}: {_excerpt(response)}"
-        return self._finish(
-            claim, response.status_code, error, response.headers.get("retry-after"), request_id, started
-        )
+            with self._client.stream("POST", claim.endpoint, content=claim.payload, headers=headers) as response:
+                status, response_headers = response.status_code, response.headers
+                excerpt = "" if response.is_success else _read_excerpt(response)
+        except httpx.HTTPError as exc:
+            if status is None:
+                # Refused, reset, timed out, or TLS that did not verify: retried, never weakened.
+                return self._finish(claim, None, _redact(_describe(exc), secret), None, None, started)
+            excerpt = f"(the answer's body could not be read: {type(exc).__name__})"
+        assert response_headers is not None
+        request_id = next((response_headers[h] for h in REQUEST_ID_HEADERS if h in response_headers), None)
+        error = None if 200 <= status < 300 else _redact(f"HTTP {status}: {excerpt}", secret)
+        retry_after = response_headers.get("retry-after")
+        return self._finish(claim, status, error, retry_after, _redact(request_id, secret), started)
 
     def _finish(
         self,
@@ -142,7 +190,7 @@ class Forwarder:
             return DeliveryOutcome(claim.batch_id, claim.app_id, "unrecorded", status, exc.message)
 
 
-def _describe(exc: httpx.TransportError) -> str:
+def _describe(exc: httpx.HTTPError) -> str:
     kind = type(exc).__name__
     text = str(exc) or kind
     if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc.__context__, ssl.SSLError):
@@ -150,8 +198,21 @@ def _describe(exc: httpx.TransportError) -> str:
     return f"{kind}: {text}"[:300]
 
 
-def _excerpt(response: httpx.Response) -> str:
-    return " ".join(response.text[:200].split())
+def _read_excerpt(response: httpx.Response, limit: int = 4096) -> str:
+    """The start of an error answer, for the receipt; never more than ``limit`` bytes read."""
+    data = b""
+    for chunk in response.iter_raw():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return " ".join(data[:limit].decode("utf-8", "replace")[:300].split())
+
+
+def _redact(text: str | None, secret: str | None) -> str | None:
+    """A vendor may echo the credential back: it must not reach a receipt or the screen."""
+    if text is None or not secret:
+        return text
+    return text.replace(secret, "[secret]")
 
 
 class DeliveryLoop:

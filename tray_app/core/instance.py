@@ -64,17 +64,6 @@ class InstanceLock:
             self._handle.close()  # closing drops the lock
             self._handle = None
 
-    def holder(self) -> int | None:
-        """The pid holding the lock, or None if nobody does."""
-        try:
-            fd = os.open(self.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            return None
-        with os.fdopen(fd, "r+", encoding="utf-8") as handle:
-            if _try_lock(handle):
-                return None
-            return _read_pid(handle)
-
 
 def _try_lock(handle: IO[str]) -> bool:
     if sys.platform == "win32":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import TrayError
+from .errors import StoreError, TrayError
 from .paths import ensure_private_dir
 
 MAX_FILES_PER_APP = 1000
@@ -115,6 +115,9 @@ class Spool:
                 if not authenticate(app_id, digest):
                     raise ValueError("the token does not match the app")
                 outcome = ingest(app_id, reports)
+            except StoreError:
+                # The database is busy or full: the file stays for the next round.
+                break
             except (OSError, ValueError, KeyError, TypeError, TrayError) as exc:
                 result.bad_files.append(f"{path.name}: {exc}")
                 self._reject(path)

@@ -218,6 +218,8 @@ def _gunzip(data: bytes, limit: int) -> bytes:
         raise TooLargeError(f"The body is over {limit} bytes once decompressed; send less at a time.")
     if not inflater.eof:
         raise MalformedError("The gzip body ends too early.")
+    if inflater.unused_data:
+        raise MalformedError("The gzip body has data after its end; send one gzip stream.")
     return out
 
 

@@ -54,13 +54,14 @@ class Instance:
         self.endpoint: Endpoint | None = None
 
     def start(self) -> Endpoint:
+        timeout = timeout_from_env()  # a bad setting is refused before anything is touched
         self.locations.prepare()
         self.lock.acquire()
         try:
             self.broker = Broker.open(self.locations)
             self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool))
             self.housekeeper.run_once()  # windows that ended while we were away, and the spool
-            self.forwarder = Forwarder(self.broker, SecretStore(), timeout=timeout_from_env())
+            self.forwarder = Forwarder(self.broker, SecretStore(), timeout=timeout)
             self.delivery = DeliveryLoop(self.forwarder)
             app = IngestApp(self.broker, __version__, self.housekeeper.wake, self.wake)
             self.server = IngestServer(app, self.port)
