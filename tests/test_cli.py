@@ -253,11 +253,6 @@ def test_bad_manifest_names_the_key(tt: Run, tmp_path: Path) -> None:
     assert _json(tt("apps", "--json")) == []
 
 
-def test_not_yet_built_verbs_say_so(tt: Run) -> None:
-    for args in ([],):
-        assert "not available in this version yet" in tt(*args, code=1).stderr
-
-
 def test_a_newer_database_is_a_runtime_failure(tt: Run) -> None:
     tt("status")
     db = tt.home / "data" / "telemetry-tray.sqlite3"  # type: ignore[attr-defined]

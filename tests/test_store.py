@@ -236,3 +236,18 @@ def test_migrating_an_existing_database_keeps_a_copy_first(tmp_path: Path, monke
     assert copy.execute("PRAGMA user_version").fetchone()[0] == LATEST
     assert copy.execute("SELECT value FROM settings WHERE key = 'kept'").fetchone() == ("yes",)
     assert copy.execute("SELECT count(*) FROM sqlite_master WHERE name = 'later'").fetchone() == (0,)
+
+
+def test_a_finished_threads_connection_is_closed_and_no_other(tmp_path: Path) -> None:
+    import gc
+    import threading
+
+    store = Store.open(tmp_path / "db.sqlite3")
+    store.setting("x")  # this thread's connection
+    for _ in range(20):
+        worker = threading.Thread(target=lambda: store.setting("x"))
+        worker.start()
+        worker.join()
+    gc.collect()
+    assert len(store._connections) == 1  # only ours is left open
+    assert store.setting("x") is None  # and it still works

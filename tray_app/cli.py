@@ -164,19 +164,16 @@ def _broker() -> Broker:
 
 
 def _start_tray(args: argparse.Namespace) -> int:
-    return _not_yet("the tray")(args)
-
-
-def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        return _fail(f"{what} is not available in this version yet; the other verbs work (see {PROG} --help)", 1)
-
-    return handler
+    try:
+        from .ui.app import run_tray
+    except ImportError as exc:
+        return _fail(f"the tray needs PySide6 ({exc}); `{PROG} run --headless` runs without it", EXIT_FAILURE)
+    return run_tray(Locations.from_env())
 
 
 def _run(args: argparse.Namespace) -> int:
     if not args.headless:
-        return _not_yet("the tray")(args)
+        return _start_tray(args)
     from .core.instance import AlreadyRunning
     from .ingest.instance import port_from_env, run_headless
 

@@ -222,9 +222,15 @@ class DeliveryLoop:
     endpoint calls when another process (the CLI) approved something.
     """
 
-    def __init__(self, forwarder: Forwarder, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        forwarder: Forwarder,
+        clock: Callable[[], datetime] = utc_now,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.forwarder = forwarder
         self._clock = clock
+        self.on_change = on_change
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -249,8 +255,11 @@ class DeliveryLoop:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                for outcome in self.forwarder.deliver_due():
+                outcomes = self.forwarder.deliver_due()
+                for outcome in outcomes:
                     log.info("batch %s of %s: %s", outcome.batch_id, outcome.app_id, outcome.outcome)
+                if outcomes and self.on_change is not None:
+                    self.on_change()
                 due = self.forwarder.broker.next_delivery_due()
             except TrayError as exc:
                 log.warning("delivery round failed: %s", exc.message)

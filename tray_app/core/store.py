@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -25,6 +26,13 @@ from .migrations import LATEST, MIGRATIONS
 from .paths import ensure_private_file
 
 BUSY_TIMEOUT_S = 30.0
+
+
+class _Slot:
+    """Holds a thread's connection; when the thread's local storage drops it, it is closed."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
 
 @dataclass(frozen=True)
@@ -84,8 +92,9 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        # One connection per thread, by thread id; those of finished threads are closed
-        # when the next one is opened, so a server's short-lived threads do not pile up.
+        # One connection per thread. A thread's connection is closed when the thread's
+        # local storage goes (the thread ended), whoever created the thread (Python,
+        # waitress or Qt's pool); close() closes whatever is left.
         self._connections: dict[int, sqlite3.Connection] = {}
         self._lock = threading.Lock()
 
@@ -109,21 +118,24 @@ class Store:
             raise StoreError(
                 f"Cannot open the database {self.path}: {exc}. If it is damaged, move it aside and start again."
             ) from None
-        with self._lock:
-            alive = {thread.ident for thread in threading.enumerate()}
-            for ident in [i for i in self._connections if i not in alive]:
-                self._connections.pop(ident).close()
-            self._connections[threading.get_ident()] = conn
         return conn
 
     @property
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = _Slot(self._connect())
+            with self._lock:
+                self._connections[id(slot)] = slot.conn
+            weakref.finalize(slot, self._forget, id(slot), slot.conn)
+            self._local.slot = slot
             self._local.depth = 0
-        return conn
+        return slot.conn
+
+    def _forget(self, key: int, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._connections.pop(key, None)
+        conn.close()
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from .. import __version__
@@ -52,6 +53,13 @@ class Instance:
         self.forwarder: Forwarder | None = None
         self.delivery: DeliveryLoop | None = None
         self.endpoint: Endpoint | None = None
+        # Called (from any thread) when something a person would see may have changed:
+        # reports arrived, a window closed, a delivery finished, the CLI changed something.
+        self.listeners: list[Callable[[], None]] = []
+
+    def changed(self) -> None:
+        for listener in list(self.listeners):
+            listener()
 
     def start(self) -> Endpoint:
         timeout = timeout_from_env()  # a bad setting is refused before anything is touched
@@ -59,11 +67,11 @@ class Instance:
         self.lock.acquire()
         try:
             self.broker = Broker.open(self.locations)
-            self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool))
+            self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool), on_change=self.changed)
             self.housekeeper.run_once()  # windows that ended while we were away, and the spool
             self.forwarder = Forwarder(self.broker, SecretStore(), timeout=timeout)
-            self.delivery = DeliveryLoop(self.forwarder)
-            app = IngestApp(self.broker, __version__, self.housekeeper.wake, self.wake)
+            self.delivery = DeliveryLoop(self.forwarder, on_change=self.changed)
+            app = IngestApp(self.broker, __version__, self._ingested, self.wake)
             self.server = IngestServer(app, self.port)
             self.server.start()
             self.housekeeper.start()
@@ -82,6 +90,12 @@ class Instance:
             self.housekeeper.wake()
         if self.delivery is not None:
             self.delivery.wake()
+        self.changed()
+
+    def _ingested(self) -> None:
+        if self.housekeeper is not None:
+            self.housekeeper.wake()
+        self.changed()
 
     def stop(self) -> None:
         if self.endpoint is not None:

@@ -1,0 +1,259 @@
+"""The tray application: hosts the running instance and the windows, for one home.
+
+Start-up shows the tray icon at once and starts the instance (database, endpoint,
+schedules, delivery) on the thread pool. Changes from any thread (reports arriving,
+the CLI, a delivery) reach the UI as one queued signal and a debounced refresh.
+A second launch for the same home finds the first through a local socket and asks it
+to show the review window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+
+from .. import __version__
+from ..core import Locations
+from ..core.autostart import Autostart, autostart_for_platform
+from ..core.errors import TrayError
+from ..core.instance import Endpoint
+from ..core.secrets import SecretStore
+from ..ingest.instance import Instance, port_from_env
+from .history import HistoryWindow
+from .icons import app_icon
+from .review import ReviewWindow
+from .settings import SettingsWindow
+from .state import Snapshot, take_snapshot
+from .tray import Tray, TrayMenu
+from .worker import run_task
+
+log = logging.getLogger(__name__)
+
+NO_TRAY_HELP = (
+    "No system tray was found, so Telemetry Tray shows this window instead. On GNOME, install "
+    "the “AppIndicator and KStatusNotifierItem Support” extension to get a tray icon. Closing "
+    "this window does not stop Telemetry Tray; quit it from the command line or log out."
+)
+NOTIFY_EVERY_S = 600.0
+
+
+class _Bridge(QObject):
+    """Carries "something changed" from any thread to the UI thread (queued)."""
+
+    changed = Signal()
+
+
+def socket_name(locations: Locations) -> str:
+    digest = hashlib.sha256(str(locations.data).encode()).hexdigest()[:16]
+    return f"telemetry-tray-{digest}"
+
+
+def ask_running_ui(locations: Locations, message: bytes = b"review") -> bool:
+    """Tell a UI already running for this home to show itself. True if there was one."""
+    probe = QLocalSocket()
+    probe.connectToServer(socket_name(locations))
+    if not probe.waitForConnected(500):
+        return False
+    probe.write(message + b"\n")
+    probe.waitForBytesWritten(500)
+    probe.disconnectFromServer()
+    return True
+
+
+class TrayApp(QObject):
+    def __init__(
+        self,
+        locations: Locations,
+        *,
+        port: int = 0,
+        secrets: SecretStore | None = None,
+        autostart: Autostart | None = None,
+    ) -> None:
+        super().__init__()
+        self.locations = locations
+        self.instance = Instance(locations, port)
+        self.secrets = secrets or SecretStore()
+        self.autostart = autostart or autostart_for_platform()
+        self.snapshot = Snapshot()
+        self.endpoint: Endpoint | None = None
+        self.review: ReviewWindow | None = None
+        self.history: HistoryWindow | None = None
+        self.settings: SettingsWindow | None = None
+        self._last_notice = 0.0
+        self._notified: set[str] = set()
+
+        self.menu_actions = TrayMenu()
+        self.menu_actions.review.connect(self.open_review)
+        self.menu_actions.pause.connect(self.set_paused)
+        self.menu_actions.history.connect(self.open_history)
+        self.menu_actions.settings.connect(self.open_settings)
+        self.menu_actions.quit.connect(self.quit)
+        self.tray: Tray | None = Tray(self.menu_actions) if QSystemTrayIcon.isSystemTrayAvailable() else None
+
+        self.bridge = _Bridge()
+        self._refresh_soon = QTimer(self)
+        self._refresh_soon.setSingleShot(True)
+        self._refresh_soon.setInterval(250)
+        self._refresh_soon.timeout.connect(self.refresh)
+        self.bridge.changed.connect(self._refresh_soon.start)
+        self.instance.listeners.append(self.bridge.changed.emit)
+
+        self.server = QLocalServer(self)
+        self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        self.server.newConnection.connect(self._on_local_message)
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        QLocalServer.removeServer(socket_name(self.locations))  # a stale socket from a crash
+        self.server.listen(socket_name(self.locations))
+        if self.tray is not None:
+            self.tray.show()
+        else:
+            self.open_review()
+            assert self.review is not None
+            self.review.show_notice(NO_TRAY_HELP)
+        run_task(self.instance.start, self._started, self._start_failed)
+
+    def _started(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        broker = self.instance.broker
+        assert broker is not None
+        broker.on_approved.append(self.bridge.changed.emit)
+        if self.review is not None:
+            self.review.attach(broker)
+        self.refresh()
+
+    def _start_failed(self, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, TrayError) else f"Telemetry Tray could not start: {exc}"
+        self.snapshot = Snapshot(problem=message)
+        if self.tray is not None:
+            self.tray.show_snapshot(self.snapshot)
+            self.tray.showMessage("Telemetry Tray", message, QSystemTrayIcon.MessageIcon.Critical)
+        self.open_review()
+        if self.review is not None:
+            self.review.show_notice(message, error=True)
+
+    def quit(self) -> None:
+        if self.tray is not None:
+            self.tray.hide()
+        for window in (self.review, self.history, self.settings):
+            if window is not None:
+                window.close()
+        self.server.close()
+        self.instance.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
+
+    # -- state -----------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        broker = self.instance.broker
+        if broker is None:
+            return
+        run_task(lambda: take_snapshot(broker), self._got_snapshot, lambda exc: log.warning("refresh: %s", exc))
+
+    def _got_snapshot(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        if self.tray is not None:
+            self.tray.show_snapshot(snapshot)
+            self._notify(snapshot)
+        if self.review is not None and self.review.isVisible():
+            self.review.refresh()
+        if self.history is not None and self.history.isVisible():
+            self.history.refresh()
+
+    def _notify(self, snapshot: Snapshot) -> None:
+        """A quiet note about new batches or app requests, at most every ten minutes."""
+        broker = self.instance.broker
+        fresh = {b.batch_id for b in snapshot.waiting} | {a.app_id for a in snapshot.awaiting_consent}
+        new = fresh - self._notified
+        self._notified = fresh
+        if not new or self.tray is None or broker is None:
+            return
+        if time.monotonic() - self._last_notice < NOTIFY_EVERY_S and self._last_notice:
+            return
+
+        def allowed() -> bool:
+            return broker.preference("notifications") == "on"
+
+        def show(on: bool) -> None:
+            if on and self.tray is not None:
+                self._last_notice = time.monotonic()
+                self.tray.showMessage("Telemetry Tray", snapshot.summary(), QSystemTrayIcon.MessageIcon.Information)
+
+        run_task(allowed, show)
+
+    def set_paused(self, paused: bool) -> None:
+        broker = self.instance.broker
+        if broker is not None:
+            run_task(lambda: broker.set_paused_all(paused), lambda _: self.refresh())
+
+    # -- windows ---------------------------------------------------------------------
+
+    def open_review(self, app_id: str = "") -> None:
+        if self.review is None:
+            self.review = ReviewWindow(self.instance.broker)
+            self.review.changed.connect(self.refresh)
+        _raise(self.review)
+        self.review.refresh()
+        if app_id:
+            self.review.show_app(app_id)
+
+    def open_history(self) -> None:
+        broker = self.instance.broker
+        if broker is None:
+            return
+        if self.history is None:
+            self.history = HistoryWindow(broker)
+        _raise(self.history)
+        self.history.refresh()
+
+    def open_settings(self) -> None:
+        broker = self.instance.broker
+        if broker is None:
+            return
+        if self.settings is None:
+            self.settings = SettingsWindow(broker, self.secrets, self.autostart)
+            self.settings.changed.connect(self.refresh)
+        _raise(self.settings)
+        self.settings.refresh()
+
+    def _on_local_message(self) -> None:
+        while (connection := self.server.nextPendingConnection()) is not None:
+            connection.waitForReadyRead(500)
+            message = bytes(connection.readAll().data()).strip()
+            connection.disconnectFromServer()
+            if message == b"review":
+                self.open_review()
+
+
+def _raise(window: QObject) -> None:
+    window.show()  # type: ignore[attr-defined]
+    window.raise_()  # type: ignore[attr-defined]
+    window.activateWindow()  # type: ignore[attr-defined]
+
+
+def run_tray(locations: Locations) -> int:
+    """``telemetry-tray`` with no verb: the tray, or raise the one already running."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(sys.argv)
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Telemetry Tray")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("telemetry-tray")
+    app.setQuitOnLastWindowClosed(False)  # closing windows never quits
+    app.setWindowIcon(app_icon())
+    if ask_running_ui(locations):
+        print("Telemetry Tray is already running; its review window was raised.", file=sys.stderr)
+        return 0
+    tray_app = TrayApp(locations, port=port_from_env())
+    tray_app.start()
+    return int(app.exec())

@@ -1,0 +1,640 @@
+"""The review window: pending batches by app, the scope editor, and the exact payload.
+
+Everything that reads the database or renders a payload runs on the thread pool
+(:func:`run_task`); results come back as signals. A render is tagged with a number so a
+slow answer for an old scope never overwrites a newer one. *Approve and send* passes the
+SHA-256 of the payload on screen, so what is approved is exactly what was shown.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSplitter,
+    QStackedWidget,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import AppInfo, BatchView, Broker, Scope
+from ..core.errors import TrayError
+from ..core.manifest import FieldSpec, Manifest
+from .worker import run_task
+
+PREVIEW_LIMIT = 512 * 1024  # characters of pretty JSON shown at once; the rest on request
+ROLE_KEY = Qt.ItemDataRole.UserRole + 1
+Index = QModelIndex | QPersistentModelIndex
+
+
+# -- the scope editor's model -----------------------------------------------------------
+
+
+class ScopeModel(QAbstractTableModel):
+    """One row per declared field: include, name, sensitivity, coarsening, description."""
+
+    INCLUDE, FIELD, SENSITIVITY, COARSEN, DESCRIPTION = range(5)
+    HEADERS = ("Send", "Field", "Sensitivity", "Coarsen to", "What it is")
+    scopeChanged = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fields: list[FieldSpec] = []
+        self._included: set[str] = set()
+        self._coarsen: dict[str, str] = {}
+        self.mode = "records"
+        self.editable = True
+
+    def load(self, manifest: Manifest, scope: Scope, editable: bool) -> None:
+        self.beginResetModel()
+        self._fields = list(manifest.fields)
+        self._included = set(scope.fields)
+        self._coarsen = dict(scope.coarsen)
+        self.mode = scope.mode
+        self.editable = editable
+        self.endResetModel()
+
+    def scope(self) -> Scope:
+        coarsen = {k: v for k, v in self._coarsen.items() if k in self._included}
+        return Scope(tuple(self._included), coarsen, "aggregate" if self.mode == "aggregate" else "records")
+
+    def set_mode(self, mode: str) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            self.scopeChanged.emit()
+
+    def spec(self, row: int) -> FieldSpec:
+        return self._fields[row]
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's API
+        return 0 if parent.isValid() else len(self._fields)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        spec = self._fields[index.row()]
+        column = index.column()
+        if column == self.INCLUDE and role == Qt.ItemDataRole.CheckStateRole:
+            return Qt.CheckState.Checked if spec.name in self._included else Qt.CheckState.Unchecked
+        if role == Qt.ItemDataRole.AccessibleTextRole and column == self.INCLUDE:
+            return f"Send {spec.name}: {'yes' if spec.name in self._included else 'no'}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return spec.description
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            return None
+        if column == self.FIELD:
+            return spec.name
+        if column == self.SENSITIVITY:
+            return spec.sensitivity
+        if column == self.COARSEN:
+            if not spec.coarsen_levels:
+                return "—"
+            return self._coarsen.get(spec.name, "exact")
+        if column == self.DESCRIPTION:
+            return spec.description
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if not index.isValid() or not self.editable:
+            return base
+        spec = self._fields[index.row()]
+        if index.column() == self.INCLUDE:
+            return base | Qt.ItemFlag.ItemIsUserCheckable
+        if index.column() == self.COARSEN and spec.coarsen_levels and spec.name in self._included:
+            return base | Qt.ItemFlag.ItemIsEditable
+        return base
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if not index.isValid() or not self.editable:
+            return False
+        spec = self._fields[index.row()]
+        if index.column() == self.INCLUDE and role == Qt.ItemDataRole.CheckStateRole:
+            checked = Qt.CheckState(value) == Qt.CheckState.Checked if not isinstance(value, bool) else value
+            (self._included.add if checked else self._included.discard)(spec.name)
+        elif index.column() == self.COARSEN and role == Qt.ItemDataRole.EditRole:
+            if value == "exact":
+                self._coarsen.pop(spec.name, None)
+            elif value in spec.coarsen_levels:
+                self._coarsen[spec.name] = str(value)
+            else:
+                return False
+        else:
+            return False
+        self.dataChanged.emit(self.index(index.row(), 0), self.index(index.row(), self.columnCount() - 1))
+        self.scopeChanged.emit()
+        return True
+
+
+class CoarsenDelegate(QStyledItemDelegate):
+    """A choice of the levels a field's type allows ("exact" keeps the value)."""
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: Index) -> QWidget:
+        model = index.model()
+        assert isinstance(model, ScopeModel)
+        combo = QComboBox(parent)
+        combo.setAccessibleName(f"Coarsen {model.spec(index.row()).name}")
+        combo.addItems(["exact", *model.spec(index.row()).coarsen_levels])
+        combo.activated.connect(lambda _: self.commitData.emit(combo))
+        return combo
+
+    def setEditorData(self, editor: QWidget, index: Index) -> None:
+        assert isinstance(editor, QComboBox)
+        editor.setCurrentText(str(index.data()))
+
+    def setModelData(self, editor: QWidget, model: Any, index: Index) -> None:
+        assert isinstance(editor, QComboBox)
+        model.setData(index, editor.currentText(), Qt.ItemDataRole.EditRole)
+
+
+# -- the window -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    view: BatchView
+    pretty: str
+
+
+class ReviewWindow(QWidget):
+    """Pending batches grouped by app, one batch in detail, approve or discard it."""
+
+    decided = Signal(str)  # batch id, after an approval or discard was recorded
+    changed = Signal()  # something the tray shows may have changed
+
+    def __init__(self, broker: Broker | None) -> None:
+        super().__init__()
+        self.broker = broker
+        self.setWindowTitle("Telemetry Tray — Review")
+        self.setAccessibleName("Review pending telemetry")
+        self.resize(1100, 720)
+        self._generation = 0
+        self._current: BatchView | None = None
+        self._shown_sha: str | None = None
+        self._pending_select: str | None = None
+        self._apps: dict[str, AppInfo] = {}
+        self._full_text = ""
+
+        self.batches = QStandardItemModel(self)
+        self.batches.setHorizontalHeaderLabels(["Waiting", "Reports", "Status"])
+        self.tree = QTreeView()
+        self.tree.setModel(self.batches)
+        self.tree.setAccessibleName("Pending batches by app")
+        self.tree.setUniformRowHeights(True)
+        self.tree.selectionModel().currentChanged.connect(self._on_select)
+
+        self.summary = QLabel("Nothing selected.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.setAccessibleName("Who, why, where and for how long")
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.scope_model = ScopeModel()
+        self.scope_model.scopeChanged.connect(self._scope_edited)
+        self.scope_view = QTableView()
+        self.scope_view.setModel(self.scope_model)
+        self.scope_view.setAccessibleName("Scope: which fields are sent and how coarsely")
+        self.scope_view.setItemDelegateForColumn(ScopeModel.COARSEN, CoarsenDelegate(self.scope_view))
+        self.scope_view.setEditTriggers(
+            QTableView.EditTrigger.CurrentChanged | QTableView.EditTrigger.SelectedClicked
+            | QTableView.EditTrigger.EditKeyPressed
+        )  # fmt: skip
+        self.scope_view.verticalHeader().hide()
+        header = self.scope_view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+
+        self.records = QRadioButton("Individual records")
+        self.records.setAccessibleName("Send individual records")
+        self.aggregate = QRadioButton("Only counts (aggregate)")
+        self.aggregate.setAccessibleName("Send only counts per value")
+        self.mode_group = QButtonGroup(self)
+        self.mode_group.addButton(self.records)
+        self.mode_group.addButton(self.aggregate)
+        self.records.setChecked(True)
+        self.records.toggled.connect(lambda on: self.scope_model.set_mode("records" if on else "aggregate"))
+
+        self.payload_info = QLabel("")
+        self.payload_info.setAccessibleName("Payload size and SHA-256")
+        self.payload_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.payload = QPlainTextEdit()
+        self.payload.setReadOnly(True)
+        self.payload.setAccessibleName("The exact payload that would be sent")
+        self.payload.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.show_all = QPushButton("Show all of it")
+        self.show_all.setAccessibleName("Show the whole payload")
+        self.show_all.clicked.connect(lambda: self.payload.setPlainText(self._full_text))
+        self.show_all.hide()
+
+        self.approve_button = QPushButton("&Approve and send")
+        self.approve_button.setAccessibleName("Approve and send this batch as shown")
+        self.approve_button.clicked.connect(self.approve)
+        self.discard_button = QPushButton("&Discard")
+        self.discard_button.setAccessibleName("Discard this batch: nothing is sent")
+        self.discard_button.clicked.connect(self.discard)
+        self.remember = QCheckBox("&Remember this scope for this app (approve its next batches like this)")
+        self.remember.setAccessibleName("Remember this scope for this app")
+
+        self.allow_button = QPushButton("A&llow")
+        self.allow_button.setAccessibleName("Allow this app to send telemetry, batch by batch")
+        self.allow_button.clicked.connect(lambda: self._consent(True))
+        self.block_button = QPushButton("&Block")
+        self.block_button.setAccessibleName("Block this app")
+        self.block_button.clicked.connect(lambda: self._consent(False))
+
+        self.banner = QLabel("")
+        self.banner.setWordWrap(True)
+        self.banner.setAccessibleName("Messages")
+        self.banner.hide()
+
+        self._build()
+        QShortcut(QKeySequence.StandardKey.Refresh, self, self.refresh)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(150)
+        self._debounce.timeout.connect(self._render)
+        self._set_enabled(False)
+
+    def _build(self) -> None:
+        batch_page = QWidget()
+        batch_layout = QVBoxLayout(batch_page)
+        batch_layout.addWidget(self.summary)
+        batch_layout.addWidget(QLabel("<b>Scope</b> — untick what should not be sent; coarsen what may be vaguer:"))
+        batch_layout.addWidget(self.scope_view, 2)
+        modes = QHBoxLayout()
+        modes.addWidget(self.records)
+        modes.addWidget(self.aggregate)
+        modes.addStretch()
+        batch_layout.addLayout(modes)
+        payload_title = QHBoxLayout()
+        payload_title.addWidget(QLabel("<b>Exactly what would be sent</b>"))
+        payload_title.addWidget(self.payload_info, 1)
+        payload_title.addWidget(self.show_all)
+        batch_layout.addLayout(payload_title)
+        batch_layout.addWidget(self.payload, 3)
+        batch_layout.addWidget(self.remember)
+        buttons = QHBoxLayout()
+        buttons.addStretch()
+        buttons.addWidget(self.discard_button)
+        buttons.addWidget(self.approve_button)
+        batch_layout.addLayout(buttons)
+
+        consent_page = QWidget()
+        consent_layout = QVBoxLayout(consent_page)
+        self.consent_text = QLabel("")
+        self.consent_text.setWordWrap(True)
+        self.consent_text.setTextFormat(Qt.TextFormat.RichText)
+        self.consent_text.setAccessibleName("What the new app asks for")
+        consent_layout.addWidget(self.consent_text, 1)
+        consent_buttons = QHBoxLayout()
+        consent_buttons.addStretch()
+        consent_buttons.addWidget(self.block_button)
+        consent_buttons.addWidget(self.allow_button)
+        consent_layout.addLayout(consent_buttons)
+
+        self.empty = QLabel(
+            "<h3>Nothing is waiting for you.</h3><p>Telemetry Tray holds what your apps want to send "
+            "until you look at it. When a batch is ready, it appears here.</p>"
+        )
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.empty.setAccessibleName("Nothing is waiting")
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.empty)
+        self.pages.addWidget(batch_page)
+        self.pages.addWidget(consent_page)
+
+        splitter = QSplitter()
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self.pages)
+        splitter.setSizes([330, 770])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter)
+
+    # -- loading ---------------------------------------------------------------------
+
+    def attach(self, broker: Broker) -> None:
+        """The broker, once the instance has started (the window may be shown before)."""
+        self.broker = broker
+        self.refresh()
+
+    def show_notice(self, text: str, *, error: bool = False) -> None:
+        colour = "#b3261e" if error else "#2a5d9f"
+        self.banner.setStyleSheet(f"color: white; background: {colour}; padding: 6px;")
+        self.banner.setText(_h(text))
+        self.banner.show()
+
+    def refresh(self, select: str | None = None) -> None:
+        """Reload the list of pending batches and apps asking for consent (in the background)."""
+        if select is not None:
+            self._pending_select = select
+        broker = self.broker
+        if broker is None:
+            return
+
+        def load() -> tuple[list[AppInfo], list[Any]]:
+            return broker.apps(), broker.pending()
+
+        run_task(load, self._fill, self._fail)
+
+    def _fill(self, loaded: tuple[list[AppInfo], list[Any]]) -> None:
+        apps, batches = loaded
+        self._apps = {a.app_id: a for a in apps}
+        keep = self._pending_select or self._selected_key()
+        self.batches.removeRows(0, self.batches.rowCount())
+        rows: dict[str, QStandardItem] = {}
+        for app in apps:
+            if app.status == "awaiting_consent":
+                item = QStandardItem(f"{app.name} wants to send telemetry")
+                item.setData(f"app:{app.app_id}", ROLE_KEY)
+                item.setAccessibleText(f"New app {app.name} asks for consent")
+                self.batches.appendRow([item, QStandardItem(""), QStandardItem("asks")])
+        for batch in batches:
+            if batch.status == "open":
+                continue  # still collecting: not ready to decide
+            parent = rows.get(batch.app_id)
+            if parent is None:
+                name = self._apps[batch.app_id].name if batch.app_id in self._apps else batch.app_id
+                parent = QStandardItem(name)
+                parent.setData(f"group:{batch.app_id}", ROLE_KEY)
+                rows[batch.app_id] = parent
+                self.batches.appendRow([parent, QStandardItem(""), QStandardItem("")])
+            child = QStandardItem(f"{batch.window_start[:16].replace('T', ' ')} – {batch.window_end[11:16]} UTC")
+            child.setData(f"batch:{batch.batch_id}", ROLE_KEY)
+            child.setAccessibleText(f"Batch from {batch.window_start} with {batch.reports} reports")
+            parent.appendRow([child, QStandardItem(str(batch.reports)), QStandardItem(batch.status)])
+        self.tree.expandAll()
+        self.tree.resizeColumnToContents(0)
+        self._pending_select = None
+        if not self._select_key(keep) and not self._select_first():
+            self._current = None
+            self.pages.setCurrentWidget(self.empty)
+            self._set_enabled(False)
+
+    def show_app(self, app_id: str) -> None:
+        """Open on the first batch (or the consent question) of ``app_id``."""
+        if not (self._select_key(f"app:{app_id}") or self._select_first(app_id)):
+            self.refresh(select=f"app:{app_id}")
+
+    def _selected_key(self) -> str | None:
+        index = self.tree.currentIndex()
+        return index.siblingAtColumn(0).data(ROLE_KEY) if index.isValid() else None
+
+    def _select_key(self, key: str | None) -> bool:
+        if key is None:
+            return False
+        if key.startswith("app:"):
+            app_id = key[4:]
+            if self._apps.get(app_id) is not None and self._apps[app_id].status != "awaiting_consent":
+                return self._select_first(app_id)
+        for index in self._all_indexes():
+            if index.data(ROLE_KEY) == key:
+                self.tree.setCurrentIndex(index)
+                return True
+        return False
+
+    def _select_first(self, app_id: str | None = None) -> bool:
+        for index in self._all_indexes():
+            key = str(index.data(ROLE_KEY) or "")
+            if key.startswith("app:") and (app_id is None or key == f"app:{app_id}"):
+                self.tree.setCurrentIndex(index)
+                return True
+            if key.startswith("batch:") and (app_id is None or index.parent().data(ROLE_KEY) == f"group:{app_id}"):
+                self.tree.setCurrentIndex(index)
+                return True
+        return False
+
+    def _all_indexes(self) -> list[QModelIndex]:
+        found = []
+        for row in range(self.batches.rowCount()):
+            top = self.batches.index(row, 0)
+            found.append(top)
+            found.extend(self.batches.index(r, 0, top) for r in range(self.batches.rowCount(top)))
+        return found
+
+    def _on_select(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        key = str(current.siblingAtColumn(0).data(ROLE_KEY) or "")
+        if key.startswith("app:"):
+            self._show_consent(key[4:])
+        elif key.startswith("batch:"):
+            self._load_batch(key[6:])
+        elif key.startswith("group:") and self.batches.itemFromIndex(current.siblingAtColumn(0)).hasChildren():
+            self.tree.setCurrentIndex(self.batches.index(0, 0, current.siblingAtColumn(0)))
+
+    def _show_consent(self, app_id: str) -> None:
+        app = self._apps.get(app_id)
+        if app is None:
+            return
+        m = app.manifest
+        fields = "".join(f"<li><b>{_h(f.name)}</b> ({_h(f.sensitivity)}): {_h(f.description)}</li>" for f in m.fields)
+        self.consent_text.setText(
+            f"<h3>{_h(m.name)} by {_h(m.vendor)} wants to send telemetry to {_h(m.endpoint_host)}</h3>"
+            f"<p><b>Why:</b> {_h(m.purpose)}</p>"
+            f"<p><b>How long {_h(m.vendor)} keeps it:</b> {m.retention_days} days. "
+            f"<a href='{_h(m.privacy_policy)}'>Privacy policy</a></p>"
+            f"<p><b>What it may send</b> (identifying fields start excluded):</p><ul>{fields}</ul>"
+            "<p>If you allow it, nothing is sent until you approve each batch, or set a standing default.</p>"
+        )
+        self.consent_text.setOpenExternalLinks(True)
+        self.pages.setCurrentIndex(2)
+        self._current = None
+
+    def _load_batch(self, batch_id: str) -> None:
+        self._generation += 1
+        generation = self._generation
+        self._set_enabled(False)
+        self.payload_info.setText("Rendering…")
+        broker = self.broker
+        assert broker is not None
+        run_task(lambda: _render(broker, batch_id, None), lambda r: self._loaded(generation, r), self._fail)
+
+    def _loaded(self, generation: int, rendered: _Rendered) -> None:
+        if generation != self._generation:
+            return  # the person has moved on
+        view = rendered.view
+        self._current = view
+        undecided = view.batch.status in ("open", "held", "pending")
+        if view.scope is not None:
+            self.scope_model.load(view.manifest, view.scope, editable=undecided)
+            with _blocked(self.records, self.aggregate):
+                (self.aggregate if view.scope.mode == "aggregate" else self.records).setChecked(True)
+        self.summary.setText(_summary_html(view))
+        self.pages.setCurrentIndex(1)
+        self._show_payload(rendered)
+        self._set_enabled(undecided)
+
+    def _scope_edited(self) -> None:
+        if self._current is not None:
+            self.approve_button.setEnabled(False)  # until the payload on screen matches the scope
+            self.payload_info.setText("Updating…")
+            self._debounce.start()
+
+    def _render(self) -> None:
+        if self._current is None:
+            return
+        self._generation += 1
+        generation = self._generation
+        batch_id = self._current.batch.batch_id
+        scope = self.scope_model.scope()
+        broker = self.broker
+        assert broker is not None
+        run_task(lambda: _render(broker, batch_id, scope), lambda r: self._rendered(generation, r), self._fail)
+
+    def _rendered(self, generation: int, rendered: _Rendered) -> None:
+        if generation != self._generation:
+            return
+        self._current = rendered.view
+        self._show_payload(rendered)
+        self._set_enabled(True)
+
+    def _show_payload(self, rendered: _Rendered) -> None:
+        payload = rendered.view.payload
+        if payload is None:
+            self._shown_sha = None
+            self.payload_info.setText("nothing is or was sent")
+            self.payload.setPlainText("")
+            self.show_all.hide()
+            return
+        self._shown_sha = payload.sha256
+        self.payload_info.setText(f"{payload.size:,} bytes · SHA-256 {payload.sha256}")
+        self._full_text = rendered.pretty
+        if len(rendered.pretty) > PREVIEW_LIMIT:
+            cut = rendered.pretty[:PREVIEW_LIMIT]
+            self.payload.setPlainText(f"{cut}\n… {len(rendered.pretty) - PREVIEW_LIMIT:,} more characters")
+            self.show_all.show()
+        else:
+            self.payload.setPlainText(rendered.pretty)
+            self.show_all.hide()
+
+    # -- decisions -------------------------------------------------------------------
+
+    def approve(self) -> None:
+        view, sha, broker = self._current, self._shown_sha, self.broker
+        if view is None or sha is None or broker is None:
+            return
+        scope = self.scope_model.scope()
+        remember = self.remember.isChecked()
+        batch_id = view.batch.batch_id
+        self._set_enabled(False)
+        run_task(
+            lambda: broker.approve(batch_id, scope, expected_sha256=sha, remember=remember),
+            lambda _: self._decided(batch_id),
+            self._fail,
+        )
+
+    def discard(self) -> None:
+        broker = self.broker
+        if self._current is None or broker is None:
+            return
+        batch_id = self._current.batch.batch_id
+        self._set_enabled(False)
+        run_task(lambda: broker.discard(batch_id), lambda _: self._decided(batch_id), self._fail)
+
+    def _consent(self, allow: bool) -> None:
+        key = self._selected_key() or ""
+        broker = self.broker
+        if not key.startswith("app:") or broker is None:
+            return
+        app_id = key[4:]
+        run_task(lambda: broker.set_consent(app_id, allow), lambda _: self._consented(app_id), self._fail)
+
+    def _consented(self, app_id: str) -> None:
+        self.changed.emit()
+        self.refresh()
+
+    def _decided(self, batch_id: str) -> None:
+        self.banner.hide()
+        self.remember.setChecked(False)
+        self.decided.emit(batch_id)
+        self.changed.emit()
+        self.refresh()
+
+    def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, TrayError):
+            text = f"<b>{_h(exc.title)}</b>: {_h(exc.message)}"
+        else:
+            text = f"<b>Something went wrong</b>: {_h(str(exc) or type(exc).__name__)} (it is in the log)"
+        self.banner.setStyleSheet("color: white; background: #b3261e; padding: 6px;")
+        self.banner.setText(text)
+        self.banner.show()
+        if self._current is not None:
+            self._set_enabled(self._current.batch.status in ("open", "held", "pending"))
+
+    def _set_enabled(self, on: bool) -> None:
+        for widget in (self.approve_button, self.discard_button, self.remember, self.records, self.aggregate):
+            widget.setEnabled(on)
+
+
+def _render(broker: Broker, batch_id: str, scope: Scope | None) -> _Rendered:
+    """On a pool thread: the batch under ``scope`` and its payload, pretty-printed."""
+    view = broker.view(batch_id, scope)
+    pretty = json.dumps(view.payload.obj(), indent=2, ensure_ascii=False) if view.payload else ""
+    return _Rendered(view, pretty)
+
+
+def _summary_html(view: BatchView) -> str:
+    m, b = view.manifest, view.batch
+    lines = [
+        f"<h3>{_h(m.name)} <span style='font-weight:normal'>by {_h(m.vendor)}</span></h3>",
+        f"<p><b>Sends to</b> {_h(m.endpoint_host)} &nbsp; <b>Why</b> {_h(m.purpose)}</p>",
+        f"<p><b>Window</b> {_h(b.window_start)} to {_h(b.window_end)} &nbsp; <b>Reports</b> {view.reports:,}"
+        f" &nbsp; <b>{_h(m.vendor)} keeps it</b> {m.retention_days} days &nbsp; <b>Status</b> {_h(b.status)}</p>",
+    ]
+    if view.change is not None:
+        new = ", ".join(view.change.excluded_until_reviewed) or "none"
+        lines.append(
+            f"<p style='color:#8a5a00'><b>Changed since you last approved</b> (manifest v{view.change.old_version}"
+            f" → v{view.change.new_version}): new or changed fields {_h(new)}, left out until you tick them.</p>"
+        )
+    if view.dropped:
+        names = ", ".join(f"{_h(k)} ({v})" for k, v in view.dropped.items())
+        lines.append(f"<p><b>Dropped on arrival</b> (not declared by the app, never sent): {names}</p>")
+    return "".join(lines)
+
+
+def _h(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+class _blocked:
+    """Change widgets without their signals firing (a programmatic change is not an edit)."""
+
+    def __init__(self, *widgets: QWidget) -> None:
+        self.widgets = widgets
+
+    def __enter__(self) -> None:
+        for w in self.widgets:
+            w.blockSignals(True)
+
+    def __exit__(self, *exc: object) -> None:
+        for w in self.widgets:
+            w.blockSignals(False)
