@@ -239,6 +239,7 @@ def _apps(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.file)
     result = _broker().register(manifest, new_token=True)
+    wake_instance(Locations.from_env())
     if args.json:
         return _print_json({"app_id": result.app_id, "token": result.token, "status": result.status})
     if result.created:
@@ -288,6 +289,7 @@ def _policy(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     body = _read_input(args.file)
     result = _broker().ingest(args.app, decode_reports(body))
+    wake_instance(Locations.from_env())
     if args.json:
         _print_json(result.to_obj())
     else:
@@ -315,6 +317,7 @@ def _read_input(name: str) -> bytes:
 
 def _close_batches(args: argparse.Namespace) -> int:
     closed = _broker().close_batches(force=True)
+    wake_instance(Locations.from_env())
     if args.json:
         return _print_json([{"batch_id": c.batch_id, "app_id": c.app_id, "status": c.status} for c in closed])
     if not closed:
@@ -376,6 +379,7 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _discard(args: argparse.Namespace) -> int:
     view = _broker().discard(args.batch)
+    wake_instance(Locations.from_env())
     if args.json:
         return _print_json(view.to_obj())
     _out(f"Discarded {view.batch.batch_id}: its {view.reports} report(s) were deleted and nothing was sent.")

@@ -71,8 +71,8 @@ def error_body(code: str, message: str, **extra: Any) -> bytes:
 
 
 class IngestApp:
-    """The WSGI callable. ``on_ingest`` is called after reports were stored (the
-    running instance uses it to wake its schedule)."""
+    """The WSGI callable. ``on_ingest`` is called after reports or a registration were
+    stored (the running instance wakes its schedule and tells the UI)."""
 
     def __init__(
         self,
@@ -167,6 +167,8 @@ class IngestApp:
             raise MalformedError(f"The manifest is not valid JSON: {exc}.") from None
         manifest = manifest_from_obj(obj)
         result = self.broker.register(manifest, token=_bearer(environ, required=False))
+        if self.on_ingest is not None:
+            self.on_ingest()
         return 201, _json({"app_id": result.app_id, "token": result.token, "status": result.status})
 
     def _reports(self, environ: dict[str, Any]) -> tuple[int, bytes]:

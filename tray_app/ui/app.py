@@ -76,6 +76,9 @@ class TrayApp(QObject):
         autostart: Autostart | None = None,
     ) -> None:
         super().__init__()
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            app.setQuitOnLastWindowClosed(False)  # closing windows never quits
         self.locations = locations
         self.instance = Instance(locations, port)
         self.secrets = secrets or SecretStore()
@@ -249,7 +252,6 @@ def run_tray(locations: Locations) -> int:
     app.setApplicationName("Telemetry Tray")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("telemetry-tray")
-    app.setQuitOnLastWindowClosed(False)  # closing windows never quits
     app.setWindowIcon(app_icon())
     if ask_running_ui(locations):
         print("Telemetry Tray is already running; its review window was raised.", file=sys.stderr)

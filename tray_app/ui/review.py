@@ -226,6 +226,7 @@ class ReviewWindow(QWidget):
             | QTableView.EditTrigger.EditKeyPressed
         )  # fmt: skip
         self.scope_view.verticalHeader().hide()
+        self.scope_view.setCornerButtonEnabled(False)
         header = self.scope_view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)

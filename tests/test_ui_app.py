@@ -1,0 +1,116 @@
+"""The tray menu and the application, with real widgets offscreen and a real instance."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from tests.conftest import PHOTOEDIT, allowed
+from tray_app.core import Broker, Locations, Manifest, load_manifest
+from tray_app.core.autostart import XdgAutostart
+from tray_app.core.instance import read_endpoint
+from tray_app.ui.app import NO_TRAY_HELP, TrayApp, ask_running_ui
+from tray_app.ui.icons import TrayState
+from tray_app.ui.state import Snapshot, take_snapshot
+from tray_app.ui.tray import Tray, TrayMenu
+
+EVENT = {"event": "crop", "app_version": "3.1.4"}
+
+
+def _menu_texts(tray: Tray) -> list[str]:
+    tray.rebuild_menu()
+    return [a.text() for a in tray.menu.actions() if not a.isSeparator()]
+
+
+def test_the_menu_says_what_waits(qtbot: QtBot, broker: Broker, photoedit: Manifest, notesync: Manifest) -> None:
+    actions = TrayMenu()
+    tray = Tray(actions)
+    assert tray.state is TrayState.QUIET
+    allowed(broker, photoedit)
+    for _ in range(3):
+        broker.ingest(photoedit.app_id, [EVENT])
+        broker.close_batches(force=True)
+    broker.register(notesync)
+    tray.show_snapshot(take_snapshot(broker))
+    texts = _menu_texts(tray)
+    assert texts[0] == "3 batches waiting from 1 app; 1 new app asking to send"
+    assert "Review pending (4)…" in texts
+    assert "    NoteSync asks to send telemetry…" in texts
+    assert "    PhotoEdit (3)…" in texts
+    assert texts[-4:] == ["Pause all telemetry", "History…", "Settings…", "Quit"]
+    assert tray.state is TrayState.WAITING
+    assert tray.toolTip() == "Telemetry Tray: 3 batches waiting from 1 app; 1 new app asking to send"
+    photo = next(a for a in tray.menu.actions() if a.text() == "    PhotoEdit (3)…")
+    with qtbot.waitSignal(actions.review) as blocker:
+        photo.trigger()
+    assert blocker.args == [photoedit.app_id]
+    pause = next(a for a in tray.menu.actions() if a.text() == "Pause all telemetry")
+    with qtbot.waitSignal(actions.pause) as blocker:
+        pause.trigger()
+    assert blocker.args == [True]
+    tray.show_snapshot(Snapshot(ready=True, paused_all=True))
+    assert tray.state is TrayState.PAUSED and _menu_texts(tray)[0] == "Nothing is waiting for you; all telemetry paused"
+    tray.show_snapshot(Snapshot(problem="The database is broken."))
+    assert tray.state is TrayState.ERROR and "broken" in tray.toolTip()
+
+
+@pytest.fixture
+def tray_app(qtbot: QtBot, tmp_path: Path) -> TrayApp:
+    app = TrayApp(Locations.under(tmp_path / "home"), autostart=XdgAutostart(tmp_path / "config"))
+    app.start()
+    qtbot.waitUntil(lambda: app.endpoint is not None, timeout=10000)
+    yield app
+    app.quit()
+
+
+def test_without_a_tray_the_review_window_opens_and_says_why(tray_app: TrayApp) -> None:
+    # The offscreen platform has no system tray, like GNOME without the extension.
+    assert tray_app.tray is None
+    assert tray_app.review is not None and tray_app.review.isVisible()
+    assert NO_TRAY_HELP[:40] in tray_app.review.banner.text()
+
+
+def test_the_app_hosts_the_instance_and_follows_changes(qtbot: QtBot, tray_app: TrayApp, tmp_path: Path) -> None:
+    endpoint = read_endpoint(tray_app.locations)
+    assert endpoint is not None and tray_app.endpoint == endpoint
+    manifest = json.dumps(load_manifest(PHOTOEDIT).to_obj())
+    request = urllib.request.Request(endpoint.url + "/v1/apps", data=manifest.encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+    # Registered over HTTP, in another "program": the open window shows the request by itself.
+    review = tray_app.review
+    assert review is not None
+    qtbot.waitUntil(lambda: review.pages.currentIndex() == 2, timeout=5000)
+    assert "PhotoEdit by Example Corp" in review.consent_text.text()
+    qtbot.waitUntil(lambda: len(tray_app.snapshot.awaiting_consent) == 1, timeout=5000)
+
+
+def test_a_second_launch_raises_the_first(qtbot: QtBot, tray_app: TrayApp) -> None:
+    review = tray_app.review
+    assert review is not None
+    review.hide()
+    assert ask_running_ui(tray_app.locations)
+    qtbot.waitUntil(review.isVisible, timeout=5000)
+
+
+def test_closing_windows_does_not_quit(qtbot: QtBot, tray_app: TrayApp) -> None:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication) and not app.quitOnLastWindowClosed()
+    assert tray_app.review is not None
+    tray_app.review.close()
+    assert tray_app.instance.broker is not None  # still running
+    assert read_endpoint(tray_app.locations) is not None
+
+
+def test_quit_stops_the_instance(qtbot: QtBot, tmp_path: Path) -> None:
+    app = TrayApp(Locations.under(tmp_path / "home2"), autostart=XdgAutostart(tmp_path / "config"))
+    app.start()
+    qtbot.waitUntil(lambda: app.endpoint is not None, timeout=10000)
+    app.quit()
+    assert read_endpoint(app.locations) is None

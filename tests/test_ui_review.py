@@ -1,0 +1,179 @@
+"""The review window, with real widgets (offscreen), a real broker, a real vendor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QWidget
+from pytestqt.qtbot import QtBot
+
+from tests.conftest import allowed, tiny
+from tests.vendor import vendor
+from tray_app.core import Broker, Manifest
+from tray_app.core.forwarder import Forwarder
+from tray_app.core.payload import canonical_bytes
+from tray_app.core.secrets import SecretStore
+from tray_app.ui.review import ReviewWindow, ScopeModel
+
+EVENT = {"event": "crop", "ts": "2026-11-24T10:11:12Z", "app_version": "3.1.4", "account_email": "a@b.c"}
+
+
+class NoKeyring(SecretStore):
+    def get(self, app_id: str) -> str | None:
+        raise AssertionError("not asked for a vendor without auth")
+
+
+@pytest.fixture
+def window(qtbot: QtBot, broker: Broker) -> ReviewWindow:
+    w = ReviewWindow(broker)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def _pending(broker: Broker, manifest: Manifest, reports: list[dict[str, Any]] | None = None) -> str:
+    broker.ingest(manifest.app_id, reports or [EVENT, {**EVENT, "event": "open"}])
+    (closed,) = broker.close_batches(force=True)
+    return closed.batch_id
+
+
+def _loaded(qtbot: QtBot, w: ReviewWindow, batch_id: str) -> None:
+    qtbot.waitUntil(
+        lambda: w._current is not None and w._current.batch.batch_id == batch_id and w.approve_button.isEnabled(),
+        timeout=5000,
+    )
+
+
+def _shown_payload(w: ReviewWindow) -> dict[str, Any]:
+    return dict(json.loads(w.payload.toPlainText()))
+
+
+def _row(model: ScopeModel, name: str) -> int:
+    return next(r for r in range(model.rowCount()) if model.spec(r).name == name)
+
+
+def test_a_pending_batch_shows_who_why_and_the_exact_payload(qtbot: QtBot, window: ReviewWindow, broker: Broker,
+                                                             photoedit: Manifest) -> None:  # fmt: skip
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    view = broker.view(batch)
+    assert view.payload is not None
+    assert _shown_payload(window) == view.payload.obj()
+    assert view.payload.sha256 in window.payload_info.text()
+    summary = window.summary.text()
+    for words in ("PhotoEdit", "Example Corp", "telemetry.example.org", "Find which features crash", "90 days"):
+        assert words in summary
+    assert "a@b.c" not in window.payload.toPlainText()  # identifying: excluded by default
+    rows = [window.scope_model.spec(r).name for r in range(window.scope_model.rowCount())]
+    assert rows == list(photoedit.field_names)
+
+
+def test_unticking_a_field_updates_the_payload(qtbot: QtBot, window: ReviewWindow, broker: Broker,
+                                               photoedit: Manifest) -> None:  # fmt: skip
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    before = window._shown_sha
+    model = window.scope_model
+    model.setData(model.index(_row(model, "app_version"), ScopeModel.INCLUDE), Qt.CheckState.Unchecked,
+                  Qt.ItemDataRole.CheckStateRole)  # fmt: skip
+    qtbot.waitUntil(lambda: window._shown_sha != before and window.approve_button.isEnabled(), timeout=5000)
+    assert all("app_version" not in r for r in _shown_payload(window)["reports"])
+    model.setData(model.index(_row(model, "ts"), ScopeModel.COARSEN), "day", Qt.ItemDataRole.EditRole)
+    qtbot.waitUntil(lambda: "T00:00:00Z" in window.payload.toPlainText() and window.approve_button.isEnabled())
+    assert _shown_payload(window)["reports"][0]["ts"] == "2026-11-24T00:00:00Z"
+    window.aggregate.click()
+    qtbot.waitUntil(lambda: "aggregates" in window.payload.toPlainText() and window.approve_button.isEnabled())
+
+
+def test_approving_a_narrowed_scope_sends_exactly_the_previewed_bytes(qtbot: QtBot, window: ReviewWindow,
+                                                                      broker: Broker) -> None:  # fmt: skip
+    with vendor([200]) as v:
+        manifest = tiny(endpoint=v.url)
+        allowed(broker, manifest)
+        batch = _pending(broker, manifest, [{"event": "a", "n": 5, "who": "alice"}, {"event": "b", "n": 9}])
+        window.refresh()
+        _loaded(qtbot, window, batch)
+        model = window.scope_model
+        model.setData(model.index(_row(model, "n"), ScopeModel.COARSEN), "bucket", Qt.ItemDataRole.EditRole)
+        qtbot.waitUntil(lambda: '"n": 8' in window.payload.toPlainText() and window.approve_button.isEnabled())
+        shown_sha = window._shown_sha
+        shown_bytes = canonical_bytes(_shown_payload(window))
+        assert hashlib.sha256(shown_bytes).hexdigest() == shown_sha
+        with qtbot.waitSignal(window.decided, timeout=5000):
+            qtbot.mouseClick(window.approve_button, Qt.MouseButton.LeftButton)
+        assert broker.view(batch).batch.status == "approved"
+        Forwarder(broker, NoKeyring()).deliver_due()
+        assert v.bodies() == [shown_bytes]
+        assert b"alice" not in v.bodies()[0]
+
+
+def test_discard_sends_nothing(qtbot: QtBot, window: ReviewWindow, broker: Broker) -> None:
+    with vendor([200]) as v:
+        manifest = tiny(endpoint=v.url)
+        allowed(broker, manifest)
+        batch = _pending(broker, manifest, [{"event": "a"}])
+        window.refresh()
+        _loaded(qtbot, window, batch)
+        with qtbot.waitSignal(window.decided, timeout=5000):
+            qtbot.mouseClick(window.discard_button, Qt.MouseButton.LeftButton)
+        assert broker.view(batch).batch.status == "discarded"
+        assert Forwarder(broker, NoKeyring()).deliver_due() == []
+        assert v.received == []
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.empty)
+
+
+def test_remembered_scope_applies_to_the_next_batch(qtbot: QtBot, window: ReviewWindow, broker: Broker,
+                                                    photoedit: Manifest) -> None:  # fmt: skip
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    model = window.scope_model
+    model.setData(model.index(_row(model, "os_version"), ScopeModel.INCLUDE), Qt.CheckState.Unchecked,
+                  Qt.ItemDataRole.CheckStateRole)  # fmt: skip
+    qtbot.waitUntil(lambda: "os_version" not in window.payload.toPlainText() and window.approve_button.isEnabled())
+    window.remember.setChecked(True)
+    with qtbot.waitSignal(window.decided, timeout=5000):
+        window.approve()
+    nxt = _pending(broker, photoedit)
+    view = broker.view(nxt)
+    assert view.batch.status == "approved" and view.batch.decided_by == "policy"
+    assert view.scope is not None and "os_version" not in view.scope.fields
+
+
+def test_a_new_app_asks_for_consent(qtbot: QtBot, window: ReviewWindow, broker: Broker, photoedit: Manifest) -> None:
+    broker.register(photoedit)
+    window.refresh()
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == 2, timeout=5000)
+    text = window.consent_text.text()
+    assert "PhotoEdit by Example Corp wants to send telemetry to telemetry.example.org" in text
+    assert "90 days" in text and "account_email" in text
+    qtbot.mouseClick(window.allow_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: broker.app(photoedit.app_id).status == "allowed", timeout=5000)
+
+
+def test_errors_are_shown_not_raised(qtbot: QtBot, window: ReviewWindow, broker: Broker, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    broker.discard(batch)  # decided elsewhere (the CLI) while the window showed it
+    window.approve()
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
+    assert "already discarded" in window.banner.text()
+
+
+def test_every_control_has_an_accessible_name(window: ReviewWindow) -> None:
+    for widget in window.findChildren(QWidget):
+        if widget.objectName().startswith("qt_"):
+            continue  # Qt's own parts (scroll bar buttons and the like)
+        if isinstance(widget, QAbstractButton) or widget in (window.tree, window.scope_view, window.payload):
+            assert widget.accessibleName(), widget
