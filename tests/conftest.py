@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+# Real Qt widgets, drawn offscreen, whoever runs pytest (the tray test under Xvfb starts
+# its own process with its own display).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 from tray_app.core import Broker, Locations, Manifest, load_manifest
 from tray_app.core.manifest import manifest_from_obj
 
