@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean screenshots
 
 install: $(STAMP)
 
@@ -31,3 +31,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+screenshots: install
+	QT_QPA_PLATFORM=offscreen $(BIN)/python tools/screenshots.py

@@ -164,6 +164,14 @@ def _broker() -> Broker:
 
 
 def _start_tray(args: argparse.Namespace) -> int:
+    import os
+
+    if (
+        sys.platform.startswith("linux")
+        and not os.environ.get("QT_QPA_PLATFORM")
+        and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    ):
+        return _fail(f"no graphical display here; `{PROG} run --headless` runs everything but the window", 1)
     try:
         from .ui.app import run_tray
     except ImportError as exc:

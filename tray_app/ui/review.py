@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
@@ -313,6 +314,7 @@ class ReviewWindow(QWidget):
         self.consent_text.setWordWrap(True)
         self.consent_text.setTextFormat(Qt.TextFormat.RichText)
         self.consent_text.setAccessibleName("What the new app asks for")
+        self.consent_text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         consent_layout.addWidget(self.consent_text, 1)
         consent_buttons = QHBoxLayout()
         consent_buttons.addStretch()
@@ -336,7 +338,7 @@ class ReviewWindow(QWidget):
         splitter = QSplitter()
         splitter.addWidget(self.tree)
         splitter.addWidget(self.pages)
-        splitter.setSizes([330, 770])
+        splitter.setSizes([360, 800])
         layout = QVBoxLayout(self)
         layout.addWidget(self.banner)
         layout.addWidget(splitter)
@@ -389,12 +391,13 @@ class ReviewWindow(QWidget):
                 parent.setData(f"group:{batch.app_id}", ROLE_KEY)
                 rows[batch.app_id] = parent
                 self.batches.appendRow([parent, QStandardItem(""), QStandardItem("")])
-            child = QStandardItem(f"{batch.window_start[:16].replace('T', ' ')} – {batch.window_end[11:16]} UTC")
+            child = QStandardItem(window_label(batch.window_start, batch.window_end))
             child.setData(f"batch:{batch.batch_id}", ROLE_KEY)
             child.setAccessibleText(f"Batch from {batch.window_start} with {batch.reports} reports")
             parent.appendRow([child, QStandardItem(str(batch.reports)), QStandardItem(batch.status)])
         self.tree.expandAll()
-        self.tree.resizeColumnToContents(0)
+        for column in range(self.batches.columnCount()):
+            self.tree.resizeColumnToContents(column)
         self._pending_select = None
         if not self._select_key(keep) and not self._select_first():
             self._current = None
@@ -595,6 +598,18 @@ class ReviewWindow(QWidget):
             widget.setEnabled(on)
 
 
+def window_label(start: str, end: str) -> str:
+    """A collection window as a person reads it: a day, a week, or an hour (UTC)."""
+    if start.endswith("T00:00:00Z") and end.endswith("T00:00:00Z"):
+        days = (datetime.fromisoformat(end[:10]) - datetime.fromisoformat(start[:10])).days
+        return (
+            start[:10]
+            if days == 1
+            else f"{start[:10]} to {(datetime.fromisoformat(end[:10]) - timedelta(days=1)).date()}"
+        )
+    return f"{start[:10]} {start[11:16]}–{end[11:16]} UTC"
+
+
 def _render(broker: Broker, batch_id: str, scope: Scope | None) -> _Rendered:
     """On a pool thread: the batch under ``scope`` and its payload, pretty-printed."""
     view = broker.view(batch_id, scope)
@@ -607,7 +622,7 @@ def _summary_html(view: BatchView) -> str:
     lines = [
         f"<h3>{_h(m.name)} <span style='font-weight:normal'>by {_h(m.vendor)}</span></h3>",
         f"<p><b>Sends to</b> {_h(m.endpoint_host)} &nbsp; <b>Why</b> {_h(m.purpose)}</p>",
-        f"<p><b>Window</b> {_h(b.window_start)} to {_h(b.window_end)} &nbsp; <b>Reports</b> {view.reports:,}"
+        f"<p><b>Window</b> {_h(window_label(b.window_start, b.window_end))} &nbsp; <b>Reports</b> {view.reports:,}"
         f" &nbsp; <b>{_h(m.vendor)} keeps it</b> {m.retention_days} days &nbsp; <b>Status</b> {_h(b.status)}</p>",
     ]
     if view.change is not None:
