@@ -118,6 +118,7 @@ class TrayApp(QObject):
         self.server.listen(socket_name(self.locations))
         if self.tray is not None:
             self.tray.show()
+            log.info("tray icon shown")
         else:
             self.open_review()
             assert self.review is not None

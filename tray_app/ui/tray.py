@@ -6,6 +6,8 @@ application took in the background, so opening it never waits on the database.
 
 from __future__ import annotations
 
+import sys
+
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
@@ -39,7 +41,9 @@ class Tray(QSystemTrayIcon):
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.setIcon(tray_icon(self.state, len(snapshot.waiting) + len(snapshot.awaiting_consent)))
+        # macOS draws menu-bar icons from a mask in the panel's own colour.
+        count = len(snapshot.waiting) + len(snapshot.awaiting_consent)
+        self.setIcon(tray_icon(self.state, count, mask=sys.platform == "darwin"))
         self.setToolTip(f"Telemetry Tray: {snapshot.summary()}")
 
     @property
