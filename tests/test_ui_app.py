@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -114,3 +115,31 @@ def test_quit_stops_the_instance(qtbot: QtBot, tmp_path: Path) -> None:
     qtbot.waitUntil(lambda: app.endpoint is not None, timeout=10000)
     app.quit()
     assert read_endpoint(app.locations) is None
+
+
+def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) -> None:
+    review = tray_app.review
+    assert review is not None
+    qtbot.waitUntil(review.demo_button.isVisible, timeout=5000)
+    assert "Welcome to Telemetry Tray" in review.empty_text.text()
+    qtbot.mouseClick(review.demo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tray_app.demo_vendor is not None and tray_app.demo_stream is not None, timeout=5000)
+    broker = tray_app.instance.broker
+    assert broker is not None
+    assert {a.app_id: a.status for a in broker.apps()} == {
+        "org.example.photoedit": "allowed",
+        "net.notesync.desktop": "awaiting_consent",
+    }
+    # The review opens on something to decide; PhotoEdit's batch is there to approve.
+    review.show_app("org.example.photoedit")
+    qtbot.waitUntil(lambda: review._current is not None and review.approve_button.isEnabled(), timeout=5000)
+    shown = review.payload.toPlainText()
+    assert "sam@example.net" not in shown and "holiday-photos" not in shown
+    with qtbot.waitSignal(review.decided, timeout=5000):
+        review.approve()
+    vendor = tray_app.demo_vendor
+    assert vendor is not None
+    qtbot.waitUntil(lambda: len(vendor.received) == 1, timeout=10000)  # sent by the instance at once
+    assert json.loads(vendor.received[0].body) == json.loads(shown)
+    page = urllib.request.urlopen(vendor.url, timeout=5).read().decode()
+    assert "Demo vendor: what arrived" in page and vendor.received[0].idempotency_key in page

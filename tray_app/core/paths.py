@@ -84,6 +84,14 @@ class Locations:
         return self
 
 
+def resources_dir() -> Path:
+    """The project's ``resources/`` folder (next to the package, or inside a bundle)."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle is not None and (Path(bundle) / "resources").is_dir():
+        return Path(bundle) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make sure only this user can enter it."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)

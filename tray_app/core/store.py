@@ -97,6 +97,7 @@ class Store:
         # waitress or Qt's pool); close() closes whatever is left.
         self._connections: dict[int, sqlite3.Connection] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -124,6 +125,8 @@ class Store:
     def _conn(self) -> sqlite3.Connection:
         slot: _Slot | None = getattr(self._local, "slot", None)
         if slot is None:
+            if self._closed:
+                raise StoreError("Telemetry Tray is shutting down; the database is closed.")
             slot = _Slot(self._connect())
             with self._lock:
                 self._connections[id(slot)] = slot.conn
@@ -138,11 +141,16 @@ class Store:
         conn.close()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections.values():
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        """Close this thread's connection and refuse further use. Other threads'
+        connections are closed as those threads end: closing a connection another
+        thread may be using at this moment would crash the process."""
+        self._closed = True
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None:
+            self._local.slot = None
+            with self._lock:
+                self._connections.pop(id(slot), None)
+            slot.conn.close()
 
     @contextmanager
     def write(self) -> Iterator[None]:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from .. import __version__
 from ..core import Locations
 from ..core.autostart import Autostart, autostart_for_platform
+from ..core.demo import DemoVendor, SampleStream, load_demo
 from ..core.errors import TrayError
 from ..core.instance import Endpoint
 from ..core.secrets import SecretStore
@@ -90,6 +91,8 @@ class TrayApp(QObject):
         self.settings: SettingsWindow | None = None
         self._last_notice = 0.0
         self._notified: set[str] = set()
+        self.demo_vendor: DemoVendor | None = None
+        self.demo_stream: SampleStream | None = None
 
         self.menu_actions = TrayMenu()
         self.menu_actions.review.connect(self.open_review)
@@ -151,7 +154,11 @@ class TrayApp(QObject):
             if window is not None:
                 window.close()
         self.server.close()
+        if self.demo_stream is not None:
+            self.demo_stream.stop()
         self.instance.stop()
+        if self.demo_vendor is not None:
+            self.demo_vendor.stop()
         app = QApplication.instance()
         if app is not None:
             app.quit()
@@ -195,6 +202,29 @@ class TrayApp(QObject):
 
         run_task(allowed, show)
 
+    def load_demo(self) -> None:
+        """The first-run demo: example apps, a demo vendor on 127.0.0.1, sample reports."""
+        broker = self.instance.broker
+        if broker is None or self.demo_vendor is not None:
+            return
+        vendor = DemoVendor().start()
+        self.demo_vendor = vendor
+
+        def load() -> list[str]:
+            return load_demo(broker, vendor)
+
+        def loaded(app_ids: list[str]) -> None:
+            self.demo_stream = SampleStream(broker, app_ids).start()
+            self.refresh()
+            if self.review is not None:
+                self.review.refresh()
+                self.review.show_notice(
+                    "Demo loaded. Review PhotoEdit's batch and approve it, then open "
+                    f"{vendor.url} in a browser: the demo vendor shows exactly what arrived."
+                )
+
+        run_task(load, loaded, lambda exc: self.review.show_notice(str(exc), error=True) if self.review else None)
+
     def set_paused(self, paused: bool) -> None:
         broker = self.instance.broker
         if broker is not None:
@@ -206,6 +236,7 @@ class TrayApp(QObject):
         if self.review is None:
             self.review = ReviewWindow(self.instance.broker)
             self.review.changed.connect(self.refresh)
+            self.review.demo_requested.connect(self.load_demo)
         _raise(self.review)
         self.review.refresh()
         if app_id:

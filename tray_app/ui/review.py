@@ -41,6 +41,19 @@ from ..core.errors import TrayError
 from ..core.manifest import FieldSpec, Manifest
 from .worker import run_task
 
+NOTHING_WAITING = (
+    "<h3>Nothing is waiting for you.</h3><p>Telemetry Tray holds what your apps want to send "
+    "until you look at it. When a batch is ready, it appears here.</p>"
+)
+FIRST_RUN = (
+    "<h3>Welcome to Telemetry Tray</h3>"
+    "<p>Programs that support Telemetry Tray hand it their telemetry instead of sending it "
+    "over the Internet. It keeps each batch here, shows you exactly what would be sent, and "
+    "sends only what you approve: all of it, fewer fields, coarser values, or just counts.</p>"
+    "<p>No app has registered yet. To see how it works, load the demo: two example apps, a "
+    "stream of sample reports, and a demo vendor on this computer that shows exactly what "
+    "arrived. Nothing leaves this machine.</p>"
+)
 PREVIEW_LIMIT = 512 * 1024  # characters of pretty JSON shown at once; the rest on request
 ROLE_KEY = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
@@ -188,6 +201,7 @@ class ReviewWindow(QWidget):
 
     decided = Signal(str)  # batch id, after an approval or discard was recorded
     changed = Signal()  # something the tray shows may have changed
+    demo_requested = Signal()  # the person asked for the first-run demo
 
     def __init__(self, broker: Broker | None) -> None:
         super().__init__()
@@ -322,13 +336,21 @@ class ReviewWindow(QWidget):
         consent_buttons.addWidget(self.allow_button)
         consent_layout.addLayout(consent_buttons)
 
-        self.empty = QLabel(
-            "<h3>Nothing is waiting for you.</h3><p>Telemetry Tray holds what your apps want to send "
-            "until you look at it. When a batch is ready, it appears here.</p>"
-        )
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.empty.setAccessibleName("Nothing is waiting")
+        self.empty = QWidget()
+        empty_layout = QVBoxLayout(self.empty)
+        self.empty_text = QLabel(NOTHING_WAITING)
+        self.empty_text.setWordWrap(True)
+        self.empty_text.setAccessibleName("Nothing is waiting")
+        self.demo_button = QPushButton("Load the &demo apps")
+        self.demo_button.setAccessibleName("Load the demo apps, a demo vendor and sample reports")
+        self.demo_button.clicked.connect(self._demo)
+        self.demo_button.hide()
+        empty_layout.addWidget(self.empty_text)
+        demo_row = QHBoxLayout()
+        demo_row.addWidget(self.demo_button)
+        demo_row.addStretch()
+        empty_layout.addLayout(demo_row)
+        empty_layout.addStretch()
 
         self.pages = QStackedWidget()
         self.pages.addWidget(self.empty)
@@ -399,6 +421,9 @@ class ReviewWindow(QWidget):
         for column in range(self.batches.columnCount()):
             self.tree.resizeColumnToContents(column)
         self._pending_select = None
+        first_run = not apps
+        self.empty_text.setText(FIRST_RUN if first_run else NOTHING_WAITING)
+        self.demo_button.setVisible(first_run)
         if not self._select_key(keep) and not self._select_first():
             self._current = None
             self.pages.setCurrentWidget(self.empty)
@@ -570,6 +595,10 @@ class ReviewWindow(QWidget):
             return
         app_id = key[4:]
         run_task(lambda: broker.set_consent(app_id, allow), lambda _: self._consented(app_id), self._fail)
+
+    def _demo(self) -> None:
+        self.demo_button.setEnabled(False)
+        self.demo_requested.emit()
 
     def _consented(self, app_id: str) -> None:
         self.changed.emit()

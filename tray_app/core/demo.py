@@ -1,0 +1,184 @@
+"""The first-run demo: the example apps, a demo vendor on 127.0.0.1, sample reports.
+
+So that a newcomer sees the whole flow in a minute: an app asking for consent, a batch
+waiting for review, approval with a narrower scope, and the demo vendor's page showing
+exactly the bytes that arrived. Nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .broker import Broker
+from .manifest import Manifest, load_manifest
+from .paths import resources_dir
+
+DEMO_FILES = ("photoedit.toml", "notes-sync.json")
+MAX_KEPT = 200
+
+
+@dataclass(frozen=True)
+class Received:
+    at: str
+    idempotency_key: str
+    body: bytes
+
+
+class DemoVendor:
+    """A vendor that accepts batches and shows them at its own address (GET /)."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        vendor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = min(int(self.headers.get("Content-Length") or 0), 32 * 1024 * 1024)
+                body = self.rfile.read(length)
+                vendor._keep(Received(_now(), self.headers.get("Idempotency-Key", ""), body))
+                self._answer(200, b'{"received": true}', "application/json")
+
+            def do_GET(self) -> None:
+                self._answer(200, vendor.page().encode("utf-8"), "text/html; charset=utf-8")
+
+            def _answer(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="demo-vendor", daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/v1/batches"
+
+    def start(self) -> DemoVendor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _keep(self, item: Received) -> None:
+        with self._lock:
+            self.received.append(item)
+            del self.received[:-MAX_KEPT]
+
+    def page(self) -> str:
+        with self._lock:
+            items = list(reversed(self.received))
+        rows = "".join(
+            f"<h3>{html.escape(r.at)} · batch {html.escape(r.idempotency_key)} · {len(r.body):,} bytes</h3>"
+            f"<pre>{html.escape(_pretty(r.body))}</pre>"
+            for r in items
+        )
+        return (
+            "<!doctype html><meta charset='utf-8'><title>Demo vendor</title>"
+            "<h1>Demo vendor: what arrived</h1><p>Exactly the bytes Telemetry Tray sent, newest first.</p>"
+            + (rows or "<p>Nothing yet: approve a batch in Telemetry Tray.</p>")
+        )
+
+
+def demo_manifests(vendor: DemoVendor) -> list[Manifest]:
+    """The example manifests, sending to the demo vendor instead, with no credentials."""
+    folder = resources_dir() / "manifests"
+    return [replace(load_manifest(folder / name), endpoint=vendor.endpoint, auth="none") for name in DEMO_FILES]
+
+
+def load_demo(broker: Broker, vendor: DemoVendor) -> list[str]:
+    """Register the demo apps (PhotoEdit allowed, NoteSync still asking), and leave a
+    batch of sample reports waiting for review. Returns the app ids."""
+    photo, notes = demo_manifests(vendor)
+    for manifest in (photo, notes):
+        if manifest.app_id not in {a.app_id for a in broker.apps()}:
+            broker.register(manifest)
+    broker.set_consent(photo.app_id, True)
+    broker.ingest(photo.app_id, sample_reports(photo.app_id, 25))
+    broker.ingest(notes.app_id, sample_reports(notes.app_id, 10))
+    broker.close_batches(force=True)
+    return [photo.app_id, notes.app_id]
+
+
+class SampleStream:
+    """A trickle of sample reports from the demo apps, as if they were being used."""
+
+    def __init__(self, broker: Broker, app_ids: list[str], every_s: float = 5.0) -> None:
+        self.broker = broker
+        self.app_ids = app_ids
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-reports", daemon=True)
+
+    def start(self) -> SampleStream:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        rng = random.Random()
+        while not self._stop.wait(self.every_s):
+            app_id = rng.choice(self.app_ids)
+            try:
+                self.broker.ingest(app_id, sample_reports(app_id, rng.randint(1, 3), rng))
+            except Exception:  # noqa: S112 - the demo never disturbs the real work
+                continue
+
+
+def sample_reports(app_id: str, count: int, rng: random.Random | None = None) -> list[dict[str, Any]]:
+    rng = rng or random.Random(count)
+    now = datetime.now(UTC)
+    reports: list[dict[str, Any]] = []
+    for _ in range(count):
+        ts = (now - timedelta(minutes=rng.randrange(240))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if "photoedit" in app_id:
+            reports.append({
+                "event": rng.choice(["open", "export", "crop", "filter", "crash"]),
+                "ts": ts,
+                "app_version": rng.choice(["3.1.4", "3.1.3"]),
+                "duration_ms": rng.randrange(20, 4000),
+                "os_version": rng.choice(["Debian 12", "Fedora 41", "Windows 11 23H2", "macOS 15.1"]),
+                "gpu_accelerated": rng.random() < 0.6,
+                "install_id": f"{rng.getrandbits(48):012x}",
+                "account_email": "sam@example.net",
+                "window_title": "holiday-photos.jpg",
+            })  # fmt: skip
+        else:
+            reports.append({
+                "sync_result": rng.choice(["ok", "ok", "ok", "conflict", "network_error"]),
+                "sync_ms": round(rng.uniform(80, 4000), 1),
+                "notes_count": rng.randrange(1, 900),
+                "client_version": "2.0.1",
+                "started_at": ts,
+                "hostname": "sams-laptop",
+            })  # fmt: skip
+    return reports
+
+
+def _pretty(body: bytes) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
