@@ -182,9 +182,11 @@ class TrayApp(QObject):
             self.history.refresh()
 
     def _notify(self, snapshot: Snapshot) -> None:
-        """A quiet note about new batches or app requests, at most every ten minutes."""
+        """A quiet note about new batches, app requests or failed deliveries, at most
+        every ten minutes, and only if notifications are on."""
         broker = self.instance.broker
         fresh = {b.batch_id for b in snapshot.waiting} | {a.app_id for a in snapshot.awaiting_consent}
+        fresh |= {f"failed:{n}" for n in range(snapshot.failed_deliveries)}
         new = fresh - self._notified
         self._notified = fresh
         if not new or self.tray is None or broker is None:
