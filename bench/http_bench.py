@@ -10,11 +10,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from time import perf_counter
@@ -26,7 +22,6 @@ from .core_bench import (
     _RAW_SCHEMA,
     CALL_SIZE,
     PHOTOEDIT,
-    ROOT,
     BenchError,
     _raw_connect,
     chunks,
@@ -34,34 +29,12 @@ from .core_bench import (
     report_body,
 )
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
+from .instance import HeadlessInstance
 
 REPORTS = 100_000
 SINGLE_REQUESTS = 2_000
 CLIENT_THREADS = 2
 RATIO_GOAL = 0.25
-
-
-class _Instance:
-    def __init__(self, home: Path) -> None:
-        env = {**os.environ, "TELEMETRY_TRAY_HOME": str(home), "TELEMETRY_TRAY_PORT": "0"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tray_app", "run", "--headless"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "listening on" not in line:
-            self.proc.kill()
-            raise BenchError(f"the instance did not start: {line!r}")
-        url = line.split("listening on ")[1].split()[0]
-        self.port = int(url.rsplit(":", 1)[1])
-        self.home = home
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
 
 
 def _register(port: int) -> str:
@@ -111,7 +84,7 @@ def bench_http(settings: Settings) -> Figures:
         counter = itertools.count()
 
         def http_trial() -> float:
-            instance = _Instance(tmp / f"http-{next(counter)}")
+            instance = HeadlessInstance(tmp / f"http-{next(counter)}")
             try:
                 token = _register(instance.port)
                 shares = [batch_bodies[i::CLIENT_THREADS] for i in range(CLIENT_THREADS)]
@@ -128,7 +101,7 @@ def bench_http(settings: Settings) -> Figures:
             return elapsed
 
         def single_trial() -> float:
-            instance = _Instance(tmp / f"single-{next(counter)}")
+            instance = HeadlessInstance(tmp / f"single-{next(counter)}")
             try:
                 token = _register(instance.port)
                 times = _send_all(instance.port, token, single_bodies)

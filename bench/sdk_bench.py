@@ -10,12 +10,7 @@ which favours OpenTelemetry.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from time import perf_counter
 
 from opentelemetry._logs import SeverityNumber
@@ -26,8 +21,9 @@ from opentelemetry.sdk.resources import Resource
 from tray_app.client import ClientStats, TelemetryClient
 from tray_app.core import Broker, Locations
 
-from .core_bench import PHOTOEDIT, ROOT, BenchError, make_reports
+from .core_bench import PHOTOEDIT, BenchError, make_reports
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
+from .instance import HeadlessInstance
 
 CALLS = 200_000
 DISTINCT = 10_000  # distinct reports, handed in over and over
@@ -35,32 +31,6 @@ DELIVERED = 50_000  # reports for the delivery rate, in steps the queue holds
 STEP = 5_000
 REPORT_GOAL_US = 5.0
 RATIO_GOAL = 0.5
-
-
-class _Instance:
-    """``run --headless`` in its own process, on a home of its own."""
-
-    def __init__(self, home: Path) -> None:
-        env = {**os.environ, "TELEMETRY_TRAY_HOME": str(home), "TELEMETRY_TRAY_PORT": "0"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tray_app", "run", "--headless"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if "listening on" not in line:
-            self.proc.kill()
-            raise BenchError(f"the instance did not start: {line!r}")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class _CountingExporter(LogRecordExporter):
@@ -87,7 +57,7 @@ def bench_report(settings: Settings) -> Figures:
     otel_exported: list[int] = []
 
     with temp_home() as home:
-        instance = _Instance(home)
+        instance = HeadlessInstance(home)
         try:
             locations = Locations.under(home)
             registered = TelemetryClient.register(PHOTOEDIT, locations=locations)
