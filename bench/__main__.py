@@ -16,8 +16,9 @@ from .deliver_bench import BENCHMARKS as DELIVER
 from .figures import Benchmark, Settings, machine, now_iso
 from .http_bench import BENCHMARKS as HTTP
 from .sdk_bench import BENCHMARKS as SDK
+from .ui_bench import BENCHMARKS as UI
 
-BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK, *DELIVER)
+BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK, *DELIVER, *UI)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

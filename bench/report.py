@@ -74,6 +74,8 @@ def _value(figure: dict[str, Any]) -> str:
         return f"{value:,.1f} ms"
     if unit == "µs":
         return f"{value:,.2f} µs"
+    if unit in ("s", "%", "MiB"):
+        return f"{value:,.3f} {unit}"
     return f"{value:,.0f} {unit}"
 
 

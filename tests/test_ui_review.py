@@ -177,3 +177,19 @@ def test_every_control_has_an_accessible_name(window: ReviewWindow) -> None:
             continue  # Qt's own parts (scroll bar buttons and the like)
         if isinstance(widget, QAbstractButton) or widget in (window.tree, window.scope_view, window.payload):
             assert widget.accessibleName(), widget
+
+
+def test_a_large_payload_shows_its_start_and_all_of_it_on_request(
+    qtbot: QtBot, window: ReviewWindow, broker: Broker, photoedit: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tray_app.ui.review.PREVIEW_LIMIT", 300)
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit, [EVENT] * 50)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    assert window.show_all.isVisible()
+    assert "Show all of it" in window.payload.toPlainText() and len(window.payload.toPlainText()) < 500
+    qtbot.mouseClick(window.show_all, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.show_all.isVisible(), timeout=5000)
+    view = broker.view(batch)
+    assert view.payload is not None and _shown_payload(window) == view.payload.obj()

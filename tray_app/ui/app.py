@@ -13,6 +13,7 @@ import hashlib
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
@@ -21,18 +22,20 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from .. import __version__
 from ..core import Locations
 from ..core.autostart import Autostart, autostart_for_platform
-from ..core.demo import DemoVendor, SampleStream, load_demo
 from ..core.errors import TrayError
 from ..core.instance import Endpoint
 from ..core.secrets import SecretStore
 from ..ingest.instance import Instance, port_from_env
-from .history import HistoryWindow
 from .icons import app_icon
 from .review import ReviewWindow
-from .settings import SettingsWindow
 from .state import Snapshot, take_snapshot
 from .tray import Tray, TrayMenu
 from .worker import run_task
+
+if TYPE_CHECKING:
+    from ..core.demo import DemoVendor, SampleStream
+    from .history import HistoryWindow
+    from .settings import SettingsWindow
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ class TrayApp(QObject):
         self.snapshot = Snapshot()
         self.endpoint: Endpoint | None = None
         self.review: ReviewWindow | None = None
-        self.history: HistoryWindow | None = None
+        self.history: HistoryWindow | None = None  # built when first opened: start-up stays quick
         self.settings: SettingsWindow | None = None
         self._last_notice = 0.0
         self._notified: set[str] = set()
@@ -206,6 +209,8 @@ class TrayApp(QObject):
 
     def load_demo(self) -> None:
         """The first-run demo: example apps, a demo vendor on 127.0.0.1, sample reports."""
+        from ..core.demo import DemoVendor, SampleStream, load_demo
+
         broker = self.instance.broker
         if broker is None or self.demo_vendor is not None:
             return
@@ -249,6 +254,8 @@ class TrayApp(QObject):
         if broker is None:
             return
         if self.history is None:
+            from .history import HistoryWindow
+
             self.history = HistoryWindow(broker)
         _raise(self.history)
         self.history.refresh()
@@ -258,6 +265,8 @@ class TrayApp(QObject):
         if broker is None:
             return
         if self.settings is None:
+            from .settings import SettingsWindow
+
             self.settings = SettingsWindow(broker, self.secrets, self.autostart)
             self.settings.changed.connect(self.refresh)
         _raise(self.settings)

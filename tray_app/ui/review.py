@@ -193,7 +193,8 @@ class CoarsenDelegate(QStyledItemDelegate):
 @dataclass(frozen=True)
 class _Rendered:
     view: BatchView
-    pretty: str
+    pretty: str  # the start of the pretty-printed payload (all of it unless truncated)
+    truncated: bool = False
 
 
 class ReviewWindow(QWidget):
@@ -214,7 +215,6 @@ class ReviewWindow(QWidget):
         self._shown_sha: str | None = None
         self._pending_select: str | None = None
         self._apps: dict[str, AppInfo] = {}
-        self._full_text = ""
 
         self.batches = QStandardItemModel(self)
         self.batches.setHorizontalHeaderLabels(["Waiting", "Reports", "Status"])
@@ -265,7 +265,7 @@ class ReviewWindow(QWidget):
         self.payload.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.show_all = QPushButton("Show all of it")
         self.show_all.setAccessibleName("Show the whole payload")
-        self.show_all.clicked.connect(lambda: self.payload.setPlainText(self._full_text))
+        self.show_all.clicked.connect(self._show_everything)
         self.show_all.hide()
 
         self.approve_button = QPushButton("&Approve and send")
@@ -545,6 +545,21 @@ class ReviewWindow(QWidget):
         self._show_payload(rendered)
         self._set_enabled(True)
 
+    def _show_everything(self) -> None:
+        """Pretty-print the whole payload (in the background) and show it."""
+        view = self._current
+        if view is None or view.payload is None:
+            return
+        payload = view.payload
+        self.show_all.setEnabled(False)
+
+        def done(text: str) -> None:
+            self.payload.setPlainText(text)
+            self.show_all.hide()
+            self.show_all.setEnabled(True)
+
+        run_task(lambda: json.dumps(payload.obj(), indent=2, ensure_ascii=False), done, self._fail)
+
     def _show_payload(self, rendered: _Rendered) -> None:
         payload = rendered.view.payload
         if payload is None:
@@ -555,10 +570,8 @@ class ReviewWindow(QWidget):
             return
         self._shown_sha = payload.sha256
         self.payload_info.setText(f"{payload.size:,} bytes · SHA-256 {payload.sha256}")
-        self._full_text = rendered.pretty
-        if len(rendered.pretty) > PREVIEW_LIMIT:
-            cut = rendered.pretty[:PREVIEW_LIMIT]
-            self.payload.setPlainText(f"{cut}\n… {len(rendered.pretty) - PREVIEW_LIMIT:,} more characters")
+        if rendered.truncated:
+            self.payload.setPlainText(f"{rendered.pretty}\n… (the rest of the {payload.size:,} bytes: Show all of it)")
             self.show_all.show()
         else:
             self.payload.setPlainText(rendered.pretty)
@@ -642,8 +655,17 @@ def window_label(start: str, end: str) -> str:
 def _render(broker: Broker, batch_id: str, scope: Scope | None) -> _Rendered:
     """On a pool thread: the batch under ``scope`` and its payload, pretty-printed."""
     view = broker.view(batch_id, scope)
-    pretty = json.dumps(view.payload.obj(), indent=2, ensure_ascii=False) if view.payload else ""
-    return _Rendered(view, pretty)
+    if view.payload is None:
+        return _Rendered(view, "")
+    # Pretty-print only what is shown at first: the whole of a 100,000-report batch
+    # would take longer than rendering it did. "Show all of it" does the rest.
+    chunks, size = [], 0
+    for chunk in json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(view.payload.obj()):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= PREVIEW_LIMIT:
+            return _Rendered(view, "".join(chunks)[:PREVIEW_LIMIT], truncated=True)
+    return _Rendered(view, "".join(chunks))
 
 
 def _summary_html(view: BatchView) -> str:
