@@ -162,18 +162,7 @@ def bench_ingest(settings: Settings) -> Figures:
 
         def raw_trial(transactions: list[list[Row]]) -> float:
             path = tmp / f"raw-{next(counter)}.sqlite3"
-            conn = _raw_connect(path)
-            try:
-                for statement in _RAW_SCHEMA:
-                    conn.execute(statement)
-                start = perf_counter()
-                for transaction in transactions:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(_INSERT, transaction)
-                    conn.execute("COMMIT")
-                elapsed = perf_counter() - start
-            finally:
-                conn.close()
+            elapsed = raw_insert_seconds(path, transactions)
             _check_stored(path, bodies)
             for leftover in tmp.glob(f"{path.name}*"):
                 leftover.unlink()
@@ -225,6 +214,35 @@ def bench_ingest(settings: Settings) -> Figures:
     }
 
 
+def raw_insert_seconds(path: Path, transactions: list[list[Row]]) -> float:
+    """Raw sqlite3 inserts of ``transactions`` (lists of rows) into a fresh table of the
+    store's shape, one transaction each; the seconds the inserts took."""
+    conn = _raw_connect(path)
+    try:
+        for statement in _RAW_SCHEMA:
+            conn.execute(statement)
+        start = perf_counter()
+        for transaction in transactions:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(_INSERT, transaction)
+            conn.execute("COMMIT")
+        return perf_counter() - start
+    finally:
+        conn.close()
+
+
+def pending_batch(broker: Broker, manifest: Manifest, reports: list[Report]) -> str:
+    """Ingest ``reports`` into one batch and close it: the batch id, now pending."""
+    batch_ids = {broker.ingest(manifest.app_id, call).batch_id for call in chunks(reports, 1_000)}
+    if len(batch_ids) != 1 or None in batch_ids:
+        raise BenchError(f"the reports went into {len(batch_ids)} batches, not one")
+    batch_id = str(batch_ids.pop())
+    closed = broker.close_batches(force=True)
+    if [(c.batch_id, c.status) for c in closed] != [(batch_id, "pending")]:
+        raise BenchError(f"closing the batch gave {closed}, not one pending batch")
+    return batch_id
+
+
 def _raw_connect(path: Path) -> sqlite3.Connection:
     """A connection set up like the store's (autocommit, WAL, synchronous=NORMAL)."""
     conn = sqlite3.connect(path, isolation_level=None)
@@ -254,13 +272,7 @@ def bench_render(settings: Settings) -> Figures:
     with temp_home() as tmp:
         broker, manifest = open_app(tmp / "home", lambda: moment)
         try:
-            batch_ids = {broker.ingest(manifest.app_id, call).batch_id for call in chunks(reports, 1_000)}
-            if len(batch_ids) != 1 or None in batch_ids:
-                raise BenchError(f"the reports went into {len(batch_ids)} batches, not one")
-            batch_id = str(batch_ids.pop())
-            closed = broker.close_batches(force=True)
-            if [(c.batch_id, c.status) for c in closed] != [(batch_id, "pending")]:
-                raise BenchError(f"closing the batch gave {closed}, not one pending batch")
+            batch_id = pending_batch(broker, manifest, reports)
             aggregate_scope = broker.batch_scope(batch_id).edited(mode="aggregate")
             database = Locations.under(tmp / "home").database
             sizes: dict[str, int] = {}

@@ -18,14 +18,12 @@ from time import perf_counter
 from tray_app.core import Locations
 
 from .core_bench import (
-    _INSERT,
-    _RAW_SCHEMA,
     CALL_SIZE,
     PHOTOEDIT,
     BenchError,
-    _raw_connect,
     chunks,
     make_reports,
+    raw_insert_seconds,
     report_body,
 )
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
@@ -113,19 +111,7 @@ def bench_http(settings: Settings) -> Figures:
             return sum(times)
 
         def raw_trial() -> float:
-            path = tmp / f"raw-{next(counter)}.sqlite3"
-            conn = _raw_connect(path)
-            try:
-                for statement in _RAW_SCHEMA:
-                    conn.execute(statement)
-                start = perf_counter()
-                for transaction in row_calls:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(_INSERT, transaction)
-                    conn.execute("COMMIT")
-                return perf_counter() - start
-            finally:
-                conn.close()
+            return raw_insert_seconds(tmp / f"raw-{next(counter)}.sqlite3", row_calls)
 
         best = best_of(settings.repeat, {"http": http_trial, "single": single_trial, "raw": raw_trial})
 

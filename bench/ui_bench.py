@@ -27,7 +27,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from .core_bench import ROOT, BenchError, chunks, make_reports, open_app
+from .core_bench import ROOT, BenchError, chunks, make_reports, open_app, pending_batch
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
 
 if TYPE_CHECKING:
@@ -450,13 +450,7 @@ def bench_review(settings: Settings) -> Figures:
     with temp_home() as tmp:
         broker, manifest = open_app(tmp / "home", lambda: moment)
         try:
-            batch_ids = {broker.ingest(manifest.app_id, call).batch_id for call in chunks(reports, 1_000)}
-            if len(batch_ids) != 1 or None in batch_ids:
-                raise BenchError(f"the reports went into {len(batch_ids)} batches, not one")
-            batch_id = str(batch_ids.pop())
-            closed = broker.close_batches(force=True)
-            if [(c.batch_id, c.status) for c in closed] != [(batch_id, "pending")]:
-                raise BenchError(f"closing the batch gave {closed}, not one pending batch")
+            batch_id = pending_batch(broker, manifest, reports)
 
             debounce_ms: list[int] = []  # the window's own setting, for the description
 
