@@ -105,7 +105,7 @@ def test_closing_windows_does_not_quit(qtbot: QtBot, tray_app: TrayApp) -> None:
     assert isinstance(app, QApplication) and not app.quitOnLastWindowClosed()
     assert tray_app.review is not None
     tray_app.review.close()
-    assert tray_app.instance.broker is not None  # still running
+    assert tray_app.broker is not None  # still running
     assert read_endpoint(tray_app.locations) is not None
 
 
@@ -124,7 +124,7 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
     assert "Welcome to Telemetry Tray" in review.empty_text.text()
     qtbot.mouseClick(review.demo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: tray_app.demo_vendor is not None and tray_app.demo_stream is not None, timeout=5000)
-    broker = tray_app.instance.broker
+    broker = tray_app.broker
     assert broker is not None
     assert {a.app_id: a.status for a in broker.apps()} == {
         "org.example.photoedit": "allowed",

@@ -183,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.headless:
         return _start_tray(args)
     from .core.instance import AlreadyRunning
-    from .ingest.instance import port_from_env, run_headless
+    from .core.paths import port_from_env
+    from .ingest.instance import run_headless
 
     try:
         run_headless(Locations.from_env(), port_from_env())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import StoreError
+from .errors import InputError, StoreError
 
 APP_NAME = "telemetry-tray"
 HOME_ENV = "TELEMETRY_TRAY_HOME"
@@ -82,6 +82,18 @@ class Locations:
                         f"Set {HOME_ENV} to a folder you can write to."
                     ) from None
         return self
+
+
+def port_from_env(environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    text = env.get(PORT_ENV, "").strip() or "0"
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise InputError(f"{PORT_ENV}={text!r} is not a port number; use 1 to 65535, or 0 for any free port.")
+    return port
 
 
 def resources_dir() -> Path:

@@ -17,29 +17,15 @@ from types import FrameType
 
 from .. import __version__
 from ..core import Broker, Locations
-from ..core.errors import InputError
 from ..core.forwarder import DeliveryLoop, Forwarder, timeout_from_env
 from ..core.housekeeping import Housekeeper
 from ..core.instance import Endpoint, InstanceLock, remove_endpoint, write_endpoint
-from ..core.paths import PORT_ENV
 from ..core.secrets import SecretStore
 from ..core.spool import Spool
 from .app import IngestApp
 from .server import IngestServer
 
 log = logging.getLogger(__name__)
-
-
-def port_from_env(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
-    env = os.environ if environ is None else environ
-    text = env.get(PORT_ENV, "").strip() or "0"
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise InputError(f"{PORT_ENV}={text!r} is not a port number; use 1 to 65535, or 0 for any free port.")
-    return port
 
 
 class Instance:

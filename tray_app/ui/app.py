@@ -24,8 +24,8 @@ from ..core import Locations
 from ..core.autostart import Autostart, autostart_for_platform
 from ..core.errors import TrayError
 from ..core.instance import Endpoint
+from ..core.paths import port_from_env
 from ..core.secrets import SecretStore
-from ..ingest.instance import Instance, port_from_env
 from .icons import app_icon
 from .review import ReviewWindow
 from .state import Snapshot, take_snapshot
@@ -33,7 +33,9 @@ from .tray import Tray, TrayMenu
 from .worker import run_task
 
 if TYPE_CHECKING:
+    from ..core import Broker
     from ..core.demo import DemoVendor, SampleStream
+    from ..ingest.instance import Instance
     from .history import HistoryWindow
     from .settings import SettingsWindow
 
@@ -84,7 +86,10 @@ class TrayApp(QObject):
         if isinstance(app, QApplication):
             app.setQuitOnLastWindowClosed(False)  # closing windows never quits
         self.locations = locations
-        self.instance = Instance(locations, port)
+        self.port = port
+        # Built on the thread pool once the icon shows: it brings the server, httpx and
+        # TLS libraries, which need not hold up the icon.
+        self.instance: Instance | None = None
         self.secrets = secrets or SecretStore()
         self.autostart = autostart or autostart_for_platform()
         self.snapshot = Snapshot()
@@ -111,7 +116,6 @@ class TrayApp(QObject):
         self._refresh_soon.setInterval(250)
         self._refresh_soon.timeout.connect(self.refresh)
         self.bridge.changed.connect(self._refresh_soon.start)
-        self.instance.listeners.append(self.bridge.changed.emit)
 
         self.server = QLocalServer(self)
         self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
@@ -129,11 +133,24 @@ class TrayApp(QObject):
             self.open_review()
             assert self.review is not None
             self.review.show_notice(NO_TRAY_HELP)
-        run_task(self.instance.start, self._started, self._start_failed)
+        run_task(self._start_instance, self._started, self._start_failed)
+
+    def _start_instance(self) -> Endpoint:
+        from ..ingest.instance import Instance
+
+        instance = Instance(self.locations, self.port)
+        instance.listeners.append(self.bridge.changed.emit)
+        self.instance = instance
+        return instance.start()
+
+    @property
+    def broker(self) -> Broker | None:
+        """The instance's broker once it has started."""
+        return self.instance.broker if self.instance is not None else None
 
     def _started(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        broker = self.instance.broker
+        broker = self.broker
         assert broker is not None
         broker.on_approved.append(self.bridge.changed.emit)
         if self.review is not None:
@@ -159,7 +176,8 @@ class TrayApp(QObject):
         self.server.close()
         if self.demo_stream is not None:
             self.demo_stream.stop()
-        self.instance.stop()
+        if self.instance is not None:
+            self.instance.stop()
         if self.demo_vendor is not None:
             self.demo_vendor.stop()
         app = QApplication.instance()
@@ -169,7 +187,7 @@ class TrayApp(QObject):
     # -- state -----------------------------------------------------------------------
 
     def refresh(self) -> None:
-        broker = self.instance.broker
+        broker = self.broker
         if broker is None:
             return
         run_task(lambda: take_snapshot(broker), self._got_snapshot, lambda exc: log.warning("refresh: %s", exc))
@@ -187,7 +205,7 @@ class TrayApp(QObject):
     def _notify(self, snapshot: Snapshot) -> None:
         """A quiet note about new batches, app requests or failed deliveries, at most
         every ten minutes, and only if notifications are on."""
-        broker = self.instance.broker
+        broker = self.broker
         fresh = {b.batch_id for b in snapshot.waiting} | {a.app_id for a in snapshot.awaiting_consent}
         fresh |= {f"failed:{n}" for n in range(snapshot.failed_deliveries)}
         new = fresh - self._notified
@@ -211,7 +229,7 @@ class TrayApp(QObject):
         """The first-run demo: example apps, a demo vendor on 127.0.0.1, sample reports."""
         from ..core.demo import DemoVendor, SampleStream, load_demo
 
-        broker = self.instance.broker
+        broker = self.broker
         if broker is None or self.demo_vendor is not None:
             return
         vendor = DemoVendor().start()
@@ -233,7 +251,7 @@ class TrayApp(QObject):
         run_task(load, loaded, lambda exc: self.review.show_notice(str(exc), error=True) if self.review else None)
 
     def set_paused(self, paused: bool) -> None:
-        broker = self.instance.broker
+        broker = self.broker
         if broker is not None:
             run_task(lambda: broker.set_paused_all(paused), lambda _: self.refresh())
 
@@ -241,7 +259,7 @@ class TrayApp(QObject):
 
     def open_review(self, app_id: str = "") -> None:
         if self.review is None:
-            self.review = ReviewWindow(self.instance.broker)
+            self.review = ReviewWindow(self.broker)
             self.review.changed.connect(self.refresh)
             self.review.demo_requested.connect(self.load_demo)
         _raise(self.review)
@@ -250,7 +268,7 @@ class TrayApp(QObject):
             self.review.show_app(app_id)
 
     def open_history(self) -> None:
-        broker = self.instance.broker
+        broker = self.broker
         if broker is None:
             return
         if self.history is None:
@@ -261,7 +279,7 @@ class TrayApp(QObject):
         self.history.refresh()
 
     def open_settings(self) -> None:
-        broker = self.instance.broker
+        broker = self.broker
         if broker is None:
             return
         if self.settings is None:
