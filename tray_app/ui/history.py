@@ -12,13 +12,12 @@ import itertools
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from PySide6.QtCore import (
@@ -63,7 +62,6 @@ from ..core.payload import sha256_hex
 from .worker import run_task
 
 ModelIndex = QModelIndex | QPersistentModelIndex
-T = TypeVar("T")
 
 ACTION_WORDS: dict[str, str] = {
     "approved": "Approved",
@@ -770,9 +768,7 @@ class HistoryWindow(QWidget):
         self._reload_again = False
         self.refresh_button.setEnabled(False)
         broker = self.broker
-        run_task(
-            _pooled(lambda: load_snapshot(broker)), self._guard(self._on_loaded), self._guard(self._on_load_failed)
-        )
+        run_task(lambda: load_snapshot(broker), self._guard(self._on_loaded), self._guard(self._on_load_failed))
 
     @Slot()
     def broker_changed(self) -> None:
@@ -789,7 +785,7 @@ class HistoryWindow(QWidget):
         self.verify_button.setEnabled(False)
         self._set_status("Verifying the hash chain…", "neutral")
         broker = self.broker
-        run_task(_pooled(broker.verify_history), self._guard(self._on_verified), self._guard(self._on_verify_failed))
+        run_task(broker.verify_history, self._guard(self._on_verified), self._guard(self._on_verify_failed))
 
     @Slot()
     def export(self) -> None:
@@ -812,7 +808,7 @@ class HistoryWindow(QWidget):
         self.export_button.setEnabled(False)
         broker = self.broker
         run_task(
-            _pooled(lambda: write_export(broker, path)),
+            lambda: write_export(broker, path),
             self._guard(self._on_exported),
             self._guard(self._on_export_failed),
         )
@@ -1019,7 +1015,7 @@ class HistoryWindow(QWidget):
                 self.payload_label.setText("The payload could not be loaded.")
                 self.show_error(exc)
 
-        run_task(_pooled(lambda: load_payload(broker, batch_id)), self._guard(done), self._guard(failed))
+        run_task(lambda: load_payload(broker, batch_id), self._guard(done), self._guard(failed))
 
     def _update_receipt_warning(self) -> None:
         bad = self.model.bad_seq
@@ -1133,19 +1129,3 @@ class HistoryWindow(QWidget):
         self.status_label.setStyleSheet(styles[tone])
         self.status_label.setText(text)
         self.status_label.setAccessibleDescription(tone)
-
-
-def _pooled(fn: Callable[[], T]) -> Callable[[], T]:
-    """``fn``, first making its pool thread known to :mod:`threading`.
-
-    The store closes the connections of threads that ``threading.enumerate()`` does not
-    list, and a QThreadPool thread is listed only once Python has seen it through
-    ``threading.current_thread()``. Without this, one task opening its connection can
-    close another task's connection while it is in use (a crash in sqlite3).
-    """
-
-    def run() -> T:
-        threading.current_thread()
-        return fn()
-
-    return run
