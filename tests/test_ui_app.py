@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from tests.conftest import PHOTOEDIT, allowed
+from tests.conftest import PHOTOEDIT, allowed, tiny
 from tray_app.core import Broker, Locations, Manifest, load_manifest
 from tray_app.core.autostart import XdgAutostart
 from tray_app.core.instance import read_endpoint
@@ -143,3 +143,27 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
     assert json.loads(vendor.received[0].body) == json.loads(shown)
     page = urllib.request.urlopen(vendor.url, timeout=5).read().decode()
     assert "Demo vendor: what arrived" in page and vendor.received[0].idempotency_key in page
+
+
+def test_batches_waiting_for_credentials_show_as_a_problem(broker: Broker) -> None:
+    from tray_app.core.forwarder import Forwarder
+    from tray_app.core.secrets import SecretStore
+
+    class NoKeyring(SecretStore):
+        def available(self) -> bool:
+            return False
+
+        def status(self) -> str:
+            return "No OS keyring is available."
+
+    manifest = tiny(auth="bearer", endpoint="http://127.0.0.1:9/v1")
+    allowed(broker, manifest)
+    broker.ingest(manifest.app_id, [{"event": "e"}])
+    (closed,) = broker.close_batches(force=True)
+    broker.approve(closed.batch_id)
+    (outcome,) = Forwarder(broker, NoKeyring()).deliver_due()
+    assert outcome.outcome == "waiting for credentials"
+    tray = Tray(TrayMenu())
+    tray.show_snapshot(take_snapshot(broker))
+    assert tray.state is TrayState.ERROR
+    assert "1 batch waiting for credentials" in tray.toolTip()

@@ -13,6 +13,7 @@ class Snapshot:
     batches: list[BatchSummary] = field(default_factory=list)
     paused_all: bool = False
     failed_deliveries: int = 0
+    waiting_for_credentials: int = 0  # approved batches held: no secret, or no keyring
     ready: bool = False
     problem: str = ""  # e.g. the instance could not start; shown in the menu and tooltip
 
@@ -48,6 +49,8 @@ class Snapshot:
             parts.append(f"{_count(len(self.awaiting_consent), 'new app', 'new apps')} asking to send")
         if self.failed_deliveries:
             parts.append(f"{_count(self.failed_deliveries, 'delivery', 'deliveries')} failed")
+        if self.waiting_for_credentials:
+            parts.append(f"{_count(self.waiting_for_credentials, 'batch', 'batches')} waiting for credentials")
         if not parts:
             parts.append("Nothing is waiting for you")
         if self.paused_all:
@@ -57,11 +60,13 @@ class Snapshot:
 
 def take_snapshot(broker: Broker) -> Snapshot:
     failed = sum(1 for r in broker.history()[-200:] if r.action == "failed")
+    held = sum(1 for d in broker.open_deliveries() if d.waiting_for == "credentials")
     return Snapshot(
         apps=broker.apps(),
         batches=broker.pending(),
         paused_all=broker.paused_all,
         failed_deliveries=failed,
+        waiting_for_credentials=held,
         ready=True,
     )
 

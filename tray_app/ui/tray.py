@@ -49,7 +49,7 @@ class Tray(QSystemTrayIcon):
     @property
     def state(self) -> TrayState:
         s = self.snapshot
-        if s.problem or s.failed_deliveries:
+        if s.problem or s.failed_deliveries or s.waiting_for_credentials:
             return TrayState.ERROR
         if s.paused_all:
             return TrayState.PAUSED
