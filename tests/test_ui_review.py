@@ -193,3 +193,30 @@ def test_a_large_payload_shows_its_start_and_all_of_it_on_request(
     qtbot.waitUntil(lambda: not window.show_all.isVisible(), timeout=5000)
     view = broker.view(batch)
     assert view.payload is not None and _shown_payload(window) == view.payload.obj()
+
+
+def test_a_refresh_keeps_the_scope_being_edited(qtbot: QtBot, window: ReviewWindow, broker: Broker,
+                                               photoedit: Manifest, notesync: Manifest) -> None:  # fmt: skip
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    model = window.scope_model
+    model.setData(model.index(_row(model, "app_version"), ScopeModel.INCLUDE), Qt.CheckState.Unchecked,
+                  Qt.ItemDataRole.CheckStateRole)  # fmt: skip
+    qtbot.waitUntil(lambda: "app_version" not in window.payload.toPlainText() and window.approve_button.isEnabled())
+    edited_sha = window._shown_sha
+    window.remember.setChecked(True)
+    broker.register(notesync)  # something else changes meanwhile: the list is refreshed
+    window.refresh()
+    qtbot.waitUntil(lambda: window.batches.rowCount() == 2, timeout=5000)
+    qtbot.wait(400)  # give any (wrong) reload time to land
+    assert window._current is not None and window._current.batch.batch_id == batch
+    assert "app_version" not in model.scope().fields
+    assert window._shown_sha == edited_sha and "app_version" not in window.payload.toPlainText()
+    assert window.remember.isChecked()
+    window.show_app(notesync.app_id)  # moving elsewhere clears "remember"
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == 2, timeout=5000)
+    window.show_app(photoedit.app_id)
+    _loaded(qtbot, window, batch)
+    assert not window.remember.isChecked()

@@ -727,6 +727,10 @@ class Broker:
     def history(self, app_id: str | None = None) -> list[Receipt]:
         return self.store.receipts(app_id=app_id)
 
+    def failures_since(self, hours: float = 24) -> int:
+        """How many deliveries failed for good in the last ``hours`` (for the tray's state)."""
+        return self.store.count_receipts("failed", to_iso(self._now() - timedelta(hours=hours)))
+
     def verify_history(self) -> ChainCheck:
         return verify(self.store.receipts())
 

@@ -488,6 +488,12 @@ class Store:
             ),
         )
 
+    def count_receipts(self, action: str, since: str) -> int:
+        count: int = self._execute(
+            "SELECT count(*) FROM receipts WHERE action = ? AND at >= ?", (action, since)
+        ).fetchone()[0]
+        return count
+
     def receipts(self, *, app_id: str | None = None, batch_id: str | None = None) -> list[Receipt]:
         sql, params = _RECEIPT_SELECT, []
         conditions = []

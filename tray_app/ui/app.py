@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
@@ -90,6 +90,7 @@ class TrayApp(QObject):
         # Built on the thread pool once the icon shows: it brings the server, httpx and
         # TLS libraries, which need not hold up the icon.
         self.instance: Instance | None = None
+        self._starting: Instance | None = None
         self.secrets = secrets or SecretStore()
         self.autostart = autostart or autostart_for_platform()
         self.snapshot = Snapshot()
@@ -115,7 +116,8 @@ class TrayApp(QObject):
         self._refresh_soon.setSingleShot(True)
         self._refresh_soon.setInterval(250)
         self._refresh_soon.timeout.connect(self.refresh)
-        self.bridge.changed.connect(self._refresh_soon.start)
+        # Throttle, not debounce: a steady stream of changes must not postpone refreshing forever.
+        self.bridge.changed.connect(self._schedule_refresh)
 
         self.server = QLocalServer(self)
         self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
@@ -135,12 +137,16 @@ class TrayApp(QObject):
             self.review.show_notice(NO_TRAY_HELP)
         run_task(self._start_instance, self._started, self._start_failed)
 
+    def _schedule_refresh(self) -> None:
+        if not self._refresh_soon.isActive():
+            self._refresh_soon.start()
+
     def _start_instance(self) -> Endpoint:
         from ..ingest.instance import Instance
 
         instance = Instance(self.locations, self.port)
         instance.listeners.append(self.bridge.changed.emit)
-        self.instance = instance
+        self._starting = instance
         return instance.start()
 
     @property
@@ -149,6 +155,8 @@ class TrayApp(QObject):
         return self.instance.broker if self.instance is not None else None
 
     def _started(self, endpoint: Endpoint) -> None:
+        # Published only now: windows never see a half-started instance.
+        self.instance = self._starting
         self.endpoint = endpoint
         broker = self.broker
         assert broker is not None
@@ -176,8 +184,11 @@ class TrayApp(QObject):
         self.server.close()
         if self.demo_stream is not None:
             self.demo_stream.stop()
-        if self.instance is not None:
-            self.instance.stop()
+        # A start still in progress finishes first, so it cannot outlive the quit.
+        QThreadPool.globalInstance().waitForDone(10_000)
+        instance = self.instance or self._starting
+        if instance is not None:
+            instance.stop()
         if self.demo_vendor is not None:
             self.demo_vendor.stop()
         app = QApplication.instance()
@@ -248,7 +259,14 @@ class TrayApp(QObject):
                     f"{vendor.url} in a browser: the demo vendor shows exactly what arrived."
                 )
 
-        run_task(load, loaded, lambda exc: self.review.show_notice(str(exc), error=True) if self.review else None)
+        def failed(exc: BaseException) -> None:
+            vendor.stop()
+            self.demo_vendor = None
+            if self.review is not None:
+                self.review.demo_button.setEnabled(True)
+                self.review.show_notice(getattr(exc, "message", str(exc)), error=True)
+
+        run_task(load, loaded, failed)
 
     def set_paused(self, paused: bool) -> None:
         broker = self.broker
@@ -292,11 +310,15 @@ class TrayApp(QObject):
 
     def _on_local_message(self) -> None:
         while (connection := self.server.nextPendingConnection()) is not None:
-            connection.waitForReadyRead(500)
-            message = bytes(connection.readAll().data()).strip()
-            connection.disconnectFromServer()
-            if message == b"review":
-                self.open_review()
+            # Read when the bytes are there (never wait on the UI thread for a client).
+            connection.readyRead.connect(lambda c=connection: self._read_local(c))
+            connection.disconnected.connect(connection.deleteLater)
+
+    def _read_local(self, connection: QLocalSocket) -> None:
+        message = bytes(connection.readAll().data()).strip()
+        connection.disconnectFromServer()
+        if message == b"review":
+            self.open_review()
 
 
 def _raise(window: QObject) -> None:

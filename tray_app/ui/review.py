@@ -394,7 +394,11 @@ class ReviewWindow(QWidget):
     def _fill(self, loaded: tuple[list[AppInfo], list[Any]]) -> None:
         apps, batches = loaded
         self._apps = {a.app_id: a for a in apps}
-        keep = self._pending_select or self._selected_key()
+        previous = self._selected_key()
+        keep = self._pending_select or previous
+        # Rebuilding the list must not reload what is on screen: that would throw away
+        # the scope the person is editing. Selection signals wait until the end.
+        self.tree.selectionModel().blockSignals(True)
         self.batches.removeRows(0, self.batches.rowCount())
         rows: dict[str, QStandardItem] = {}
         for app in apps:
@@ -424,10 +428,16 @@ class ReviewWindow(QWidget):
         first_run = not apps
         self.empty_text.setText(FIRST_RUN if first_run else NOTHING_WAITING)
         self.demo_button.setVisible(first_run)
-        if not self._select_key(keep) and not self._select_first():
+        found = self._select_key(keep) or self._select_first()
+        self.tree.selectionModel().blockSignals(False)
+        if not found:
+            self._generation += 1
             self._current = None
             self.pages.setCurrentWidget(self.empty)
             self._set_enabled(False)
+            return
+        if self._selected_key() != previous or (self._current is None and previous is None):
+            self._on_select(self.tree.currentIndex(), QModelIndex())
 
     def show_app(self, app_id: str) -> None:
         """Open on the first batch (or the consent question) of ``app_id``."""
@@ -494,17 +504,27 @@ class ReviewWindow(QWidget):
             "<p>If you allow it, nothing is sent until you approve each batch, or set a standing default.</p>"
         )
         self.consent_text.setOpenExternalLinks(True)
+        self._generation += 1
+        self._debounce.stop()
         self.pages.setCurrentIndex(2)
         self._current = None
 
     def _load_batch(self, batch_id: str) -> None:
         self._generation += 1
         generation = self._generation
+        self._debounce.stop()  # a scope edit of the previous batch must not render over this one
+        self._current = None  # nothing is approvable until this batch is on screen
+        self._shown_sha = None
+        self.remember.setChecked(False)
         self._set_enabled(False)
         self.payload_info.setText("Rendering…")
         broker = self.broker
         assert broker is not None
-        run_task(lambda: _render(broker, batch_id, None), lambda r: self._loaded(generation, r), self._fail)
+        run_task(
+            lambda: _render(broker, batch_id, None),
+            lambda r: self._loaded(generation, r),
+            lambda exc: self._render_failed(generation, exc),
+        )
 
     def _loaded(self, generation: int, rendered: _Rendered) -> None:
         if generation != self._generation:
@@ -536,7 +556,11 @@ class ReviewWindow(QWidget):
         scope = self.scope_model.scope()
         broker = self.broker
         assert broker is not None
-        run_task(lambda: _render(broker, batch_id, scope), lambda r: self._rendered(generation, r), self._fail)
+        run_task(
+            lambda: _render(broker, batch_id, scope),
+            lambda r: self._rendered(generation, r),
+            lambda exc: self._render_failed(generation, exc),
+        )
 
     def _rendered(self, generation: int, rendered: _Rendered) -> None:
         if generation != self._generation:
@@ -550,15 +574,20 @@ class ReviewWindow(QWidget):
         view = self._current
         if view is None or view.payload is None:
             return
-        payload = view.payload
+        payload, generation = view.payload, self._generation
         self.show_all.setEnabled(False)
 
         def done(text: str) -> None:
-            self.payload.setPlainText(text)
-            self.show_all.hide()
             self.show_all.setEnabled(True)
+            if generation == self._generation and self._shown_sha == payload.sha256:
+                self.payload.setPlainText(text)
+                self.show_all.hide()
 
-        run_task(lambda: json.dumps(payload.obj(), indent=2, ensure_ascii=False), done, self._fail)
+        def failed(exc: BaseException) -> None:
+            self.show_all.setEnabled(True)
+            self._fail(exc)
+
+        run_task(lambda: json.dumps(payload.obj(), indent=2, ensure_ascii=False), done, failed)
 
     def _show_payload(self, rendered: _Rendered) -> None:
         payload = rendered.view.payload
@@ -613,7 +642,7 @@ class ReviewWindow(QWidget):
         self.demo_button.setEnabled(False)
         self.demo_requested.emit()
 
-    def _consented(self, app_id: str) -> None:
+    def _consented(self, _app_id: str) -> None:
         self.changed.emit()
         self.refresh()
 
@@ -623,6 +652,14 @@ class ReviewWindow(QWidget):
         self.decided.emit(batch_id)
         self.changed.emit()
         self.refresh()
+
+    def _render_failed(self, generation: int, exc: BaseException) -> None:
+        if generation != self._generation:
+            return  # about a batch or scope no longer on screen
+        self._current = None
+        self._shown_sha = None
+        self.payload_info.setText("")
+        self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         if isinstance(exc, TrayError):

@@ -12,7 +12,7 @@ class Snapshot:
     apps: list[AppInfo] = field(default_factory=list)
     batches: list[BatchSummary] = field(default_factory=list)
     paused_all: bool = False
-    failed_deliveries: int = 0
+    failed_deliveries: int = 0  # failed for good in the last 24 hours
     waiting_for_credentials: int = 0  # approved batches held: no secret, or no keyring
     ready: bool = False
     problem: str = ""  # e.g. the instance could not start; shown in the menu and tooltip
@@ -59,7 +59,7 @@ class Snapshot:
 
 
 def take_snapshot(broker: Broker) -> Snapshot:
-    failed = sum(1 for r in broker.history()[-200:] if r.action == "failed")
+    failed = broker.failures_since(hours=24)
     held = sum(1 for d in broker.open_deliveries() if d.waiting_for == "credentials")
     return Snapshot(
         apps=broker.apps(),
