@@ -309,3 +309,18 @@ def test_a_secret_echoed_by_the_vendor_never_reaches_a_receipt(broker: Broker, c
         assert all(secret not in json.dumps(r.to_export()) for r in broker.history())
     finally:
         store.clear(APP)
+
+
+def test_the_delivery_loop_stops_promptly_whenever_asked(broker: Broker) -> None:
+    import time
+
+    from tray_app.core.forwarder import DeliveryLoop
+
+    for _ in range(30):  # stop() at every point of the loop's round
+        loop = DeliveryLoop(_forwarder(broker))
+        loop.start()
+        time.sleep(0.001 * (_ % 5))
+        started = time.monotonic()
+        loop.stop(timeout=5)
+        assert loop._thread is not None and not loop._thread.is_alive()
+        assert time.monotonic() - started < 2

@@ -253,7 +253,6 @@ class DeliveryLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.clear()
             try:
                 outcomes = self.forwarder.deliver_due()
                 for outcome in outcomes:
@@ -270,4 +269,7 @@ class DeliveryLoop:
             wait = 3600.0
             if due is not None:
                 wait = min(wait, max(0.0, (from_iso(due) - self._clock()).total_seconds()) + 0.05)
+            # Cleared only after waiting: a stop() or wake() that came during the round
+            # ends this wait at once instead of being lost.
             self._wake.wait(wait)
+            self._wake.clear()
