@@ -167,3 +167,31 @@ def test_batches_waiting_for_credentials_show_as_a_problem(broker: Broker) -> No
     tray.show_snapshot(take_snapshot(broker))
     assert tray.state is TrayState.ERROR
     assert "1 batch waiting for credentials" in tray.toolTip()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_the_tray_process_quits_cleanly_on_a_signal(tmp_path: Path, sig: str) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    home = tmp_path / "home"
+    env = {**os.environ, "TELEMETRY_TRAY_HOME": str(home), "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, "-m", "tray_app"], env=env, cwd=ROOT,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "serving on" in line:
+                break
+        assert (home / "endpoint.json").exists()
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(timeout=15) == 0
+        assert not (home / "endpoint.json").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

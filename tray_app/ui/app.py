@@ -9,13 +9,16 @@ to show the review window.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import signal
+import socket
 import sys
 import time
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QSocketNotifier, QThreadPool, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
@@ -100,6 +103,7 @@ class TrayApp(QObject):
         self.settings: SettingsWindow | None = None
         self._last_notice = 0.0
         self._notified: set[str] = set()
+        self._signal_sockets: tuple[object, ...] = ()
         self.demo_vendor: DemoVendor | None = None
         self.demo_stream: SampleStream | None = None
 
@@ -341,4 +345,27 @@ def run_tray(locations: Locations) -> int:
         return 0
     tray_app = TrayApp(locations, port=port_from_env())
     tray_app.start()
+    _quit_on_signals(tray_app)
     return int(app.exec())
+
+
+def _quit_on_signals(tray_app: TrayApp) -> None:
+    """Ctrl-C and SIGTERM quit cleanly. Python runs signal handlers only when it gets
+    control, which Qt's loop does not give it; the signal's wakeup byte, watched by a
+    socket notifier, does (no polling timer)."""
+    if not hasattr(signal, "set_wakeup_fd"):
+        return
+    receiver, sender = socket.socketpair()
+    receiver.setblocking(False)
+    sender.setblocking(False)
+    signal.set_wakeup_fd(sender.fileno())
+    notifier = QSocketNotifier(receiver.fileno(), QSocketNotifier.Type.Read, tray_app)
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):
+            receiver.recv(64)
+
+    notifier.activated.connect(drain)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: tray_app.quit())
+    tray_app._signal_sockets = (receiver, sender, notifier)  # kept alive with the app
