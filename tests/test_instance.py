@@ -229,3 +229,20 @@ def test_housekeeping_sleeps_until_the_next_window(tmp_path: Path) -> None:
     broker.register(m)
     broker.ingest(m.app_id, [{"event": "e"}])
     assert keeper.next_due(now) == datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+
+
+def test_set_aside_spool_files_expire_with_the_retention_period(tmp_path: Path) -> None:
+    import os as _os
+
+    from tray_app.core.spool import Spool
+
+    broker = Broker.open(Locations.under(tmp_path / "home"))
+    spool = Spool(Locations.under(tmp_path / "home").spool)
+    spool.write("org.example.tiny", "0" * 64, [{"event": "e"}])  # no such app: set aside
+    Housekeeper(broker, spool).run_once()
+    rejected = list((spool.root / "rejected").iterdir())
+    assert len(rejected) == 1
+    old = time.time() - 31 * 86400
+    _os.utime(rejected[0], (old, old))
+    Housekeeper(broker, spool).run_once()
+    assert list((spool.root / "rejected").iterdir()) == []

@@ -57,6 +57,8 @@ class Housekeeper:
     def run_once(self) -> None:
         closed, sweep = self.broker.tidy()
         drained = self.drain_spool()
+        if self.spool is not None:
+            self.spool.purge_rejected(self.broker.retention_days)
         self.rounds += 1
         if closed or sweep.expired or sweep.purged or (drained and drained.files):
             log.info(

@@ -13,6 +13,7 @@ starts it drains the spool through the broker, with the same checks as HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -131,6 +132,21 @@ class Spool:
                 result.dropped_by_clients += _read_int(counter)
                 counter.unlink(missing_ok=True)
         return result
+
+    def purge_rejected(self, older_than_days: int) -> int:
+        """Delete set-aside files older than the local retention period: they hold report
+        data too, and nothing is kept longer than that. Returns how many went."""
+        folder = self.root / REJECTED
+        if not folder.is_dir():
+            return 0
+        cutoff = time.time() - older_than_days * 86400
+        gone = 0
+        for path in folder.iterdir():
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    gone += 1
+        return gone
 
     def _reject(self, path: Path) -> None:
         # Kept, not deleted: nothing is lost without a person being able to look.
