@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean screenshots
+.PHONY: install run test lint bench clean screenshots package
 
 install: $(STAMP)
 
@@ -29,8 +29,18 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 
+# A one-folder bundle in dist/telemetry-tray (and dist/Telemetry Tray.app on macOS);
+# docs/packaging.md says how each platform's installer is made from it.
+package: install $(VENV)/.installed-package
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/pyinstaller/telemetry-tray.spec
+
+$(VENV)/.installed-package: pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[package]'
+	touch $@
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 screenshots: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tools/screenshots.py

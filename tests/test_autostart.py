@@ -1,4 +1,4 @@
-"""Start at login: the XDG autostart desktop file, on a temporary config folder."""
+"""Start at login: the XDG autostart desktop file, on a temporary config folder; the choice per platform."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from tray_app.core.autostart import (
+    APP_ID,
     DESKTOP_FILE_NAME,
     Autostart,
     AutostartError,
+    LaunchAgentAutostart,
     UnsupportedAutostart,
+    WindowsRunAutostart,
     XdgAutostart,
     autostart_for_platform,
     exec_line,
@@ -165,14 +168,18 @@ def test_config_home_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     assert XdgAutostart(command=["x"]).path == tmp_path / "home" / ".config" / "autostart" / DESKTOP_FILE_NAME
 
 
-def test_platforms() -> None:
+def test_platforms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
     assert isinstance(autostart_for_platform("linux"), XdgAutostart)
     assert isinstance(autostart_for_platform("freebsd14"), XdgAutostart)
-    for other in ("darwin", "win32"):
-        unsupported = autostart_for_platform(other)
-        assert isinstance(unsupported, UnsupportedAutostart)
-        assert not unsupported.enabled
-        unsupported.disable()
-        with pytest.raises(TrayError, match="not supported") as caught:
-            unsupported.enable()
-        assert caught.value.title == "Start at login"
+    mac = autostart_for_platform("darwin")
+    assert isinstance(mac, LaunchAgentAutostart)
+    assert mac.path == tmp_path / "Library" / "LaunchAgents" / f"{APP_ID}.plist"
+    assert isinstance(autostart_for_platform("win32"), WindowsRunAutostart)
+    unsupported = autostart_for_platform("sunos5")
+    assert isinstance(unsupported, UnsupportedAutostart)
+    assert not unsupported.enabled
+    unsupported.disable()
+    with pytest.raises(TrayError, match="not supported") as caught:
+        unsupported.enable()
+    assert caught.value.title == "Start at login"

@@ -7,42 +7,70 @@
   folder (``$XDG_CONFIG_HOME/autostart``, else ``~/.config/autostart``), which GNOME,
   KDE Plasma, Xfce, Cinnamon, MATE, LXQt and the systemd XDG autostart generator all
   read. We write and remove only our own file, ``telemetry-tray.desktop``.
-* Everything else, for now: :class:`UnsupportedAutostart`, which says so. The macOS
-  LaunchAgent (``~/Library/LaunchAgents/*.plist``) and the Windows ``Run`` registry
-  key come with the packaging work, because both need to know where the installed
-  program lives.
+* macOS: :class:`LaunchAgentAutostart`, a launchd LaunchAgent,
+  ``~/Library/LaunchAgents/<APP_ID>.plist``, which launchd loads at the next login.
+* Windows: :class:`WindowsRunAutostart`, one string value, ``Telemetry Tray``, under
+  ``HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run`` (the value the installer's
+  "start at login" task writes too, so the Settings switch shows the installer's choice).
+  The registry is reached through :class:`RunKey`, so everything but the few
+  ``winreg`` calls of :class:`WinregRunKey` can be tested anywhere.
+* Anything else: :class:`UnsupportedAutostart`, which says so.
+
+The command started is the program running now when it is a bundle (PyInstaller), else
+``telemetry-tray`` from PATH; see :func:`default_command`.
 
 A system-wide entry (``/etc/xdg/autostart``, from a distribution package) is not
-looked at yet either; that also belongs to packaging (a user file with ``Hidden=true``
-overrides it).
+looked at; docs/packaging.md says why the packages do not install one.
 """
 
 from __future__ import annotations
 
 import os
+import plistlib
 import shutil
+import subprocess
 import sys
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
+from xml.parsers.expat import ExpatError
 
 from .errors import TrayError
 
 __all__ = [
+    "APP_ID",
     "DESKTOP_FILE_NAME",
+    "RUN_KEY",
+    "RUN_VALUE_NAME",
+    "WINDOWS_GUI_EXE",
     "Autostart",
     "AutostartError",
+    "LaunchAgentAutostart",
+    "RunKey",
     "UnsupportedAutostart",
+    "WindowsRunAutostart",
+    "WinregRunKey",
     "XdgAutostart",
     "autostart_for_platform",
+    "bundle_command",
     "default_command",
     "desktop_entry",
     "exec_line",
+    "launch_agent",
+    "run_command_line",
 ]
 
+# The application's reverse-DNS id: the Linux desktop file and AppStream component, the
+# macOS bundle identifier and LaunchAgent label (packaging/ uses it; tests check that).
+APP_ID: Final = "io.github.telemetry_tray.TelemetryTray"
 DESKTOP_FILE_NAME: Final = "telemetry-tray.desktop"
 PROGRAM: Final = "telemetry-tray"
+# The windowed twin of telemetry-tray.exe in the Windows bundle: started at login and
+# from the Start menu, it opens no console window.
+WINDOWS_GUI_EXE: Final = "telemetry-trayw.exe"
+RUN_KEY: Final = r"Software\Microsoft\Windows\CurrentVersion\Run"
+RUN_VALUE_NAME: Final = "Telemetry Tray"
 
 # Characters that make the Desktop Entry spec require an argument to be quoted
 # ("Reserved characters", section "The Exec key").
@@ -74,9 +102,23 @@ class Autostart(Protocol):
 
 
 def default_command() -> list[str]:
-    """The command that starts the tray: ``telemetry-tray`` by its full path when it is
-    on PATH now (a login session's PATH is often shorter than a terminal's), else by name."""
+    """The command that starts the tray: in a bundle, its executable (see
+    :func:`bundle_command`); else ``telemetry-tray`` by its full path when it is on PATH
+    now (a login session's PATH is often shorter than a terminal's), else by name."""
+    if getattr(sys, "frozen", False):
+        return bundle_command(Path(sys.executable), sys.platform)
     return [shutil.which(PROGRAM) or PROGRAM]
+
+
+def bundle_command(executable: Path, platform: str) -> list[str]:
+    """The command that starts the tray from a bundle whose running program is
+    ``executable``: that one, except on Windows, where the windowed twin beside it is
+    preferred (the console one would open a console window at every login)."""
+    if platform == "win32":
+        windowed = executable.with_name(WINDOWS_GUI_EXE)
+        if windowed.is_file():
+            return [str(windowed)]
+    return [str(executable)]
 
 
 class XdgAutostart:
@@ -134,8 +176,201 @@ class XdgAutostart:
             raise AutostartError(f"Could not remove {self.path}: {_reason(exc)}") from exc
 
 
+class LaunchAgentAutostart:
+    """Start at login through a launchd LaunchAgent, ``<agents>/<APP_ID>.plist``.
+
+    ``agents_dir`` defaults to ``~/Library/LaunchAgents``; ``command`` to
+    :func:`default_command`. launchd reads the folder at login, so enabling starts
+    nothing now (the tray is already running). A switch-off in System Settings' Login
+    Items is kept by macOS elsewhere and cannot be read here.
+    """
+
+    def __init__(self, agents_dir: Path | None = None, command: list[str] | None = None) -> None:
+        self._agents_dir = agents_dir if agents_dir is not None else Path.home() / "Library" / "LaunchAgents"
+        self._command = list(command) if command is not None else default_command()
+        if not self._command:
+            raise AutostartError("The command to start at login is empty.")
+
+    def __repr__(self) -> str:
+        return f"LaunchAgentAutostart({str(self.path)!r})"
+
+    @property
+    def path(self) -> Path:
+        """The property list this writes (and the only file it ever touches)."""
+        return self._agents_dir / f"{APP_ID}.plist"
+
+    @property
+    def command(self) -> list[str]:
+        return list(self._command)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether our agent is there and not marked ``Disabled``."""
+        try:
+            with self.path.open("rb") as handle:
+                agent = plistlib.load(handle)
+        except FileNotFoundError:
+            return False
+        except (OSError, plistlib.InvalidFileException, ExpatError, ValueError) as exc:
+            raise AutostartError(f"Could not read {self.path}: {_reason(exc)}") from exc
+        return isinstance(agent, dict) and agent.get("Disabled") is not True
+
+    def enable(self) -> None:
+        data = plistlib.dumps(launch_agent(self._command), fmt=plistlib.FMT_XML, sort_keys=True)
+        try:
+            self._agents_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomically(self.path, data, 0o644)
+        except OSError as exc:
+            raise AutostartError(f"Could not write {self.path}: {_reason(exc)}") from exc
+
+    def disable(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise AutostartError(f"Could not remove {self.path}: {_reason(exc)}") from exc
+
+
+def launch_agent(command: list[str]) -> dict[str, Any]:
+    """Our LaunchAgent for ``command`` (keys from launchd.plist(5))."""
+    if not command:
+        raise AutostartError("The command to start at login is empty.")
+    return {
+        "Label": APP_ID,
+        "ProgramArguments": list(command),
+        "RunAtLoad": True,
+        # Started once per login and left alone after: quitting the tray means quit.
+        "KeepAlive": False,
+        # A GUI login only, not an ssh session; scheduled as an app the person uses.
+        "LimitLoadToSessionType": "Aqua",
+        "ProcessType": "Interactive",
+    }
+
+
+class RunKey(Protocol):
+    """The string values of the current user's ``Run`` registry key, by name."""
+
+    def get(self, name: str) -> str | None:
+        """The value ``name``, or None when there is none (or it is not a string)."""
+        ...
+
+    def set(self, name: str, value: str) -> None:
+        """Create or replace the value ``name`` (type ``REG_SZ``)."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the value ``name``; nothing to do when there is none."""
+        ...
+
+
+class WinregRunKey:
+    """:class:`RunKey` in the Windows registry: ``HKEY_CURRENT_USER\\<subkey>``
+    (``subkey`` defaults to :data:`RUN_KEY`). Windows only."""
+
+    def __init__(self, subkey: str = RUN_KEY) -> None:
+        self.subkey = subkey
+
+    def __repr__(self) -> str:
+        return f"WinregRunKey({self.subkey!r})"
+
+    # Each call checks the platform itself (not the constructor): mypy then checks the
+    # winreg calls as Windows code, and the class can be built anywhere.
+    def get(self, name: str) -> str | None:
+        if sys.platform == "win32":
+            import winreg
+
+            try:
+                with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self.subkey) as key:
+                    value, kind = winreg.QueryValueEx(key, name)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise AutostartError(f"Could not read HKCU\\{self.subkey}: {_reason(exc)}") from exc
+            if kind in (winreg.REG_SZ, winreg.REG_EXPAND_SZ) and isinstance(value, str):
+                return value
+            return None
+        raise _no_registry()
+
+    def set(self, name: str, value: str) -> None:
+        if sys.platform == "win32":
+            import winreg
+
+            try:
+                with winreg.CreateKeyEx(winreg.HKEY_CURRENT_USER, self.subkey, 0, winreg.KEY_SET_VALUE) as key:
+                    winreg.SetValueEx(key, name, 0, winreg.REG_SZ, value)
+            except OSError as exc:
+                raise AutostartError(f"Could not write HKCU\\{self.subkey}: {_reason(exc)}") from exc
+            return
+        raise _no_registry()
+
+    def delete(self, name: str) -> None:
+        if sys.platform == "win32":
+            import winreg
+
+            try:
+                with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self.subkey, 0, winreg.KEY_SET_VALUE) as key:
+                    winreg.DeleteValue(key, name)
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise AutostartError(f"Could not change HKCU\\{self.subkey}: {_reason(exc)}") from exc
+            return
+        raise _no_registry()
+
+
+def _no_registry() -> AutostartError:
+    return AutostartError(f"The Windows registry is only there on Windows, not on this system ({sys.platform}).")
+
+
+class WindowsRunAutostart:
+    """Start at login through the value :data:`RUN_VALUE_NAME` of the current user's
+    ``Run`` key, holding :func:`run_command_line` of ``command`` (default:
+    :func:`default_command`). ``run_key`` defaults to :class:`WinregRunKey`."""
+
+    def __init__(self, run_key: RunKey | None = None, command: list[str] | None = None) -> None:
+        self._run_key: RunKey = run_key if run_key is not None else WinregRunKey()
+        self._command = list(command) if command is not None else default_command()
+        if not self._command:
+            raise AutostartError("The command to start at login is empty.")
+
+    def __repr__(self) -> str:
+        return f"WindowsRunAutostart({self._run_key!r})"
+
+    @property
+    def command(self) -> list[str]:
+        return list(self._command)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether our value is there (a switch-off in Task Manager's Startup tab is kept
+        elsewhere, under ``StartupApproved``, and not read here)."""
+        return bool(self._run_key.get(RUN_VALUE_NAME))
+
+    def enable(self) -> None:
+        self._run_key.set(RUN_VALUE_NAME, run_command_line(self._command))
+
+    def disable(self) -> None:
+        self._run_key.delete(RUN_VALUE_NAME)
+
+
+def run_command_line(command: list[str]) -> str:
+    """``command`` as a Windows command line for the ``Run`` key: the program always in
+    double quotes (an unquoted path with spaces is ambiguous, and the installer writes it
+    quoted too), the arguments quoted as the C runtime parses them."""
+    if not command:
+        raise AutostartError("The command to start at login is empty.")
+    if any(unicodedata.category(char) == "Cc" for arg in command for char in arg):
+        raise AutostartError("The command to start at login contains a control character; it cannot be written.")
+    program, arguments = command[0], command[1:]
+    if '"' in program:
+        raise AutostartError(f"The program path {program!r} contains a double quote; it cannot be written.")
+    line = f'"{program}"'
+    if arguments:
+        line += " " + subprocess.list2cmdline(arguments)
+    return line
+
+
 class UnsupportedAutostart:
-    """Start at login where it is not implemented yet (macOS and Windows, until packaging)."""
+    """Start at login on a system none of the others serves."""
 
     def __init__(self, platform: str | None = None) -> None:
         self._platform = platform or sys.platform
@@ -146,8 +381,8 @@ class UnsupportedAutostart:
 
     def enable(self) -> None:
         raise AutostartError(
-            f"Starting at login is not supported on this system ({self._platform}) yet. "
-            "Add Telemetry Tray to your login items by hand for now."
+            f"Starting at login is not supported on this system ({self._platform}). "
+            "Add Telemetry Tray to the programs your desktop starts at login by hand."
         )
 
     def disable(self) -> None:
@@ -159,6 +394,10 @@ def autostart_for_platform(platform: str | None = None) -> Autostart:
     name = platform or sys.platform
     if name.startswith(("linux", "freebsd", "openbsd", "netbsd", "dragonfly")):
         return XdgAutostart()
+    if name == "darwin":
+        return LaunchAgentAutostart()
+    if name == "win32":
+        return WindowsRunAutostart()
     return UnsupportedAutostart(name)
 
 
@@ -237,7 +476,8 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
+            if hasattr(os, "fchmod"):  # not on Windows before Python 3.13; nor needed there
+                os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
