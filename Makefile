@@ -29,11 +29,13 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 
-# A one-folder bundle in dist/telemetry-tray (and dist/Telemetry Tray.app on macOS);
-# docs/packaging.md says how each platform's installer is made from it.
+# A one-folder bundle in dist/telemetry-tray (and dist/Telemetry Tray.app on macOS), on
+# Linux also packed with its desktop files as a tarball; docs/packaging.md says how each
+# platform's installer is made from it.
 package: install $(VENV)/.installed-package
 	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
 		packaging/pyinstaller/telemetry-tray.spec
+	if [ "$$(uname -s)" = Linux ]; then $(BIN)/python packaging/linux/stage.py; fi
 
 $(VENV)/.installed-package: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[package]'

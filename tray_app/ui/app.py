@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from .. import __version__
 from ..core import Locations
-from ..core.autostart import Autostart, autostart_for_platform
+from ..core.autostart import APP_ID, Autostart, autostart_for_platform
 from ..core.errors import TrayError
 from ..core.instance import Endpoint
 from ..core.paths import port_from_env
@@ -338,7 +338,7 @@ def run_tray(locations: Locations) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("Telemetry Tray")
     app.setApplicationVersion(__version__)
-    app.setDesktopFileName("telemetry-tray")
+    app.setDesktopFileName(APP_ID)  # names packaging/linux/<APP_ID>.desktop: Wayland matches windows to it
     app.setWindowIcon(app_icon())
     if ask_running_ui(locations):
         print("Telemetry Tray is already running; its review window was raised.", file=sys.stderr)
