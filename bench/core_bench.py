@@ -273,20 +273,36 @@ def bench_render(settings: Settings) -> Figures:
         broker, manifest = open_app(tmp / "home", lambda: moment)
         try:
             batch_id = pending_batch(broker, manifest, reports)
+            # The harness's own 100,000 dicts would make every garbage collection in the
+            # measured code walk them too; a running instance has nothing like them.
+            count = len(reports)
+            del reports
             aggregate_scope = broker.batch_scope(batch_id).edited(mode="aggregate")
             database = Locations.under(tmp / "home").database
             sizes: dict[str, int] = {}
             bodies: dict[str, bytes] = {}
 
+            narrowed_scope = broker.batch_scope(batch_id).edited(exclude=["duration_ms"])
+
             def render_trial(kind: str) -> float:
                 scope = aggregate_scope if kind == "aggregate" else None
+                broker.forget_preview()  # from the database, as when the batch is first opened
                 start = perf_counter()
                 view = broker.view(batch_id, scope)
                 elapsed = perf_counter() - start
-                if view.payload is None or view.reports != len(reports):
+                if view.payload is None or view.reports != count:
                     raise BenchError(f"the view of the batch shows {view.reports} reports and no payload")
                 sizes[kind] = view.payload.size
                 bodies[kind] = view.payload.body
+                return elapsed
+
+            def rerender_trial() -> float:
+                broker.view(batch_id)  # decoded and kept, as while a person looks at it
+                start = perf_counter()
+                view = broker.view(batch_id, narrowed_scope)
+                elapsed = perf_counter() - start
+                if view.payload is None or b'"duration_ms"' in view.payload.body:
+                    raise BenchError("the narrowed view still sends duration_ms")
                 return elapsed
 
             def digest_trial() -> float:
@@ -304,14 +320,15 @@ def bench_render(settings: Settings) -> Figures:
                     elapsed = perf_counter() - start
                 finally:
                     conn.close()
-                if len(rows) != len(reports):
-                    raise BenchError(f"raw sqlite3 read {len(rows)} reports, not {len(reports)}")
+                if len(rows) != count:
+                    raise BenchError(f"raw sqlite3 read {len(rows)} reports, not {count}")
                 return elapsed
 
             best = best_of(
                 settings.repeat,
                 {
                     "records": lambda: render_trial("records"),
+                    "rerender": rerender_trial,
                     "digest": digest_trial,
                     "aggregate": lambda: render_trial("aggregate"),
                     "raw": raw_trial,
@@ -320,14 +337,21 @@ def bench_render(settings: Settings) -> Figures:
         finally:
             broker.close()
 
-    n = f"{len(reports):,}"
+    n = f"{count:,}"
     return {
         "render_100k_ms": Figure(
             best["records"] * 1000,
             "ms",
             f"`Broker.view` of a closed (pending) batch of {n} reports, default scope "
-            "(records; `ts` coarsened to the hour; `account_email` excluded): read, scope, "
-            "canonical JSON and its SHA-256.",
+            "(records; `ts` coarsened to the hour; `account_email` excluded), nothing kept from "
+            "an earlier view: read, decode into columns, scope, canonical JSON and its SHA-256.",
+            baseline="raw_select_100k_ms",
+        ),
+        "rerender_100k_ms": Figure(
+            best["rerender"] * 1000,
+            "ms",
+            "`Broker.view` of the same batch under another scope (`duration_ms` excluded) right after a "
+            "view of it: the decoded columns are kept, so this is scope, canonical JSON and SHA-256.",
             baseline="raw_select_100k_ms",
         ),
         "render_100k_aggregate_ms": Figure(
@@ -345,7 +369,7 @@ def bench_render(settings: Settings) -> Figures:
         "raw_select_100k_ms": Figure(
             best["raw"] * 1000,
             "ms",
-            f"The least any renderer must do: raw `sqlite3` select of the same {n} bodies, "
+            f"The straightforward way, before any scoping: raw `sqlite3` select of the same {n} bodies, "
             "`json.loads` of each and one canonical `json.dumps` of the list.",
         ),
         "payload_100k_bytes": Figure(

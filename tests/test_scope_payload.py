@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.conftest import tiny
 from tray_app.core.clock import to_iso
 from tray_app.core.errors import ScopeError
-from tray_app.core.payload import OTHER, BatchFrame, aggregate, canonical_bytes, fold, render
+from tray_app.core.payload import OTHER, BatchFrame, Payload, aggregate, canonical_bytes, fold, render
 from tray_app.core.reports import Report, check_reports
 from tray_app.core.scope import (
     Scope,
@@ -238,3 +238,43 @@ def test_timestamp_fast_path_agrees_with_date_arithmetic(moment: datetime, level
 def test_aggregate_counts_coarsened_values() -> None:
     records: list[Report] = [{"t": "2026-11-24T00:00:00Z"}] * 5
     assert aggregate(["t"], records, 5) == {"t": {"2026-11-24T00:00:00Z": 5}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(reports=st.lists(_report, max_size=40), scope=_scope(), limit=st.integers(1, 3000), copies=st.integers(1, 60))
+def test_pretty_start_is_the_start_of_the_whole_pretty_payload(
+    reports: list[Report], scope: Scope, limit: int, copies: int
+) -> None:
+    m = tiny(fields=FIELDS)
+    check_scope(scope, m)
+    # Copies make bodies longer than the start it decodes first (4 × limit + 4 KiB).
+    payload = render(FRAME, m, scope, reports * copies)
+    whole = json.dumps(payload.obj(), indent=2, ensure_ascii=False)
+    assert payload.pretty_start(limit) == (whole[:limit], len(whole) > limit)
+
+
+def test_pretty_start_decodes_only_the_reports_it_shows() -> None:
+    m = tiny(fields=FIELDS)
+    reports: list[Report] = [{"s": "x" * 50, "i": n} for n in range(20_000)]
+    payload = render(FRAME, m, Scope(("i", "s")), reports)
+    text, more = payload.pretty_start(2_000)
+    assert more and len(text) == 2_000
+    assert text == json.dumps(payload.obj(), indent=2, ensure_ascii=False)[:2_000]
+    # A body cut short after the shown reports gives the same start: nothing past them is read.
+    cut = payload.body[: payload.body.index(b'{"i":100,')] + b"]}"
+    assert Payload(cut, "").pretty_start(2_000) == (text, True)
+
+
+def test_pretty_start_refuses_what_is_not_an_object() -> None:
+    with pytest.raises(ValueError, match="JSON object"):
+        Payload(b"[1]", "").pretty_start(10)
+
+
+def test_a_start_of_a_payload_that_ends_between_members_is_not_taken_for_all_of_it() -> None:
+    from tray_app.core.payload import _pretty_start
+
+    assert _pretty_start('{"aggregates":{"x":{"a":2}},"app_id":"a",', 10) is None
+    assert _pretty_start('{"aggregates":{"x":{"a":2}},"app_id":"a"}', 1000, whole=True) == (
+        '{\n  "aggregates": {\n    "x": {\n      "a": 2\n    }\n  },\n  "app_id": "a"\n}',
+        False,
+    )

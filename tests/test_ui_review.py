@@ -220,3 +220,39 @@ def test_a_refresh_keeps_the_scope_being_edited(qtbot: QtBot, window: ReviewWind
     window.show_app(photoedit.app_id)
     _loaded(qtbot, window, batch)
     assert not window.remember.isChecked()
+
+
+def test_rapid_scope_edits_end_on_the_last_scope_with_few_renders(qtbot: QtBot, window: ReviewWindow, broker: Broker,
+                                                                  photoedit: Manifest) -> None:  # fmt: skip
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit, [EVENT] * 2_000)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    renders: list[object] = []
+    original = broker.view
+    broker.view = lambda *a, **k: (renders.append(a), original(*a, **k))[1]  # type: ignore[method-assign]
+    model = window.scope_model
+    index = model.index(_row(model, "app_version"), ScopeModel.INCLUDE)
+    for n in range(9):  # as fast as a held-down space bar, on the UI thread
+        state = Qt.CheckState.Unchecked if n % 2 == 0 else Qt.CheckState.Checked
+        model.setData(index, state, Qt.ItemDataRole.CheckStateRole)
+        assert not window.approve_button.isEnabled()
+    qtbot.waitUntil(lambda: window.approve_button.isEnabled(), timeout=5000)
+    qtbot.wait(200)  # nothing else is on its way
+    # Nine edits: the first renders at once, the rest wait and render once, with the last scope.
+    assert 1 <= len(renders) <= 3
+    assert "app_version" not in model.scope().fields
+    shown = broker.view(batch, model.scope()).payload
+    assert shown is not None and window._shown_sha == shown.sha256
+    assert '"app_version"' not in window.payload.toPlainText()
+
+
+def test_closing_the_window_lets_go_of_the_decoded_reports(qtbot: QtBot, window: ReviewWindow, broker: Broker,
+                                                           photoedit: Manifest) -> None:  # fmt: skip
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    assert broker._preview is not None
+    window.close()
+    assert broker._preview is None

@@ -22,12 +22,13 @@ from typing import Any
 
 from . import consent, delivery
 from .clock import Clock, to_iso, utc_now
+from .columns import ReportColumns
 from .consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, HELD, OPEN, PENDING, UNDECIDED
 from .errors import AuthError, BlockedError, ConflictError, DigestMismatch, InputError, NotFoundError
 from .history import Action, ChainCheck, Receipt, seal, verify
 from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
 from .paths import Locations
-from .payload import BatchFrame, Payload, render, sha256_hex
+from .payload import BatchFrame, Payload, sha256_hex
 from .reports import Report, ReportCheck, check_reports
 from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
 from .spool import Spool, SpoolDrain
@@ -207,6 +208,10 @@ class Broker:
         # approved something commits: the forwarder wakes on it instead of polling.
         self.on_approved: list[Callable[[], None]] = []
         self._local = threading.local()
+        # The decoded reports of the batch a person last looked at, so re-rendering it
+        # under another scope, and approving it, need not decode them again.
+        self._preview: tuple[tuple[str, int, int], ReportColumns] | None = None
+        self._preview_lock = threading.Lock()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -491,13 +496,15 @@ class Broker:
             batch = self._find_batch(batch_ref)
             record = self._app_record(batch.app_id)
             manifest = self._manifest(batch.app_id, batch.manifest_version)
-            reports = self._report_count(batch)
             payload: Payload | None = None
             shown: Scope | None
             if batch.status in UNDECIDED:
                 shown = self._scope_for(batch, record, manifest, scope)
-                payload = self._render(batch, manifest, shown)
+                columns = self._columns(batch, manifest, keep=True)
+                payload = columns.render(_frame(batch), manifest, shown)
+                reports = columns.count
             else:
+                reports = self._report_count(batch)
                 if scope is not None:
                     raise ConflictError(f"batch {batch.batch_id} is already {batch.status}; its scope is fixed")
                 shown = Scope.from_obj(json.loads(batch.scope)) if batch.scope else None
@@ -750,7 +757,7 @@ class Broker:
             ]
             for batch in stale:
                 count = self._report_count(batch)
-                self.store.delete_reports(batch.batch_id)
+                self._delete_reports(batch.batch_id)
                 self.store.update_batch(batch.batch_id, status=EXPIRED, payload=None)
                 what = "delivered" if batch.status == APPROVED else "decided"
                 self._record(batch, "expired", {"reason": f"not {what} within {days} days", "reports": count})
@@ -919,12 +926,32 @@ class Broker:
         return fit_scope(saved, manifest, today)
 
     def _render(self, batch: BatchRecord, manifest: Manifest, scope: Scope) -> Payload:
-        return render(_frame(batch), manifest, scope, self._reports(batch.batch_id))
+        return self._columns(batch, manifest, keep=False).render(_frame(batch), manifest, scope)
 
-    def _reports(self, batch_id: str) -> Iterator[Report]:
-        for body in self.store.report_bodies(batch_id):
-            report: Report = json.loads(body)
-            yield report
+    def _columns(self, batch: BatchRecord, manifest: Manifest, *, keep: bool) -> ReportColumns:
+        """The batch's reports, decoded; ``keep`` holds on to them for the next render
+        (a person is looking at the batch and may change its scope)."""
+        stamp = (batch.batch_id, *self.store.report_stamp(batch.batch_id))
+        with self._preview_lock:
+            cached = self._preview
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        columns = ReportColumns.decode(manifest, self.store.report_bodies(batch.batch_id))
+        if keep:
+            with self._preview_lock:
+                self._preview = (stamp, columns)
+        return columns
+
+    def forget_preview(self) -> None:
+        """Let go of the decoded reports kept for previews (the review window closed)."""
+        with self._preview_lock:
+            self._preview = None
+
+    def _delete_reports(self, batch_id: str) -> int:
+        with self._preview_lock:
+            if self._preview is not None and self._preview[0][0] == batch_id:
+                self._preview = None
+        return self.store.delete_reports(batch_id)
 
     def _approve(
         self,
@@ -956,7 +983,7 @@ class Broker:
             payload_bytes=payload.size,
         )
         # The reports are not needed once the exact bytes are kept: excluded data goes now.
-        self.store.delete_reports(batch.batch_id)
+        self._delete_reports(batch.batch_id)
         self.store.insert_delivery(batch.batch_id, at)
         self._local.approved = True
         self._record(
@@ -974,7 +1001,7 @@ class Broker:
         )
 
     def _discard(self, batch: BatchRecord, *, by: str, reason: str | None = None) -> None:
-        count = self.store.delete_reports(batch.batch_id)
+        count = self._delete_reports(batch.batch_id)
         at = to_iso(self._now())
         self.store.update_batch(
             batch.batch_id,

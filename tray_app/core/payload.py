@@ -47,6 +47,79 @@ class Payload:
         decoded: dict[str, Any] = json.loads(self.body)
         return decoded
 
+    def pretty_start(self, limit: int) -> tuple[str, bool]:
+        """The first ``limit`` characters of the payload pretty-printed
+        (``json.dumps(obj, indent=2, ensure_ascii=False)``), and whether there is more.
+
+        Decodes no more of a long list of reports than those characters show: the pretty
+        text of a list cut after some items starts exactly as that of the whole list,
+        until the end of the last item kept, and is at least as long as their compact text.
+        """
+        size = 4 * limit + 4096
+        while size < len(self.body):
+            # Only a character cut in two at the end can be invalid here; it is dropped.
+            start = _pretty_start(self.body[:size].decode("utf-8", "ignore"), limit)
+            if start is not None:
+                return start
+            size *= 4
+        start = _pretty_start(self.body.decode("utf-8"), limit, whole=True)
+        assert start is not None
+        return start
+
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = frozenset(" \t\n\r")  # JSON's; "" (the end) is not in it
+
+
+def _skip(text: str, at: int) -> int:
+    while text[at : at + 1] in _WHITESPACE:
+        at += 1
+    return at
+
+
+def _pretty_start(text: str, limit: int, *, whole: bool = False) -> tuple[str, bool] | None:
+    """:meth:`Payload.pretty_start` of ``text``; None if ``text`` is only the start of the
+    payload and that start did not reach ``limit`` characters of a list."""
+    decode = _DECODER.raw_decode
+    partial: dict[str, Any] = {}
+    cut = False
+    try:
+        at = _skip(text, 0)
+        if text[at : at + 1] != "{":
+            raise ValueError("a payload is a JSON object")
+        at = _skip(text, at + 1)
+        while not cut and text[at : at + 1] == '"':
+            key, at = decode(text, at)
+            at = _skip(text, _skip(text, at) + 1)  # past the colon
+            if text[at : at + 1] == "[":
+                items: list[Any] = []
+                start = at = _skip(text, at + 1)
+                while text[at : at + 1] != "]":
+                    if at - start >= limit:
+                        cut = True
+                        break
+                    item, at = decode(text, at)
+                    items.append(item)
+                    at = _skip(text, at)
+                    if text[at : at + 1] == ",":
+                        at = _skip(text, at + 1)
+                else:
+                    at += 1
+                partial[key] = items
+            else:
+                partial[key], at = decode(text, at)
+            at = _skip(text, at)
+            if text[at : at + 1] == ",":
+                at = _skip(text, at + 1)
+    except ValueError:
+        if whole:
+            raise
+        return None
+    if not cut and not whole:
+        return None  # the members after the list may be past the end of ``text``
+    pretty = json.dumps(partial, indent=2, ensure_ascii=False)
+    return pretty[:limit], cut or len(pretty) > limit
+
 
 @dataclass(frozen=True)
 class BatchFrame:

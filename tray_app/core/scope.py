@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from .clock import from_iso, to_iso
 from .errors import ScopeError
@@ -128,16 +128,21 @@ def _names(manifest: Manifest) -> str:
 # -- coarsening ----------------------------------------------------------------------
 
 
+# Stored timestamps are canonical UTC text ("2026-11-24T13:05:09Z"), so coarsening one
+# to these levels keeps the first characters and writes the rest: (kept, rest).
+_TIMESTAMP_CUTS: dict[str, tuple[int, str]] = {
+    "hour": (13, ":00:00Z"),
+    "day": (10, "T00:00:00Z"),
+    "month": (7, "-01T00:00:00Z"),
+}
+
+
 def coarsen_value(kind: str, level: str, value: JSONScalar) -> JSONScalar:
     """Coarsen one (already validated) value; see DESIGN.md for the levels."""
     if kind == "timestamp" and isinstance(value, str):
-        # Stored timestamps are canonical UTC text, so most levels are a cut of the text.
-        if level != "week" and len(value) >= 20 and value[10] == "T" and value.endswith("Z"):
-            if level == "hour":
-                return value[:13] + ":00:00Z"
-            if level == "day":
-                return value[:10] + "T00:00:00Z"
-            return value[:7] + "-01T00:00:00Z"
+        cut = _TIMESTAMP_CUTS.get(level)
+        if cut is not None and len(value) >= 20 and value[10] == "T" and value[-1] == "Z":
+            return value[: cut[0]] + cut[1]
         return to_iso(period_start(from_iso(value), level))
     if kind == "version" and isinstance(value, str):
         core = value.split("-", 1)[0].split("+", 1)[0].split(".")
@@ -145,6 +150,21 @@ def coarsen_value(kind: str, level: str, value: JSONScalar) -> JSONScalar:
     if kind in ("integer", "number") and not isinstance(value, bool | str):
         return bucket(value)
     return value
+
+
+def coarsen_timestamps(level: str, values: list[Any]) -> list[Any]:
+    """:func:`coarsen_value` over a column of timestamps, in one pass; cells that are
+    not strings (a report without the field) pass through unchanged."""
+    cut = _TIMESTAMP_CUTS.get(level)
+    if cut is None:
+        return [coarsen_value("timestamp", level, v) if type(v) is str else v for v in values]
+    kept, rest = cut
+    return [
+        (v[:kept] + rest if len(v) >= 20 and v[10] == "T" and v[-1] == "Z" else coarsen_value("timestamp", level, v))
+        if type(v) is str
+        else v
+        for v in values
+    ]
 
 
 def bucket(value: int | float) -> int:

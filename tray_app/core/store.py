@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -439,15 +440,22 @@ class Store:
         except sqlite3.Error as exc:
             raise _store_error(exc) from exc
 
-    def report_bodies(self, batch_id: str) -> Iterator[str]:
-        cursor = self._execute("SELECT body FROM reports WHERE batch_id = ? ORDER BY id", (batch_id,))
-        while rows := cursor.fetchmany(4096):
-            for (body,) in rows:
-                yield str(body)
+    def report_bodies(self, batch_id: str) -> list[str]:
+        """A batch's report bodies (JSON text) in the order they arrived."""
+        rows = self._execute("SELECT body FROM reports WHERE batch_id = ? ORDER BY id", (batch_id,)).fetchall()
+        return list(map(itemgetter(0), rows))
 
     def report_count(self, batch_id: str) -> int:
         count: int = self._execute("SELECT count(*) FROM reports WHERE batch_id = ?", (batch_id,)).fetchone()[0]
         return count
+
+    def report_stamp(self, batch_id: str) -> tuple[int, int]:
+        """How many reports a batch has and its newest report's id: reports are only ever
+        added to a batch or all deleted, so equal stamps mean the same reports."""
+        count, newest = self._execute(
+            "SELECT count(*), coalesce(max(id), 0) FROM reports WHERE batch_id = ?", (batch_id,)
+        ).fetchone()
+        return int(count), int(newest)
 
     def delete_reports(self, batch_id: str) -> int:
         return self._execute("DELETE FROM reports WHERE batch_id = ?", (batch_id,)).rowcount

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut, QStandardItem, QStandardItemModel
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QHideEvent, QKeySequence, QShortcut, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -54,7 +54,7 @@ FIRST_RUN = (
     "stream of sample reports, and a demo vendor on this computer that shows exactly what "
     "arrived. Nothing leaves this machine.</p>"
 )
-PREVIEW_LIMIT = 512 * 1024  # characters of pretty JSON shown at once; the rest on request
+PREVIEW_LIMIT = 64 * 1024  # characters of pretty JSON shown at once (a few hundred reports); the rest on request
 ROLE_KEY = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
 
@@ -292,10 +292,10 @@ class ReviewWindow(QWidget):
         self._build()
         QShortcut(QKeySequence.StandardKey.Refresh, self, self.refresh)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.close)
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(150)
-        self._debounce.timeout.connect(self._render)
+        # Scope edits render at once; while one render runs, later edits wait for it and
+        # then render once, with the scope as it is by then (at most one queued).
+        self._rendering = False
+        self._render_again = False
         self._set_enabled(False)
 
     def _build(self) -> None:
@@ -366,6 +366,12 @@ class ReviewWindow(QWidget):
         layout.addWidget(splitter)
 
     # -- loading ---------------------------------------------------------------------
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        # The decoded reports kept for quick re-renders can be large; nobody is looking now.
+        if self.broker is not None:
+            self.broker.forget_preview()
+        super().hideEvent(event)
 
     def attach(self, broker: Broker) -> None:
         """The broker, once the instance has started (the window may be shown before)."""
@@ -505,14 +511,14 @@ class ReviewWindow(QWidget):
         )
         self.consent_text.setOpenExternalLinks(True)
         self._generation += 1
-        self._debounce.stop()
+        self._render_again = False
         self.pages.setCurrentIndex(2)
         self._current = None
 
     def _load_batch(self, batch_id: str) -> None:
         self._generation += 1
         generation = self._generation
-        self._debounce.stop()  # a scope edit of the previous batch must not render over this one
+        self._render_again = False  # a scope edit of the previous batch must not render over this one
         self._current = None  # nothing is approvable until this batch is on screen
         self._shown_sha = None
         self.remember.setChecked(False)
@@ -542,10 +548,15 @@ class ReviewWindow(QWidget):
         self._set_enabled(undecided)
 
     def _scope_edited(self) -> None:
-        if self._current is not None:
-            self.approve_button.setEnabled(False)  # until the payload on screen matches the scope
-            self.payload_info.setText("Updating…")
-            self._debounce.start()
+        if self._current is None:
+            return
+        self.approve_button.setEnabled(False)  # until the payload on screen matches the scope
+        self.payload_info.setText("Updating…")
+        self._generation += 1  # a render under way is out of date now
+        if self._rendering:
+            self._render_again = True
+        else:
+            self._render()
 
     def _render(self) -> None:
         if self._current is None:
@@ -556,14 +567,24 @@ class ReviewWindow(QWidget):
         scope = self.scope_model.scope()
         broker = self.broker
         assert broker is not None
+        self._rendering = True
         run_task(
             lambda: _render(broker, batch_id, scope),
             lambda r: self._rendered(generation, r),
             lambda exc: self._render_failed(generation, exc),
         )
 
+    def _render_done(self) -> bool:
+        """A scope render ended: start the one that waited for it, if any (then True)."""
+        self._rendering = False
+        if self._render_again:
+            self._render_again = False
+            self._render()
+            return True
+        return False
+
     def _rendered(self, generation: int, rendered: _Rendered) -> None:
-        if generation != self._generation:
+        if self._render_done() or generation != self._generation:
             return
         self._current = rendered.view
         self._show_payload(rendered)
@@ -654,7 +675,7 @@ class ReviewWindow(QWidget):
         self.refresh()
 
     def _render_failed(self, generation: int, exc: BaseException) -> None:
-        if generation != self._generation:
+        if self._render_done() or generation != self._generation:
             return  # about a batch or scope no longer on screen
         self._current = None
         self._shown_sha = None
@@ -690,19 +711,14 @@ def window_label(start: str, end: str) -> str:
 
 
 def _render(broker: Broker, batch_id: str, scope: Scope | None) -> _Rendered:
-    """On a pool thread: the batch under ``scope`` and its payload, pretty-printed."""
+    """On a pool thread: the batch under ``scope`` and the start of its payload, pretty-printed
+    (the whole of a 100,000-report batch would take longer than rendering it did; *Show
+    all of it* does the rest)."""
     view = broker.view(batch_id, scope)
     if view.payload is None:
         return _Rendered(view, "")
-    # Pretty-print only what is shown at first: the whole of a 100,000-report batch
-    # would take longer than rendering it did. "Show all of it" does the rest.
-    chunks, size = [], 0
-    for chunk in json.JSONEncoder(indent=2, ensure_ascii=False).iterencode(view.payload.obj()):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= PREVIEW_LIMIT:
-            return _Rendered(view, "".join(chunks)[:PREVIEW_LIMIT], truncated=True)
-    return _Rendered(view, "".join(chunks))
+    pretty, truncated = view.payload.pretty_start(PREVIEW_LIMIT)
+    return _Rendered(view, pretty, truncated=truncated)
 
 
 def _summary_html(view: BatchView) -> str:
