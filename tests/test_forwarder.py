@@ -9,7 +9,6 @@ from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import trustme
 
@@ -18,7 +17,7 @@ from tests.vendor import vendor
 from tray_app import __version__
 from tray_app.core import Broker, Locations
 from tray_app.core.broker import LEASE_S
-from tray_app.core.forwarder import Forwarder
+from tray_app.core.forwarder import Forwarder, SendTimeout
 from tray_app.core.secrets import SecretStore
 
 APP = "org.example.tiny"
@@ -47,8 +46,8 @@ def _forwarder(broker: Broker, **kw: object) -> Forwarder:
 
 
 @pytest.fixture
-def fast_timeout() -> httpx.Timeout:
-    return httpx.Timeout(connect=2.0, read=1.0, write=2.0, pool=2.0)
+def fast_timeout() -> SendTimeout:
+    return SendTimeout(connect=2.0, read=1.0, write=2.0, pool=2.0)
 
 
 def _actions(broker: Broker, batch_id: str | None = None) -> list[str]:
@@ -131,7 +130,7 @@ def test_a_reset_connection_is_retried(broker: Broker, clock: Clock) -> None:
 
 
 def test_a_vendor_that_hangs_past_the_timeout_is_retried(
-    broker: Broker, clock: Clock, fast_timeout: httpx.Timeout
+    broker: Broker, clock: Clock, fast_timeout: SendTimeout
 ) -> None:
     with vendor([("hang", 3), 200]) as v:
         (batch,) = _approved(broker, v.url)

@@ -48,3 +48,26 @@ def test_shells_hold_no_sql() -> None:
         shells += sorted((ROOT / "tray_app" / folder).rglob("*.py"))
     offenders = [str(path) for path in shells if path.exists() and sql.search(path.read_text())]
     assert offenders == []
+
+
+AT_REST = """
+import sys, tempfile
+from pathlib import Path
+from tray_app.core import Broker, Locations
+from tray_app.core.forwarder import Forwarder
+import tray_app.ingest.instance, tray_app.ui.app
+broker = Broker.open(Locations.under(Path(tempfile.mkdtemp())))
+forwarder = Forwarder(broker)
+assert forwarder.deliver_due() == []
+forwarder.close()
+heavy = [m for m in ("httpx", "h2", "truststore", "tray_app.ui.review", "tray_app.ui.settings",
+                     "tray_app.ui.history") if m in sys.modules]
+print("loaded:", heavy)
+"""
+
+
+def test_a_tray_at_rest_loads_no_http_client_and_no_windows() -> None:
+    # Memory (issue 5's idle RSS): these load when something is sent or a window opens.
+    result = subprocess.run([sys.executable, "-c", AT_REST], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "loaded: []"

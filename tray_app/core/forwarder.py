@@ -14,22 +14,27 @@ import logging
 import os
 import secrets
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-
-import httpx
-import truststore
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from .broker import Broker, Claim, DeliveryOutcome
 from .clock import from_iso, utc_now
 from .errors import CredentialsError, InputError, TrayError
 from .secrets import SecretStore, auth_headers, needs_secret
+
+if TYPE_CHECKING:
+    # httpx, h2, ssl and truststore are imported when the first batch is sent: a tray
+    # that idles with nothing approved does without them (several MiB).
+    import ssl
+
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,22 @@ SENDERS = 4
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id")
 
 
-def send_timeout(seconds: float = DEFAULT_TIMEOUT_S) -> httpx.Timeout:
+@dataclass(frozen=True)
+class SendTimeout:
+    """Seconds allowed for each phase of one send."""
+
+    connect: float
+    read: float
+    write: float
+    pool: float
+
+
+def send_timeout(seconds: float = DEFAULT_TIMEOUT_S) -> SendTimeout:
     """Timeouts for one send: ``seconds`` to read the answer, at most 10 s to connect."""
-    return httpx.Timeout(connect=min(10.0, seconds), read=seconds, write=seconds, pool=min(10.0, seconds))
+    return SendTimeout(connect=min(10.0, seconds), read=seconds, write=seconds, pool=min(10.0, seconds))
 
 
-def timeout_from_env(environ: Mapping[str, str] | None = None) -> httpx.Timeout:
+def timeout_from_env(environ: Mapping[str, str] | None = None) -> SendTimeout:
     """``TELEMETRY_TRAY_SEND_TIMEOUT`` (seconds, for slow networks) or the default."""
     text = (os.environ if environ is None else environ).get(TIMEOUT_ENV, "").strip()
     if not text:
@@ -60,6 +75,10 @@ def timeout_from_env(environ: Mapping[str, str] | None = None) -> httpx.Timeout:
 
 def system_tls() -> ssl.SSLContext:
     """Verification against the OS trust store; hostname checks on; nothing to turn off."""
+    import ssl
+
+    import truststore
+
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
@@ -70,26 +89,20 @@ class Forwarder:
         secret_store: SecretStore | None = None,
         *,
         verify: ssl.SSLContext | None = None,
-        timeout: httpx.Timeout | None = None,
+        timeout: SendTimeout | None = None,
         owner: str | None = None,
     ) -> None:
         self.broker = broker
         self.secrets = secret_store or SecretStore()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        timeout = timeout or send_timeout()
+        self.timeout = timeout or send_timeout()
         # A claim must outlive the longest send it covers, or a slow send would be
         # taken over (and sent again) while still on the wire.
-        phases = [timeout.connect, timeout.write, timeout.read, timeout.pool]
+        phases = [self.timeout.connect, self.timeout.write, self.timeout.read, self.timeout.pool]
         self.lease_s = 2 * sum(p or DEFAULT_TIMEOUT_S for p in phases) + 10
-        self._client = httpx.Client(
-            http2=True,
-            verify=verify if verify is not None else system_tls(),
-            timeout=timeout,
-            follow_redirects=False,
-            trust_env=False,  # no proxies or netrc from the environment: data goes where it was approved
-            headers={"User-Agent": f"telemetry-tray/{__version__}"},
-            limits=httpx.Limits(max_connections=SENDERS * 2, max_keepalive_connections=SENDERS),
-        )
+        self._verify = verify
+        self._client: httpx.Client | None = None  # made for the first send
+        self._client_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="sender")
         self._closing = threading.Event()
 
@@ -98,7 +111,29 @@ class Forwarder:
         run out and the batches go again later with the same Idempotency-Key."""
         self._closing.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+
+    def _http(self) -> httpx.Client | None:
+        """The pooled client (made on first use); None once closing."""
+        with self._client_lock:
+            if self._closing.is_set():
+                return None
+            if self._client is None:
+                import httpx
+
+                t = self.timeout
+                self._client = httpx.Client(
+                    http2=True,
+                    verify=self._verify if self._verify is not None else system_tls(),
+                    timeout=httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool),
+                    follow_redirects=False,
+                    trust_env=False,  # no proxies or netrc from the environment: data goes where it was approved
+                    headers={"User-Agent": f"telemetry-tray/{__version__}"},
+                    limits=httpx.Limits(max_connections=SENDERS * 2, max_keepalive_connections=SENDERS),
+                )
+            return self._client
 
     def deliver_due(self) -> list[DeliveryOutcome]:
         """Claim what is due now, as many as can be sent at once, and send them."""
@@ -151,11 +186,16 @@ class Forwarder:
         if not self.broker.still_claimed(claim):
             # Discarded, blocked, paused or taken over since it was claimed: nothing goes out.
             return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: no longer due")
+        import httpx
+
+        client = self._http()
+        if client is None:  # shutting down: the claim runs out and a later round sends it
+            return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: shutting down")
         started = time.perf_counter()
         status: int | None = None
         response_headers: httpx.Headers | None = None
         try:
-            with self._client.stream("POST", claim.endpoint, content=claim.payload, headers=headers) as response:
+            with client.stream("POST", claim.endpoint, content=claim.payload, headers=headers) as response:
                 status, response_headers = response.status_code, response.headers
                 excerpt = "" if response.is_success else _read_excerpt(response)
         except httpx.HTTPError as exc:
@@ -191,6 +231,8 @@ class Forwarder:
 
 
 def _describe(exc: httpx.HTTPError) -> str:
+    import ssl
+
     kind = type(exc).__name__
     text = str(exc) or kind
     if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc.__context__, ssl.SSLError):

@@ -30,7 +30,6 @@ from ..core.instance import Endpoint
 from ..core.paths import port_from_env
 from ..core.secrets import SecretStore
 from .icons import app_icon
-from .review import ReviewWindow
 from .state import Snapshot, take_snapshot
 from .tray import Tray, TrayMenu
 from .worker import run_task
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from ..core.demo import DemoVendor, SampleStream
     from ..ingest.instance import Instance
     from .history import HistoryWindow
+    from .review import ReviewWindow
     from .settings import SettingsWindow
 
 log = logging.getLogger(__name__)
@@ -98,8 +98,10 @@ class TrayApp(QObject):
         self.autostart = autostart or autostart_for_platform()
         self.snapshot = Snapshot()
         self.endpoint: Endpoint | None = None
+        # Windows are built, and their modules imported, when first opened: start-up stays
+        # quick and a tray at rest holds none of them.
         self.review: ReviewWindow | None = None
-        self.history: HistoryWindow | None = None  # built when first opened: start-up stays quick
+        self.history: HistoryWindow | None = None
         self.settings: SettingsWindow | None = None
         self._last_notice = 0.0
         self._notified: set[str] = set()
@@ -281,6 +283,8 @@ class TrayApp(QObject):
 
     def open_review(self, app_id: str = "") -> None:
         if self.review is None:
+            from .review import ReviewWindow  # when first opened: a tray at rest does without it
+
             self.review = ReviewWindow(self.broker)
             self.review.changed.connect(self.refresh)
             self.review.demo_requested.connect(self.load_demo)
