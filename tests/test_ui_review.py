@@ -256,3 +256,29 @@ def test_closing_the_window_lets_go_of_the_decoded_reports(qtbot: QtBot, window:
     assert broker._preview is not None
     window.close()
     assert broker._preview is None
+
+
+def test_a_batch_can_be_narrowed_and_approved_with_the_keyboard_alone(qtbot: QtBot, window: ReviewWindow,
+                                                                      broker: Broker) -> None:  # fmt: skip
+    with vendor([200]) as v:
+        manifest = tiny(endpoint=v.url)
+        allowed(broker, manifest)
+        batch = _pending(broker, manifest, [{"event": "a", "n": 5}, {"event": "b", "n": 9}])
+        window.refresh()
+        _loaded(qtbot, window, batch)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        view = window.scope_view
+        view.setFocus(Qt.FocusReason.TabFocusReason)
+        view.setCurrentIndex(window.scope_model.index(_row(window.scope_model, "n"), ScopeModel.INCLUDE))
+        before = window._shown_sha
+        qtbot.keyClick(view, Qt.Key.Key_Space)  # untick "n"
+        qtbot.waitUntil(lambda: window._shown_sha != before and window.approve_button.isEnabled(), timeout=5000)
+        assert '"n"' not in window.payload.toPlainText()
+        qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.AltModifier)  # Only c&ounts
+        qtbot.waitUntil(lambda: "aggregates" in window.payload.toPlainText() and window.approve_button.isEnabled())
+        shown = canonical_bytes(_shown_payload(window))
+        with qtbot.waitSignal(window.decided, timeout=5000):
+            qtbot.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)  # &Approve and send
+        Forwarder(broker, NoKeyring()).deliver_due()
+        assert v.bodies() == [shown]
