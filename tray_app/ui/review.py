@@ -409,7 +409,8 @@ class ReviewWindow(QWidget):
         rows: dict[str, QStandardItem] = {}
         for app in apps:
             if app.status == "awaiting_consent":
-                item = QStandardItem(f"{app.name} wants to send telemetry")
+                item = QStandardItem(f"{app.name} (new app)")
+                item.setToolTip(f"{app.name} wants to send telemetry: allow or block it")
                 item.setData(f"app:{app.app_id}", ROLE_KEY)
                 item.setAccessibleText(f"New app {app.name} asks for consent")
                 self.batches.appendRow([item, QStandardItem(""), QStandardItem("asks")])
