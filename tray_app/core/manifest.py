@@ -317,7 +317,7 @@ def _field(index: int, obj: object) -> FieldSpec:
     spec = cast(Mapping[str, object], obj)
     _no_unknown_keys(where, spec, _FIELD_KEYS)
     name = spec.get("name")
-    if not isinstance(name, str) or not _FIELD_NAME.match(name):
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
         raise ManifestError(
             f"{where}.name",
             f"{_show(name)} is not a field name; use letters, digits and _ (up to 64, not starting with a digit)",
@@ -428,8 +428,8 @@ def _auth(top: Mapping[str, object]) -> str:
         return auth
     if isinstance(auth, str) and auth.startswith("header:"):
         name = auth[len("header:") :]
-        if not _HEADER_NAME.match(name):
-            raise ManifestError("auth", f"'{name}' is not a valid HTTP header name")
+        if not _HEADER_NAME.fullmatch(name):
+            raise ManifestError("auth", f"{_show(name)} is not a valid HTTP header name")
         if name.lower() in _RESERVED_HEADERS or name.lower() == "authorization":
             raise ManifestError("auth", f"the header '{name}' is set by Telemetry Tray itself; pick another name")
         return auth
