@@ -266,7 +266,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
-            raise ManifestError(key, "is given twice in one object; give it once")
+            raise ManifestError(_key_name(key), "is given twice in one object; give it once")
         obj[key] = value
     return obj
 
@@ -437,15 +437,13 @@ def _auth(top: Mapping[str, object]) -> str:
 
 
 def _no_unknown_keys(where: str, obj: Mapping[str, object], allowed: set[str]) -> None:
-    unknown = sorted(str(key) for key in obj if key not in allowed)
+    unknown = sorted(_key_name(key) for key in obj if key not in allowed)
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
         raise ManifestError(key, f"unknown key; allowed keys are {', '.join(sorted(allowed))}")
     for key, value in obj.items():
         if value is None:
-            raise ManifestError(
-                f"{where}.{key}" if where else str(key), "is null; leave the key out to use its default"
-            )
+            raise ManifestError(f"{where}.{key}" if where else key, "is null; leave the key out to use its default")
 
 
 def _optional(obj: Mapping[str, object], key: str, default: object, where: str = "") -> object:
@@ -492,5 +490,17 @@ def _int(obj: Mapping[str, object], key: str, *, low: int, high: int, default: i
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    # repr escapes controls, bidi and invisible characters, so the text is safe to show.
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int over 4300 digits, a structure too deep
+        text = f"a {type(value).__name__} too large to show"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key_name(key: object) -> str:
+    """A key from the manifest as an error may name it: as it is when it is a plain
+    name, else quoted and escaped (no controls or bidi in the message) and shortened."""
+    if isinstance(key, str) and _FIELD_NAME.fullmatch(key):
+        return key
+    return _show(key)
