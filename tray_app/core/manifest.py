@@ -485,7 +485,7 @@ def _int(obj: Mapping[str, object], key: str, *, low: int, high: int, default: i
     if isinstance(value, bool) or not isinstance(value, int):
         raise ManifestError(key, f"{_show(value)} is not a whole number")
     if not low <= value <= high:
-        raise ManifestError(key, f"{value} is out of range; use {low} to {high}")
+        raise ManifestError(key, f"{_show(value)} is out of range; use {low} to {high}")
     return value
 
 
