@@ -60,14 +60,13 @@ _RESERVED_HEADERS = {
     "host", "content-length", "content-type", "content-encoding", "transfer-encoding",
     "connection", "idempotency-key", "user-agent", "te", "upgrade", "trailer",
 }  # fmt: skip
-# Bidirectional controls can make a name read differently from what it is.
-_BIDI_CONTROLS = {
-    "\u061c",
-    "\u200e",
-    "\u200f",
-    *map(chr, range(0x202A, 0x202F)),
-    *map(chr, range(0x2066, 0x206A)),
-}
+# Text shown to a person may not hold characters that make it read differently from
+# what it is: controls, bidirectional controls and other invisible format characters
+# (Cf: zero-width space, BOM, tags), line and paragraph separators, surrogates, private
+# use and unassigned code points. ZWNJ and ZWJ (also Cf) stay: Persian, the Indic
+# scripts and emoji need them to be spelt right.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 @dataclass(frozen=True)
@@ -473,7 +472,7 @@ def _unsafe_char(value: str, allow_newline: bool = False) -> str | None:
     for ch in value:
         if ch == "\n" and allow_newline:
             continue
-        if ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn"):
+        if unicodedata.category(ch) in _UNSAFE_CATEGORIES and ch not in _JOINERS:
             return ch
     return None
 
