@@ -23,6 +23,7 @@ from .core.errors import InputError
 from .core.instance import running_endpoint, wake_instance
 from .core.intake import MAX_BODY_BYTES, decode_reports
 from .core.manifest import load_manifest
+from .core.paths import repair_permissions
 from .core.scope import MODES
 
 PROG = "telemetry-tray"
@@ -158,7 +159,10 @@ def _scope_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _broker() -> Broker:
-    broker = Broker.open(Locations.from_env())
+    locations = Locations.from_env()
+    for problem in repair_permissions(locations.prepare()):
+        print(f"{PROG}: warning: {problem}", file=sys.stderr)
+    broker = Broker.open(locations)
     broker.tidy()
     return broker
 

@@ -84,6 +84,60 @@ class Locations:
         return self
 
 
+def repair_permissions(locations: Locations) -> list[str]:
+    """Make every file of ours private again (folders 0700, files 0600), and say what was not.
+
+    Run at start: a backup tool, an archive extracted with the wrong umask or a person's
+    chmod can open our files to other users; that is repaired, and the caller warns.
+    Symbolic links are neither followed nor changed, and nothing another user owns is
+    touched (it is reported instead). Returns one line per problem, for a warning.
+    """
+    if not hasattr(os, "getuid"):
+        return []  # Windows: per-user folders are protected by their ACLs, not mode bits
+    found: list[str] = []
+    roots = {r for r in (locations.home, locations.data, locations.config, locations.cache) if r is not None}
+    if locations.runtime.name == APP_NAME:
+        roots.add(locations.runtime)  # our own runtime folder (else it is the data folder or the home)
+    for root in sorted(roots):
+        if not root.is_dir() or root.is_symlink() or any(other in root.parents for other in roots):
+            continue  # not there, a link, or walked as part of another root
+        found.extend(_repair(root, 0o700))
+        for folder, dirs, files in os.walk(root):  # does not follow links to folders
+            for name in dirs:
+                found.extend(_repair(Path(folder) / name, 0o700))
+            for name in files:
+                found.extend(_repair(Path(folder) / name, 0o600))
+    return found
+
+
+def _repair(path: Path, mode: int) -> list[str]:
+    # Opened without following links, then checked and changed through the descriptor:
+    # the name cannot be swapped for a link to somewhere else in between.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        info = path.lstat()  # not even readable by us: say so if others may read it
+        if stat.S_IMODE(info.st_mode) & 0o077 == 0:
+            return []
+        return [f"{path} is open to others ({stat.S_IMODE(info.st_mode):04o}) and could not be repaired"]
+    except OSError:
+        return []  # a link, or gone meanwhile
+    try:
+        info = os.fstat(fd)
+        if stat.S_IMODE(info.st_mode) & 0o077 == 0:
+            return []
+        was = f"{stat.S_IMODE(info.st_mode):04o}"
+        if info.st_uid != _uid():
+            return [f"{path} belongs to another user (uid {info.st_uid}) and is open to others ({was}); not changed"]
+        try:
+            os.fchmod(fd, mode)
+        except OSError as exc:
+            return [f"{path} is open to others ({was}) and could not be repaired: {exc.strerror or exc}"]
+        return [f"{path} was open to others ({was}); now {mode:04o}"]
+    finally:
+        os.close(fd)
+
+
 def port_from_env(environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     text = env.get(PORT_ENV, "").strip() or "0"
@@ -106,7 +160,15 @@ def resources_dir() -> Path:
 
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make sure only this user can enter it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkdir(parents=True) would give the folders it adds on the way the umask's mode
+    # (often 0755); each folder we create is made 0700 (ones that exist are not ours to change).
+    missing: list[Path] = []
+    folder = path
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
     info = path.stat()
     # Repair only what is ours: never chmod a folder another user owns.
     if stat.S_IMODE(info.st_mode) != 0o700 and info.st_uid == _uid():

@@ -20,6 +20,7 @@ from ..core import Broker, Locations
 from ..core.forwarder import DeliveryLoop, Forwarder, timeout_from_env
 from ..core.housekeeping import Housekeeper
 from ..core.instance import Endpoint, InstanceLock, remove_endpoint, write_endpoint
+from ..core.paths import repair_permissions
 from ..core.secrets import SecretStore
 from ..core.spool import Spool
 from .app import IngestApp
@@ -52,6 +53,8 @@ class Instance:
         self.locations.prepare()
         self.lock.acquire()
         try:
+            for problem in repair_permissions(self.locations):
+                log.warning("file permissions: %s", problem)
             self.broker = Broker.open(self.locations)
             self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool), on_change=self.changed)
             self.housekeeper.run_once()  # windows that ended while we were away, and the spool
