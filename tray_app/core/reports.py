@@ -22,13 +22,15 @@ Report = dict[str, JSONScalar]
 
 MAX_STRING = 4096
 MAX_DROPPED_NAMES = 100
-_VERSION = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}([-+][0-9A-Za-z.+-]{1,64})?$")
+# ASCII digits only (\d takes any script's, "٣.١" would count apart from "3.1"), and \Z:
+# "$" would let a version end in a newline.
+_VERSION = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}([-+][0-9A-Za-z.+-]{1,64})?\Z")
 _INT_LIMIT = 2**63
 _EXACT_FLOAT = 2**53
 _SURROGATES = re.compile("[\ud800-\udfff]")
 # The stored spelling (see clock.to_iso): a fraction only when it is not zero.
 _CANONICAL_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.(?!000000)\d{6})?Z$")
-_LEADING_ZERO = re.compile(r"(^|\.)0\d")
+_LEADING_ZERO = re.compile(r"(^|\.)0[0-9]")
 
 
 @dataclass
