@@ -61,7 +61,7 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
         for name, value in raw.items():
             accept = fast.get(name) if type(name) is str else None
             if accept is None:
-                dropped.append(str(name))
+                dropped.append(name if type(name) is str else _show(name))
             elif accept(value):
                 report[name] = value
             else:
@@ -188,5 +188,8 @@ def _normal_version(value: str) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int over 4300 digits, a structure too deep
+        text = f"a {type(value).__name__} too large to show"
     return text if len(text) <= 40 else text[:37] + "..."
