@@ -145,7 +145,7 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
             return _Problem(f"{_show(value)} is not a number")
         if isinstance(value, float) and not math.isfinite(value):
             return _Problem("the number is not finite")
-        if abs(value) >= _INT_LIMIT:
+        if not -_INT_LIMIT <= value < _INT_LIMIT:  # the integer range, as the fast check has it
             return _Problem("the number is out of range")
         # 2.0 and 2 are one value: store one spelling so counts and previews agree.
         if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT:
