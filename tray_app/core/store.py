@@ -10,6 +10,7 @@ version of the program.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import weakref
@@ -276,16 +277,22 @@ class Store:
                 self._execute(f"PRAGMA user_version = {current + 1}")
 
     def backup(self, dest: Path) -> Path:
-        """A consistent copy of the database (WAL included), mode 0600."""
+        """A consistent copy of the database (WAL included), mode 0600. It is written under
+        a temporary name and renamed once whole: a crash mid-copy must not leave an empty or
+        partial file under the backup's name."""
         if dest.exists():
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             dest = dest.with_name(f"{dest.name}.{stamp}")
-        ensure_private_file(dest)
-        target = sqlite3.connect(dest)
+        partial = dest.with_name(f".{dest.name}.partial")
+        for leftover in (partial, partial.with_name(partial.name + "-journal")):
+            leftover.unlink(missing_ok=True)  # a copy an earlier crash cut short
+        ensure_private_file(partial)
+        target = sqlite3.connect(partial)
         try:
             self._conn.backup(target)
         finally:
             target.close()
+        os.replace(partial, dest)
         return dest
 
     def integrity_ok(self) -> bool:
