@@ -188,7 +188,7 @@ class Store:
             try:
                 conn.execute(begin)
             except sqlite3.Error as exc:
-                raise _store_error(exc) from None
+                raise _store_error(exc, self.path) from None
             self._local.depth = 1
             self._local.kind = begin
             try:
@@ -202,7 +202,7 @@ class Store:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
-                raise _store_error(exc) from None
+                raise _store_error(exc, self.path) from None
         finally:
             if lock is not None:
                 lock.release()
@@ -211,7 +211,7 @@ class Store:
         try:
             return self._conn.execute(sql, params)
         except sqlite3.Error as exc:
-            raise _store_error(exc) from exc
+            raise _store_error(exc, self.path) from exc
 
     # -- schema ----------------------------------------------------------------------
 
@@ -240,13 +240,20 @@ class Store:
             try:
                 version = int(probe.execute("PRAGMA user_version").fetchone()[0])
                 tables = int(probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+                # A damaged file is refused before anything writes to it (tens of ms for 25 MB).
+                damage = [str(row[0]) for row in probe.execute("PRAGMA quick_check(5)").fetchall()]
             finally:
                 probe.close()
         except sqlite3.DatabaseError as exc:
+            if "malformed" in str(exc):
+                raise _store_error(exc, self.path) from None
             raise StoreError(
                 f"{self.path} is not a Telemetry Tray database ({exc}). Move it aside to start afresh; "
                 "nothing in it was changed."
             ) from None
+        if damage != ["ok"]:
+            found = "; ".join(damage)
+            raise _store_error(sqlite3.DatabaseError(f"database disk image is malformed: {found}"), self.path)
         if version > LATEST:
             raise NewerDatabaseError(
                 f"The database {self.path} was written by a newer Telemetry Tray (schema {version}; "
@@ -445,11 +452,14 @@ class Store:
                 ((batch_id, received_at, body) for body in bodies),
             )
         except sqlite3.Error as exc:
-            raise _store_error(exc) from exc
+            raise _store_error(exc, self.path) from exc
 
     def report_bodies(self, batch_id: str) -> list[str]:
         """A batch's report bodies (JSON text) in the order they arrived."""
-        rows = self._execute("SELECT body FROM reports WHERE batch_id = ? ORDER BY id", (batch_id,)).fetchall()
+        try:  # fetching reads most of the pages: where a damaged file shows
+            rows = self._conn.execute("SELECT body FROM reports WHERE batch_id = ? ORDER BY id", (batch_id,)).fetchall()
+        except sqlite3.Error as exc:
+            raise _store_error(exc, self.path) from exc
         return list(map(itemgetter(0), rows))
 
     def report_count(self, batch_id: str) -> int:
@@ -581,7 +591,7 @@ def _values(record: AppRecord | BatchRecord) -> tuple[object, ...]:
     return tuple(getattr(record, f.name) for f in fields(record))
 
 
-def _store_error(exc: sqlite3.Error) -> StoreError:
+def _store_error(exc: sqlite3.Error, path: Path | None = None) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreError(
@@ -589,4 +599,10 @@ def _store_error(exc: sqlite3.Error) -> StoreError:
         )
     if "full" in text:
         return StoreError("The disk is full, so nothing was saved. Free some space and try again.")
+    if path is not None and ("malformed" in text or "not a database" in text):
+        return StoreError(
+            f"The database {path} is damaged ({text}); nothing was changed. Keep the file (it may hold reports "
+            f"not yet reviewed) but move it aside, and Telemetry Tray starts with an empty one. A copy from "
+            f"before the last upgrade may be beside it ({path.name}.v*.bak)."
+        )
     return StoreError(f"The database failed: {text}.")
