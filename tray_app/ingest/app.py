@@ -130,12 +130,13 @@ class IngestApp:
         handlers = routes.get(path)
         if handlers is None:
             raise HttpError(
-                404, "not_found", f"There is no {path!r} here; the API is /v1/health, /v1/apps, /v1/reports."
+                404, "not_found", f"There is no {_cut(path)!r} here; the API is /v1/health, /v1/apps, /v1/reports."
             )
         handler = handlers.get(method)
         if handler is None:
             allowed = ", ".join(handlers)
-            raise HttpError(405, "method_not_allowed", f"{path} takes {allowed}, not {method}.", [("Allow", allowed)])
+            message = f"{path} takes {allowed}, not {_cut(method)}."
+            raise HttpError(405, "method_not_allowed", message, [("Allow", allowed)])
         return handler(environ)
 
     def _refuse_foreign_callers(self, environ: dict[str, Any]) -> None:
@@ -237,6 +238,11 @@ def _bearer(environ: dict[str, Any], *, required: bool) -> str | None:
 
 def _loopback_hosts(port: int) -> set[str]:
     return {f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+
+
+def _cut(text: str, limit: int = 100) -> str:
+    # A path or method is echoed to say what was wrong, not to return 64 KiB of it.
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _json(obj: object) -> bytes:
