@@ -1,10 +1,22 @@
-"""Shared fixtures: a real SQLite file in a temporary home, a clock tests can move."""
+"""Shared fixtures: a real SQLite file in a temporary home, a clock tests can move;
+helpers that run the real program in a subprocess (the CLI, a headless instance)."""
 
 from __future__ import annotations
 
 import copy
+import json
 import os
-from collections.abc import Iterator
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +29,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from tray_app.core import Broker, Locations, Manifest, load_manifest
 from tray_app.core.manifest import manifest_from_obj
+from tray_app.core.migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "resources" / "manifests"
@@ -95,6 +108,118 @@ def allowed(broker: Broker, manifest: Manifest) -> str:
     token = broker.register(manifest).token
     broker.set_consent(manifest.app_id, True)
     return token
+
+
+def db_at_version(path: Path, version: int) -> None:
+    """A database built by the first ``version`` migrations, as an older release left it."""
+    conn = sqlite3.connect(path)
+    for number in range(version):
+        for statement in MIGRATIONS[number]:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
+
+
+# -- the real program in subprocesses ------------------------------------------------
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def tray_env(home: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "TELEMETRY_TRAY_HOME": str(home), **extra}
+
+
+def tray_cli(env: dict[str, str]) -> Run:
+    """``telemetry-tray`` in a subprocess; checks the exit code unless ``code=None``."""
+
+    def run(*args: str, input: str | None = None, code: int | None = 0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "tray_app", *args], env=env, cwd=ROOT, input=input,
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert "Traceback" not in result.stderr, result.stderr
+        if code is not None:
+            assert result.returncode == code, (result.stdout, result.stderr)
+        return result
+
+    return run
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+class Proc:
+    """``telemetry-tray run --headless`` on ``home``, ready once it printed where it listens.
+
+    Its log goes to a temporary file, so a long run never blocks on a full pipe."""
+
+    def __init__(
+        self, home: Path, port: int = 0, *, extra_env: dict[str, str] | None = None, ready_s: float = 60.0
+    ) -> None:
+        self.home = home
+        env = tray_env(home, TELEMETRY_TRAY_PORT=str(port), **(extra_env or {}))
+        self.env = env
+        self.log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tray_app", "run", "--headless"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        stdout = self.proc.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        try:
+            line = lines.get(timeout=ready_s)  # generous: a busy machine starts slowly
+        except queue.Empty:
+            line = f"(nothing within {ready_s} s)"
+        if "listening on" not in line:
+            self.proc.kill()
+            self.proc.wait()
+            self.log.seek(0)
+            raise AssertionError(f"the instance did not start: {line!r}\n{self.log.read()}")
+        self.url = line.split("listening on ")[1].split()[0]
+
+    def endpoint(self) -> dict[str, Any]:
+        return dict(json.loads((self.home / "endpoint.json").read_text()))
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL (TerminateProcess on Windows): no clean-up of any kind."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tray_app", *args], env=self.env, cwd=ROOT, input=input,
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+
+def post(url: str, path: str, obj: object, token: str | None = None, timeout: float = 10) -> tuple[int, Any]:
+    """POST JSON to the ingest endpoint; the status and the decoded answer."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url + path, data=json.dumps(obj).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
 
 
 # In CI every test must run: a skip there means a real part was missing.

@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, manifest_obj
+from tests.conftest import ROOT, Run, manifest_obj, tray_cli, tray_env, wait_for
 from tests.vendor import Vendor, vendor
 from tray_app.core.payload import canonical_bytes
 from tray_app.core.secrets import SecretStore
 
 APP = "org.example.tiny"
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "TELEMETRY_TRAY_HOME": str(home), **extra}
-
-
-def _cli(env: dict[str, str]) -> Run:
-    def run(*args: str, input: str | None = None, code: int | None = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "tray_app", *args], env=env, cwd=ROOT, input=input,
-            capture_output=True, text=True, check=False, timeout=120,
-        )  # fmt: skip
-        assert "Traceback" not in result.stderr, result.stderr
-        if code is not None:
-            assert result.returncode == code, (result.stdout, result.stderr)
-        return result
-
-    return run
 
 
 def _approved_batch(tt: Run, tmp_path: Path, url: str, **manifest: Any) -> tuple[str, bytes]:
@@ -55,7 +34,7 @@ def _approved_batch(tt: Run, tmp_path: Path, url: str, **manifest: Any) -> tuple
 
 
 def test_deliver_sends_exactly_what_was_shown(tmp_path: Path) -> None:
-    tt = _cli(_env(tmp_path / "home"))
+    tt = tray_cli(tray_env(tmp_path / "home"))
     with vendor([200]) as v:
         batch, shown = _approved_batch(tt, tmp_path, v.url)
         out = tt("deliver").stdout
@@ -70,7 +49,7 @@ def test_deliver_sends_exactly_what_was_shown(tmp_path: Path) -> None:
 
 
 def test_deliver_wait_retries_until_delivered(tmp_path: Path) -> None:
-    tt = _cli(_env(tmp_path / "home"))
+    tt = tray_cli(tray_env(tmp_path / "home"))
     with vendor([503, 200]) as v:
         batch, _ = _approved_batch(tt, tmp_path, v.url)
         started = time.monotonic()
@@ -81,24 +60,24 @@ def test_deliver_wait_retries_until_delivered(tmp_path: Path) -> None:
 
 
 def test_deliver_exit_codes_for_failure_and_retry(tmp_path: Path) -> None:
-    tt = _cli(_env(tmp_path / "home"))
+    tt = tray_cli(tray_env(tmp_path / "home"))
     with vendor([400]) as v:
         _approved_batch(tt, tmp_path, v.url)
         result = tt("deliver", code=1)
         assert "failed (HTTP 400)" in result.stdout and "failed for good" in result.stderr
     with vendor([503]) as v:
-        tt2 = _cli(_env(tmp_path / "home2"))
+        tt2 = tray_cli(tray_env(tmp_path / "home2"))
         _approved_batch(tt2, tmp_path, v.url)
         result = tt2("deliver", "--json", code=1)
         body = json.loads(result.stdout)
         assert [o["outcome"] for o in body["outcomes"]] == ["retrying"]
         assert len(body["undelivered"]) == 1
-    assert "--wait" in _cli(_env(tmp_path / "h3"))("deliver", "--wait", "-1", code=2).stderr
+    assert "--wait" in tray_cli(tray_env(tmp_path / "h3"))("deliver", "--wait", "-1", code=2).stderr
 
 
 def test_no_keyring_holds_only_the_vendors_that_need_a_secret(tmp_path: Path) -> None:
-    env = _env(tmp_path / "home", PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
-    tt = _cli(env)
+    env = tray_env(tmp_path / "home", PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring")
+    tt = tray_cli(env)
     with vendor([200]) as v:
         _approved_batch(tt, tmp_path, v.url, auth="bearer")
         result = tt("deliver", code=1)
@@ -119,7 +98,7 @@ def _real_keyring() -> SecretStore:
 def test_credentials_from_the_keyring_and_never_in_our_files(tmp_path: Path) -> None:
     store = _real_keyring()
     home = tmp_path / "home"
-    tt = _cli(_env(home))
+    tt = tray_cli(tray_env(home))
     secret = "tt-" + secrets.token_urlsafe(24)
     try:
         with vendor([200]) as v:
@@ -140,7 +119,7 @@ def test_credentials_from_the_keyring_and_never_in_our_files(tmp_path: Path) -> 
 
 
 def test_credentials_for_an_app_without_auth_is_bad_input(tmp_path: Path) -> None:
-    tt = _cli(_env(tmp_path / "home"))
+    tt = tray_cli(tray_env(tmp_path / "home"))
     with vendor([200]) as v:
         _approved_batch(tt, tmp_path, v.url)
     assert "needs no credentials" in tt("credentials", "set", APP, input="x", code=2).stderr
@@ -162,38 +141,29 @@ class _Instance:
             self.proc.wait(10)
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_the_instance_sends_as_soon_as_the_cli_approves(tmp_path: Path) -> None:
-    env = _env(tmp_path / "home")
-    tt = _cli(env)
+    env = tray_env(tmp_path / "home")
+    tt = tray_cli(env)
     instance = _Instance(env)
     try:
         with vendor([200]) as v:
             batch, shown = _approved_batch(tt, tmp_path, v.url)
-            assert _wait_for(lambda: len(v.received) == 1, 5), "not sent within 5 s of approval"
+            assert wait_for(lambda: len(v.received) == 1, 5), "not sent within 5 s of approval"
             assert v.bodies() == [shown]
-            assert _wait_for(lambda: json.loads(tt("show", batch, "--json").stdout)["status"] == "delivered", 5)
+            assert wait_for(lambda: json.loads(tt("show", batch, "--json").stdout)["status"] == "delivered", 5)
     finally:
         instance.stop()
 
 
 def test_kill_9_during_a_send_never_sends_twice_and_resumes(tmp_path: Path) -> None:
     # A short send timeout makes the lease short too (2 x the timeouts + 10 s = 14 s).
-    env = _env(tmp_path / "home", TELEMETRY_TRAY_SEND_TIMEOUT="0.5")
-    tt = _cli(env)
+    env = tray_env(tmp_path / "home", TELEMETRY_TRAY_SEND_TIMEOUT="0.5")
+    tt = tray_cli(env)
     v: Vendor
     with vendor([("hang", 2), 200]) as v:
         batch, shown = _approved_batch(tt, tmp_path, v.url)
         sender = subprocess.Popen([sys.executable, "-m", "tray_app", "deliver"], env=env, cwd=ROOT)
-        assert _wait_for(lambda: len(v.received) == 1, 10)
+        assert wait_for(lambda: len(v.received) == 1, 10)
         sender.kill()  # SIGKILL while the vendor is still answering
         sender.wait()
         # Restarted at once: the dead sender's claim still holds, so nothing is resent yet.

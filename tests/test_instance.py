@@ -14,48 +14,16 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import PHOTOEDIT, ROOT, tiny
+from tests.conftest import PHOTOEDIT, Proc, post, tiny
 from tray_app import __version__
 from tray_app.core import Broker, Locations
 from tray_app.core.housekeeping import Housekeeper
 
 APP = "org.example.photoedit"
 GOOD = {"event": "crop", "app_version": "3.1.4"}
-
-
-class Proc:
-    def __init__(self, home: Path, port: int = 0) -> None:
-        self.home = home
-        env = {**os.environ, "TELEMETRY_TRAY_HOME": str(home), "TELEMETRY_TRAY_PORT": str(port)}
-        self.env = env
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tray_app", "run", "--headless"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        assert "listening on" in line, (line, self.proc.stderr.read() if self.proc.stderr else "")
-        self.url = line.split("listening on ")[1].split()[0]
-
-    def endpoint(self) -> dict[str, Any]:
-        return dict(json.loads((self.home / "endpoint.json").read_text()))
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(10)
-
-    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tray_app", *args], env=self.env, cwd=ROOT, input=input,
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
 
 
 @pytest.fixture
@@ -65,18 +33,6 @@ def running(tmp_path: Path) -> Iterator[Proc]:
     if proc.proc.poll() is None:
         proc.proc.kill()
         proc.proc.wait()
-
-
-def _post(url: str, path: str, obj: object, token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url + path, data=json.dumps(obj).encode(), headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 def test_endpoint_file_and_clean_exit(running: Proc) -> None:
@@ -152,7 +108,7 @@ def test_kill_9_right_after_202_loses_nothing(tmp_path: Path) -> None:
     token = json.loads(proc.cli("register", str(PHOTOEDIT), "--json").stdout)["token"]
     accepted = 0
     for round_ in range(5):
-        status, body = _post(proc.url, "/v1/reports", {"reports": [GOOD] * (round_ + 1) * 10}, token)
+        status, body = post(proc.url, "/v1/reports", {"reports": [GOOD] * (round_ + 1) * 10}, token)
         assert status == 202
         accepted += body["accepted"]
         proc.proc.kill()  # SIGKILL the moment the answer is in
@@ -171,7 +127,7 @@ def test_the_cli_and_the_instance_share_the_database(running: Proc) -> None:
 
     def send() -> None:
         for _ in range(30):
-            status, body = _post(running.url, "/v1/reports", {"reports": [GOOD] * 20}, token)
+            status, body = post(running.url, "/v1/reports", {"reports": [GOOD] * 20}, token)
             if status != 202:
                 errors.append(body)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny
+from tests.conftest import db_at_version, tiny
 from tray_app.core import Broker, Locations
 from tray_app.core.errors import NewerDatabaseError, StoreError
 from tray_app.core.migrations import LATEST, MIGRATIONS
@@ -43,17 +43,6 @@ def test_loose_permissions_are_repaired(tmp_path: Path) -> None:
     assert _mode(db) == 0o600 and _mode(db.parent) == 0o700
 
 
-def _at_version(path: Path, version: int) -> None:
-    """A database built by the first ``version`` migrations, as an older release left it."""
-    conn = sqlite3.connect(path)
-    for number in range(version):
-        for statement in MIGRATIONS[number]:
-            conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {version}")
-    conn.commit()
-    conn.close()
-
-
 # Rows an older schema can hold, per version; each must survive every later upgrade.
 _SEED = {
     1: [
@@ -68,7 +57,7 @@ _SEED = {
 @pytest.mark.parametrize("version", sorted(_SEED))
 def test_seed_rows_fit_their_schema(tmp_path: Path, version: int) -> None:
     db = tmp_path / "seed.sqlite3"
-    _at_version(db, version)
+    db_at_version(db, version)
     conn = sqlite3.connect(db)
     for statement in _SEED[version]:
         conn.execute(statement)
@@ -78,7 +67,7 @@ def test_seed_rows_fit_their_schema(tmp_path: Path, version: int) -> None:
 @pytest.mark.parametrize("start", range(LATEST))
 def test_upgrade_from_every_earlier_schema(tmp_path: Path, start: int) -> None:
     db = tmp_path / "telemetry-tray.sqlite3"
-    _at_version(db, start)
+    db_at_version(db, start)
     if start in _SEED:
         conn = sqlite3.connect(db)
         for statement in _SEED[start]:
