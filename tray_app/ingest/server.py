@@ -35,7 +35,8 @@ class _JsonErrorTask(ErrorTask):  # type: ignore[misc]
 
     def execute(self) -> None:
         error = self.request.error
-        code = {400: "bad_request", 413: "too_large", 431: "headers_too_large"}.get(error.code, "bad_request")
+        codes = {400: "bad_request", 413: "too_large", 431: "headers_too_large", 501: "not_implemented"}
+        code = codes.get(error.code, "bad_request")
         body = json.dumps({"error": code, "message": f"{error.reason}: {error.body}"}).encode("utf-8")
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
