@@ -324,3 +324,19 @@ def test_gzip_with_trailing_data_is_refused(api: Api) -> None:
     assert status == 400
     _is_error(answer, "bad_json")
     assert api.broker.pending() == []
+
+
+def test_a_registration_flood_is_capped_until_the_person_answers(api: Api) -> None:
+    from tray_app.core.broker import MAX_AWAITING_CONSENT
+
+    for n in range(MAX_AWAITING_CONSENT):
+        status, _ = api.post("/v1/apps", {**MANIFEST, "app_id": f"org.flood.app{n}"})
+        assert status == 201
+    status, body = api.post("/v1/apps", {**MANIFEST, "app_id": "org.flood.one-too-many"})
+    assert status == 429
+    _is_error(body, "too_many_waiting")
+    assert "Allow or block some first" in body["message"]
+    assert api.broker.store.app("org.flood.one-too-many") is None
+    assert len(api.broker.apps()) == MAX_AWAITING_CONSENT
+    api.broker.set_consent("org.flood.app0", False)  # the person answers one: room for one more
+    assert api.post("/v1/apps", {**MANIFEST, "app_id": "org.flood.one-too-many"})[0] == 201

@@ -24,7 +24,15 @@ from . import consent, delivery
 from .clock import Clock, to_iso, utc_now
 from .columns import ReportColumns
 from .consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, HELD, OPEN, PENDING, UNDECIDED
-from .errors import AuthError, BlockedError, ConflictError, DigestMismatch, InputError, NotFoundError
+from .errors import (
+    AuthError,
+    BlockedError,
+    ConflictError,
+    DigestMismatch,
+    InputError,
+    NotFoundError,
+    TooManyWaiting,
+)
 from .history import Action, ChainCheck, Receipt, seal, verify
 from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
 from .paths import Locations
@@ -40,6 +48,9 @@ DEFAULT_RETENTION_DAYS = 30
 PREFERENCES = {"notifications": "on", "new_app_prompts": "on", "start_at_login": "off"}
 LEASE_S = 120.0  # longer than a send can take (connect + read timeouts), so a live send keeps its claim
 MAX_RETENTION_DAYS = 3650
+# New apps waiting for the person's consent at once: more would bury the review under
+# prompts (a program, or another local user, registering in a loop).
+MAX_AWAITING_CONSENT = 32
 _PAUSED_ALL = "paused_all"
 _RETENTION = "retention_days"
 _SPOOL_DROPPED = "spool_dropped_reports"
@@ -253,6 +264,12 @@ class Broker:
         with self._writing():
             record = self.store.app(manifest.app_id)
             if record is None:
+                waiting = sum(1 for app in self.store.apps() if app.status == "awaiting_consent")
+                if waiting >= MAX_AWAITING_CONSENT:
+                    raise TooManyWaiting(
+                        f"{waiting} apps already wait for your consent, so no new one is taken. Allow or block "
+                        "some first (telemetry-tray apps; telemetry-tray consent APP allow|block)."
+                    )
                 issued = secrets.token_urlsafe(32)
                 self.store.insert_app(
                     AppRecord(

@@ -16,7 +16,8 @@ to show a person as they are. Shells map the branches to their own vocabulary
     │   ├── ConflictError       the request contradicts the current state
     │   │   └── DigestMismatch  the batch no longer renders to the bytes that were seen
     │   ├── AuthError           a missing or wrong token
-    │   └── BlockedError        the person blocked this app
+    │   ├── BlockedError        the person blocked this app
+    │   └── TooManyWaiting      too many new apps already wait for the person's answer
     ├── StoreError              the database cannot be opened, migrated or written
     │   └── NewerDatabaseError  the database comes from a newer Telemetry Tray
     └── CredentialsError        no usable OS keyring, or a vendor secret is missing or unreadable
@@ -89,6 +90,10 @@ class AuthError(InputError):
 
 class BlockedError(InputError):
     title = "App blocked"
+
+
+class TooManyWaiting(InputError):
+    title = "Too many apps waiting"
 
 
 class StoreError(TrayError):

@@ -25,6 +25,7 @@ from ..core.errors import (
     NotFoundError,
     StoreError,
     TooLargeError,
+    TooManyWaiting,
     TrayError,
 )
 from ..core.intake import MAX_BODY_BYTES, decode_reports, unique_keys
@@ -52,6 +53,7 @@ _ERRORS: list[tuple[type[TrayError], int, str]] = [
     (ManifestError, 422, "invalid_manifest"),
     (AuthError, 401, "unauthorized"),
     (BlockedError, 403, "app_blocked"),
+    (TooManyWaiting, 429, "too_many_waiting"),
     (ConflictError, 409, "conflict"),
     (NotFoundError, 404, "not_found"),
     (InputError, 400, "bad_request"),
