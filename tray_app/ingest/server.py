@@ -48,6 +48,16 @@ class _JsonErrorTask(ErrorTask):  # type: ignore[misc]
 class _JsonChannel(HTTPChannel):  # type: ignore[misc]
     error_task_class = _JsonErrorTask
 
+    def send_continue(self) -> None:
+        # Waitress (3.0.2) answers "Expect: 100-continue" by marking the request not
+        # completed, to wait for the body; a request that is already complete (no body,
+        # or refused for its headers, like a Content-Length over the limit) then waits
+        # forever and is closed unanswered. Such a request gets its final answer instead.
+        if self.request.completed:
+            self.request.expect_continue = False
+            return
+        super().send_continue()
+
 
 class _Server(TcpWSGIServer):  # type: ignore[misc]
     channel_class = _JsonChannel
