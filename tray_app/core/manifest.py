@@ -52,6 +52,12 @@ _TOP_KEYS = {
     "purpose", "cadence", "auth", "min_count", "fields",
 }  # fmt: skip
 _FIELD_KEYS = {"name", "type", "description", "required", "sensitivity", "values", "expires", "coarsen"}
+MAX_KEY_PARTS = 16
+# A key (or [table] header) at the start of a line with more than MAX_KEY_PARTS parts.
+_LONG_DOTTED_KEY = re.compile(
+    r"""^[ \t]*\[{0,2}[ \t]*(?:(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')[ \t]*\.[ \t]*)""" + f"{{{MAX_KEY_PARTS}}}",
+    re.MULTILINE,
+)
 _APP_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
@@ -251,6 +257,10 @@ def parse_manifest(data: bytes | str, fmt: Literal["toml", "json"] | None = None
             detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise ManifestError("", f"it is not valid JSON ({detail})") from None
     else:
+        if _LONG_DOTTED_KEY.search(text):
+            # tomllib takes time quadratic in a dotted key's parts: minutes for one
+            # that fills the size limit. A manifest's keys are never more than two deep.
+            raise ManifestError("", f"it is not valid TOML (a key of more than {MAX_KEY_PARTS} dotted parts)")
         try:
             obj = tomllib.loads(text)
         except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
