@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import ROOT, Proc, Run, db_at_version, manifest_obj, post, tray_cli, tray_env
+from tests.conftest import ROOT, Proc, Run, db_at_version, manifest_obj, post, record_figure, tray_cli, tray_env
 from tests.vendor import Vendor, vendor
 from tray_app.core import Broker, Locations
 from tray_app.core.consent import UNDECIDED
@@ -65,6 +65,19 @@ class Ledger:
     sent: int = 0
     resent: int = 0
     batches: int = 0
+
+    def report(self, stored_unanswered: int, extra: str = "") -> None:
+        """Print the summary and record the figures (reached only when every check passed)."""
+        print(self.summary(stored_unanswered) + extra)
+        for name, value in (
+            ("kills", self.kills),
+            ("accepted", len(self.accepted)),
+            ("batches", self.batches),
+            ("sent", self.sent),
+            ("resent", self.resent),
+            ("checks", self.checks),
+        ):
+            record_figure(f"crash.{self.scenario}.{name}", value)
 
     def summary(self, stored_unanswered: int) -> str:
         return (
@@ -254,7 +267,7 @@ def test_kill_9_during_ingest(tmp_path: Path) -> None:
         if instance.proc.poll() is None:
             instance.kill()
     stored_unanswered = _check(home, ledger)
-    print(ledger.summary(stored_unanswered))
+    ledger.report(stored_unanswered)
 
 
 # -- batch closing -------------------------------------------------------------------------
@@ -289,7 +302,7 @@ def test_kill_9_while_closing_batches(tmp_path: Path) -> None:
         _check(home, ledger)
     statuses = Counter(b["status"] for b in json.loads(tt("pending", "--json").stdout))
     assert set(statuses) <= {"pending", "held"}
-    print(ledger.summary(0))
+    ledger.report(0)
 
 
 # -- approval ------------------------------------------------------------------------------
@@ -326,7 +339,7 @@ def test_kill_9_while_approving(tmp_path: Path) -> None:
         again = tt("approve", batch, *options, code=None)
         assert again.returncode == (0 if state == "pending" else 2), again.stderr
         _check(home, ledger)
-    print(ledger.summary(0))
+    ledger.report(0)
 
 
 # -- delivery ------------------------------------------------------------------------------
@@ -367,7 +380,7 @@ def test_kill_9_while_delivering(tmp_path: Path) -> None:
         tt("deliver", "--wait", "90")
         _check(home, ledger, v, all_delivered=True)
     assert ledger.sent == 2 * rounds
-    print(ledger.summary(0))
+    ledger.report(0)
 
 
 # -- migration -----------------------------------------------------------------------------
@@ -491,4 +504,4 @@ def test_kill_9_while_migrating(tmp_path: Path) -> None:
             assert _schema_state(copy, events, f"{where} {copy.name}") == 1
         assert not list(db.parent.glob(".*partial*")), where
     ledger.batches = _PENDING_BATCHES + _APPROVED_BATCHES
-    print(ledger.summary(0) + "; kills landed " + ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items())))
+    ledger.report(0, "; kills landed " + ", ".join(f"{n} {phase}" for phase, n in sorted(phases.items())))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import manifest_obj, tray_cli, tray_env
+from tests.conftest import manifest_obj, record_figure, tray_cli, tray_env
 
 APP = "org.example.tiny"
 
@@ -56,3 +56,4 @@ def test_a_damaged_database_is_refused_untouched(tmp_path: Path, seed: int) -> N
             assert message.startswith("telemetry-tray: The database failed:"), message
     assert damaged >= 1
     assert database.read_bytes() == bytes(data)  # nothing repaired, truncated or replaced
+    record_figure("faults.damaged_database.refused", damaged)

@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.conftest import Proc, manifest_obj, post
+from tests.conftest import Proc, manifest_obj, post, record_figure
 
 APP = "org.example.tiny"
 BIG = {"event": "x" * 4000}
@@ -62,6 +62,7 @@ if hasattr(os, "geteuid") and os.geteuid() == 0 and Path("/proc/filesystems").ex
                 assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
                 stored = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
             assert stored == accepted  # every 202 is there once; nothing from a 503 half-kept
+            record_figure("faults.disk_full.refused", sum(1 for status, _ in answers if status == 503))
         finally:
             if proc is not None:
                 proc.kill()
