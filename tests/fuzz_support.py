@@ -2,20 +2,17 @@
 
 Issue 7 asks for "junk inputs tried" as a figure. Each fuzz module counts the inputs it
 sends into the code under test (hypothesis's shrinking included) and, at the end of the
-module, prints the count and, when ``TELEMETRY_TRAY_FUZZ_TALLY`` names a file, adds it
-there as JSON (``{"module": count}``).
+module, prints the count and records it as ``fuzz.<module>.inputs`` for ``make bench``
+(``tests.conftest.record_figure``).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import unicodedata
-from pathlib import Path
-from typing import Any
 
 from hypothesis import strategies as st
 
+from tests.conftest import record_figure
 from tray_app.core.errors import TrayError
 
 # Characters that make text read differently from what it is, or break it into lines:
@@ -115,9 +112,4 @@ class Tally:
 
     def report(self) -> None:
         print(f"\n{self.module}: {self.count} junk inputs tried")
-        target = os.environ.get("TELEMETRY_TRAY_FUZZ_TALLY")
-        if target:
-            path = Path(target)
-            counts: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-            counts[self.module] = self.count
-            path.write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+        record_figure(f"fuzz.{self.module}.inputs", self.count)
