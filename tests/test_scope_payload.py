@@ -278,3 +278,18 @@ def test_a_start_of_a_payload_that_ends_between_members_is_not_taken_for_all_of_
         '{\n  "aggregates": {\n    "x": {\n      "a": 2\n    }\n  },\n  "app_id": "a"\n}',
         False,
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(alphabet=st.characters(codec="utf-8")))
+def test_plainly_hides_nothing_and_means_the_same(value: str) -> None:
+    import unicodedata
+
+    from tray_app.core.payload import plainly
+
+    text = json.dumps({"s": value}, indent=2, ensure_ascii=False)
+    shown = plainly(text)
+    assert json.loads(shown) == {"s": value}
+    hidden = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+    assert not [c for c in shown if c not in "\n" and unicodedata.category(c) in hidden]
+    assert plainly("only ascii") == "only ascii"

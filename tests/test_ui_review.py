@@ -282,3 +282,18 @@ def test_a_batch_can_be_narrowed_and_approved_with_the_keyboard_alone(qtbot: QtB
             qtbot.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)  # &Approve and send
         Forwarder(broker, NoKeyring()).deliver_due()
         assert v.bodies() == [shown]
+
+
+def test_invisible_and_bidi_characters_in_reports_are_shown_escaped(qtbot: QtBot, window: ReviewWindow,
+                                                                    broker: Broker) -> None:  # fmt: skip
+    # An app could otherwise make the preview read differently from the bytes it stands for.
+    manifest = tiny()
+    allowed(broker, manifest)
+    batch = _pending(broker, manifest, [{"event": "ok\u202egnp.exe\u200b"}])
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    text = window.payload.toPlainText()
+    assert "\u202e" not in text and "\u200b" not in text
+    assert "ok\\u202egnp.exe\\u200b" in text
+    view = broker.view(batch)
+    assert view.payload is not None and _shown_payload(window) == view.payload.obj()  # still the same JSON

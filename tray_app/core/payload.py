@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -66,6 +68,37 @@ class Payload:
         assert start is not None
         return start
 
+
+def plainly(text: str) -> str:
+    """JSON text with every invisible or direction-changing character written as its
+    ``\\uXXXX`` escape, for showing a person the payload.
+
+    A report's strings may hold bidi overrides (U+202E), zero-width characters or line
+    separators; shown as they are, they could make the preview read differently from the
+    bytes it stands for. Escaped, the text is still JSON and decodes to the same values.
+    Only non-ASCII characters can be such (JSON already escapes the ASCII controls).
+    """
+    if text.isascii():
+        return text
+    return _NON_ASCII.sub(_escape_if_hidden, text)
+
+
+def _escape_if_hidden(match: re.Match[str]) -> str:
+    char = match.group()
+    if unicodedata.category(char) in _HIDDEN:
+        return "".join(f"\\u{unit:04x}" for unit in _utf16(char))
+    return char
+
+
+def _utf16(char: str) -> tuple[int, ...]:
+    data = char.encode("utf-16-be", "surrogatepass")
+    return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# Control, format (bidi marks and overrides, zero-width, tags), separators, surrogates,
+# private use and unassigned: none prints as itself.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = frozenset(" \t\n\r")  # JSON's; "" (the end) is not in it

@@ -58,7 +58,7 @@ from ..core.broker import Broker
 from ..core.clock import from_iso, to_iso, utc_now
 from ..core.errors import NotFoundError, TrayError
 from ..core.history import ACTIONS, GENESIS, ChainCheck, Receipt, verify
-from ..core.payload import sha256_hex
+from ..core.payload import plainly, sha256_hex
 from .worker import run_task
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -301,7 +301,7 @@ def load_payload(broker: Broker, batch_id: str) -> StoredPayload:
         return StoredPayload(batch_id, view.batch.status, None)
     body = view.payload.body
     try:
-        pretty = json.dumps(json.loads(body), indent=2, sort_keys=True, ensure_ascii=False)
+        pretty = plainly(json.dumps(json.loads(body), indent=2, sort_keys=True, ensure_ascii=False))
     except ValueError:
         pretty = body.decode("utf-8", errors="replace")
     return StoredPayload(batch_id, view.batch.status, body, sha256_hex(body), pretty)

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from ..core import AppInfo, BatchView, Broker, Scope
 from ..core.errors import TrayError
 from ..core.manifest import FieldSpec, Manifest
+from ..core.payload import plainly
 from .worker import run_task
 
 NOTHING_WAITING = (
@@ -609,7 +610,7 @@ class ReviewWindow(QWidget):
             self.show_all.setEnabled(True)
             self._fail(exc)
 
-        run_task(lambda: json.dumps(payload.obj(), indent=2, ensure_ascii=False), done, failed)
+        run_task(lambda: plainly(json.dumps(payload.obj(), indent=2, ensure_ascii=False)), done, failed)
 
     def _show_payload(self, rendered: _Rendered) -> None:
         payload = rendered.view.payload
@@ -719,7 +720,7 @@ def _render(broker: Broker, batch_id: str, scope: Scope | None) -> _Rendered:
     if view.payload is None:
         return _Rendered(view, "")
     pretty, truncated = view.payload.pretty_start(PREVIEW_LIMIT)
-    return _Rendered(view, pretty, truncated=truncated)
+    return _Rendered(view, plainly(pretty), truncated=truncated)
 
 
 def _summary_html(view: BatchView) -> str:
