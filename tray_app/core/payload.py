@@ -76,11 +76,11 @@ def plainly(text: str) -> str:
     A report's strings may hold bidi overrides (U+202E), zero-width characters or line
     separators; shown as they are, they could make the preview read differently from the
     bytes it stands for. Escaped, the text is still JSON and decodes to the same values.
-    Only non-ASCII characters can be such (JSON already escapes the ASCII controls).
+    Only DEL and non-ASCII characters can be such (JSON escapes the other ASCII controls).
     """
-    if text.isascii():
+    if text.isascii() and "\x7f" not in text:
         return text
-    return _NON_ASCII.sub(_escape_if_hidden, text)
+    return _NOT_PRINTABLE_ASCII.sub(_escape_if_hidden, text)
 
 
 def _escape_if_hidden(match: re.Match[str]) -> str:
@@ -95,7 +95,7 @@ def _utf16(char: str) -> tuple[int, ...]:
     return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
 
 
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
 # Control, format (bidi marks and overrides, zero-width, tags), separators, surrogates,
 # private use and unassigned: none prints as itself.
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
