@@ -13,13 +13,14 @@ from time import perf_counter
 from . import report, results
 from .core_bench import BENCHMARKS as CORE
 from .deliver_bench import BENCHMARKS as DELIVER
+from .faults_bench import BENCHMARKS as FAULTS
 from .figures import Benchmark, Settings, machine, now_iso
 from .http_bench import BENCHMARKS as HTTP
 from .load_bench import BENCHMARKS as LOAD
 from .sdk_bench import BENCHMARKS as SDK
 from .ui_bench import BENCHMARKS as UI
 
-BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK, *DELIVER, *UI, *LOAD)
+BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK, *DELIVER, *UI, *LOAD, *FAULTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

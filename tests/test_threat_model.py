@@ -1,0 +1,25 @@
+"""docs/threat-model.md names, for each defence, the test that shows it: those tests exist."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+REFERENCE = re.compile(r"`(test_[a-z0-9_]+\.py)(?:::(test_[a-z0-9_]+))?`|`::(test_[a-z0-9_]+)`")
+
+
+def test_every_test_the_threat_model_names_exists() -> None:
+    text = (ROOT / "docs" / "threat-model.md").read_text(encoding="utf-8")
+    named, missing, current = 0, [], ""
+    for match in REFERENCE.finditer(text):
+        current = match.group(1) or current
+        name = match.group(2) or match.group(3)
+        source = ROOT / "tests" / current
+        named += 1
+        if not source.exists():
+            missing.append(current)
+        elif name and not re.search(rf"^\s*def {name}\(", source.read_text(encoding="utf-8"), re.MULTILINE):
+            missing.append(f"{current}::{name}")
+    assert named > 40
+    assert missing == []
