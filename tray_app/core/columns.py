@@ -125,9 +125,9 @@ class ReportColumns:
         if pieces is None:
             values = self._values(name, level)
             prefix = ("," if comma else "") + _encode_string(name) + ":"
-            if self._by_value(name, level, values):
-                distinct = dict.fromkeys(values)
-                distinct.pop(MISSING, None)
+            distinct = dict.fromkeys(values)
+            distinct.pop(MISSING, None)
+            if self._by_value(name, level, values, distinct):
                 table = {value: prefix + _encode(value) for value in distinct}
                 table[MISSING] = ""
                 pieces = list(map(table.__getitem__, values))
@@ -162,12 +162,18 @@ class ReportColumns:
 
     # -- values -------------------------------------------------------------------------
 
-    def _by_value(self, name: str, level: str | None, values: list[Any]) -> bool:
-        """Whether the cells of this (coarsened) column may be looked up by value."""
+    def _by_value(self, name: str, level: str | None, values: list[Any], distinct: Iterable[Any] = ()) -> bool:
+        """Whether the cells of this (coarsened) column may be looked up by value.
+
+        ``distinct`` (the column's distinct values, if known) settles it cheaply when
+        they are all strings: no number or boolean equals a string, so none can hide
+        behind one of those keys.
+        """
         key = (name, level)
         safe = self._one_typed.get(key)
         if safe is None:
-            safe = self._one_typed[key] = _one_type(values)
+            only_strings = distinct and all(type(v) is str for v in distinct)
+            safe = self._one_typed[key] = True if only_strings else _one_type(values)
         return safe
 
     def _values(self, name: str, level: str | None) -> list[Any]:
