@@ -340,3 +340,13 @@ def test_a_registration_flood_is_capped_until_the_person_answers(api: Api) -> No
     assert len(api.broker.apps()) == MAX_AWAITING_CONSENT
     api.broker.set_consent("org.flood.app0", False)  # the person answers one: room for one more
     assert api.post("/v1/apps", {**MANIFEST, "app_id": "org.flood.one-too-many"})[0] == 201
+
+
+def test_a_request_line_naming_another_host_is_refused(api: Api) -> None:
+    # A proxy-style request line smuggles another host past the Host header check.
+    status, body = _raw(api.port, f"GET http://evil.example/v1/health HTTP/1.1\r\nHost: 127.0.0.1:{api.port}\r\n"
+                                  "Connection: close\r\n\r\n".encode())  # fmt: skip
+    assert status == 403
+    _is_error(body, "forbidden_host")
+    assert _raw(api.port, f"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{api.port}\r\nConnection: close\r\n\r\n"
+                          .encode())[0] == 200  # fmt: skip

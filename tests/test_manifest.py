@@ -162,3 +162,10 @@ def test_diff_marks_new_and_changed_fields() -> None:
     assert change.changed == ("n",)  # type changed; a reworded description is not a new field
     assert change.excluded_until_reviewed == ("extra", "n")
     assert change.endpoint_changed
+
+
+def test_a_byte_order_mark_at_the_start_is_ignored(tmp_path: Path) -> None:
+    for source in (PHOTOEDIT, NOTESYNC):
+        copy = tmp_path / source.name
+        copy.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+        assert load_manifest(copy) == load_manifest(source)

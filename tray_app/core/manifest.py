@@ -244,6 +244,9 @@ def parse_manifest(data: bytes | str, fmt: Literal["toml", "json"] | None = None
             raise ManifestError("", "it is not UTF-8 text; save it as UTF-8") from None
     else:
         text = data
+    # Editors on Windows often start UTF-8 files with a byte order mark; RFC 8259 lets a
+    # JSON reader ignore it, and it means nothing in TOML either.
+    text = text.removeprefix("\ufeff")
     if fmt is None:
         fmt = "json" if text.lstrip().startswith("{") else "toml"
     if fmt == "json":

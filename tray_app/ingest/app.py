@@ -149,6 +149,11 @@ class IngestApp:
         host = environ.get("HTTP_HOST", "")
         if self.port is not None and host not in _loopback_hosts(self.port):
             raise HttpError(403, "forbidden_host", f"Host {host[:100]!r} is not this machine's loopback address.")
+        # "GET http://elsewhere/v1/health" (a proxy's form) names another host in the
+        # request line itself; we are nobody's proxy.
+        target = environ.get("REQUEST_URI", "/")
+        if not target.startswith("/"):
+            raise HttpError(403, "forbidden_host", f"Send a path ({_cut(target)!r} is not one); this is not a proxy.")
 
     def _health(self, environ: dict[str, Any]) -> tuple[int, bytes]:
         return 200, _json({"status": "ok", "version": self.version})
