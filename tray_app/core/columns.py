@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any, Final
 
 from .manifest import Manifest
-from .payload import BatchFrame, Payload, canonical_bytes, fold, sha256_hex, value_key
+from .payload import BatchFrame, Payload, canonical_bytes, envelope, fold, sha256_hex, value_key
 from .reports import JSONScalar
 from .scope import Scope, coarsen_timestamps, coarsen_value
 
@@ -82,22 +82,16 @@ class ReportColumns:
 
     def render(self, frame: BatchFrame, manifest: Manifest, scope: Scope) -> Payload:
         """The payload of this batch under ``scope``: the same bytes as :func:`payload.render`."""
-        envelope: dict[str, Any] = {
-            "app_id": frame.app_id,
-            "batch_id": frame.batch_id,
-            "manifest_version": frame.manifest_version,
-            "window": {"start": frame.window_start, "end": frame.window_end},
-            "scope": scope.to_obj(),
-        }
+        outside = envelope(frame, scope)
         if scope.mode == "aggregate":
-            envelope["aggregates"] = {
+            outside["aggregates"] = {
                 name: fold(self._counts(name, scope.coarsen.get(name)), manifest.min_count) for name in scope.fields
             }
-            return Payload.of(envelope)
+            return Payload.of(outside)
         # Keys sort as app_id, batch_id, manifest_version, reports, scope, window: write
         # the envelope around the reports instead of building one dict per report.
-        head = canonical_bytes({k: envelope[k] for k in ("app_id", "batch_id", "manifest_version")})
-        tail = canonical_bytes({k: envelope[k] for k in ("scope", "window")})
+        head = canonical_bytes({k: outside[k] for k in ("app_id", "batch_id", "manifest_version")})
+        tail = canonical_bytes({k: outside[k] for k in ("scope", "window")})
         body = b"".join((head[:-1], b',"reports":[', self._records(scope), b"],", tail[1:]))
         return Payload(body, sha256_hex(body))
 

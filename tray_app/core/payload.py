@@ -169,14 +169,19 @@ def render(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterabl
     return Payload.of(payload_object(frame, manifest, scope, reports))
 
 
-def payload_object(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> dict[str, Any]:
-    obj: dict[str, Any] = {
+def envelope(frame: BatchFrame, scope: Scope) -> dict[str, Any]:
+    """Everything in a payload but its reports or aggregates."""
+    return {
         "app_id": frame.app_id,
         "batch_id": frame.batch_id,
         "manifest_version": frame.manifest_version,
         "window": {"start": frame.window_start, "end": frame.window_end},
         "scope": scope.to_obj(),
     }
+
+
+def payload_object(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> dict[str, Any]:
+    obj = envelope(frame, scope)
     scoped = _scoped_records(manifest, scope, reports)
     if scope.mode == "aggregate":
         obj["aggregates"] = aggregate(scope.fields, scoped, manifest.min_count)
