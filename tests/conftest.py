@@ -209,9 +209,13 @@ class Proc:
         )  # fmt: skip
 
 
-def post(url: str, path: str, obj: object, token: str | None = None, timeout: float = 10) -> tuple[int, Any]:
-    """POST JSON to the ingest endpoint; the status and the decoded answer."""
+def post(
+    url: str, path: str, obj: object, token: str | None = None, timeout: float = 10, *, key: str | None = None
+) -> tuple[int, Any]:
+    """POST JSON to the ingest endpoint (with ``key`` as its Idempotency-Key); the status and the decoded answer."""
     headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Idempotency-Key"] = key
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url + path, data=json.dumps(obj).encode(), headers=headers)

@@ -65,6 +65,7 @@ class Ledger:
     sent: int = 0
     resent: int = 0
     batches: int = 0
+    resent_requests: int = 0  # report requests cut off by a kill and sent again with their key
 
     def report(self, stored_unanswered: int, extra: str = "") -> None:
         """Print the summary and record the figures (reached only when every check passed)."""
@@ -76,6 +77,7 @@ class Ledger:
             ("sent", self.sent),
             ("resent", self.resent),
             ("checks", self.checks),
+            ("resent_requests", self.resent_requests),
         ):
             record_figure(f"crash.{self.scenario}.{name}", value)
 
@@ -83,7 +85,8 @@ class Ledger:
         return (
             f"crash[{self.scenario}] seed={SEED}: {self.kills} kills mid-work ({self.finished} runs finished first), "
             f"{self.checks} checks; reports accepted {len(self.accepted)}, lost 0, duplicated 0, "
-            f"unanswered {len(self.unanswered)} (stored {stored_unanswered}); batches {self.batches}, "
+            f"unanswered {len(self.unanswered)} (stored {stored_unanswered}), "
+            f"cut-off requests sent again {self.resent_requests}; batches {self.batches}, "
             f"sent {self.sent}, resent {self.resent} (same key and bytes)"
         )
 
@@ -225,6 +228,8 @@ def test_kill_9_during_ingest(tmp_path: Path) -> None:
     errors: list[object] = []
     stored_unanswered = 0
 
+    cut_off: list[tuple[str, list[dict[str, Any]]]] = []
+
     def client(url: str, seed: int) -> None:
         local = random.Random(seed)
         while True:
@@ -232,11 +237,12 @@ def test_kill_9_during_ingest(tmp_path: Path) -> None:
             with lock:
                 start, numbers[0] = numbers[0], numbers[0] + size
             reports = _reports("i", start, size)
+            key = f"k{seed}-{start}"
             try:
-                status, body = post(url, "/v1/reports", {"reports": reports}, token, timeout=60)
+                status, body = post(url, "/v1/reports", {"reports": reports}, token, timeout=60, key=key)
             except (OSError, http.client.HTTPException, ValueError):
-                with lock:  # cut off by the kill: it may or may not have been stored
-                    ledger.unanswered |= _events(reports)
+                with lock:  # cut off by the kill: it may or may not have been stored; sent again below
+                    cut_off.append((key, reports))
                 return
             with lock:
                 if status != 202 or body["accepted"] != size:
@@ -261,6 +267,14 @@ def test_kill_9_during_ingest(tmp_path: Path) -> None:
                 t.join(60)
             assert errors == [], errors
             instance = Proc(home)  # the restart, over the dead instance's lock and endpoint.json
+            # What the kill cut off is sent again with its Idempotency-Key, as the client SDK
+            # does: stored exactly once, whether or not the first try was.
+            for key, reports in cut_off:
+                status, body = post(instance.url, "/v1/reports", {"reports": reports}, token, timeout=60, key=key)
+                assert (status, body["accepted"]) == (202, len(reports)), (key, status, body)
+                ledger.accepted |= _events(reports)
+                ledger.resent_requests += 1
+            cut_off.clear()
             stored_unanswered = _check(home, ledger)
         instance.stop()
     finally:
@@ -440,9 +454,10 @@ def _schema_state(db: Path, events: set[str], where: str) -> int:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok", where
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert version in (1, 2), where
-        # One version or the next, never between: the tables match the version.
+        assert 1 <= version <= LATEST, where
+        # Each migration whole or not at all: the tables match the version.
         assert ("deliveries" in tables) == (version >= 2), (where, version, tables)
+        assert ("ingest_keys" in tables) == (version >= 3), (where, version, tables)
         if version >= 2:
             due = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
             assert due == _APPROVED_BATCHES, (where, due)
@@ -484,7 +499,9 @@ def test_kill_9_while_migrating(tmp_path: Path) -> None:
             partial = list(db.parent.glob(f".{db.name}.v1.bak.partial*"))
             phases[
                 "after the upgrade"
-                if version == 2
+                if version == LATEST
+                else "between upgrades"
+                if version > 1
                 else "mid-copy"
                 if partial
                 else "mid-upgrade"

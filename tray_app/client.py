@@ -39,10 +39,11 @@ import logging
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -306,6 +307,9 @@ class _Chunk:
 
     reports: list[object]
     array: bytes
+    # Sent as Idempotency-Key and kept in the spool with the reports: a request the
+    # instance stored but whose answer was lost is stored once however often it is resent.
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class _Sender:
@@ -561,6 +565,7 @@ class _Sender:
             "Content-Type": "application/json",
             "Authorization": f"Bearer {self.token}",
             "User-Agent": _USER_AGENT,
+            "Idempotency-Key": chunk.key,
         }
         count = len(chunk.reports)
         for attempt in (1, 2):
@@ -639,7 +644,8 @@ class _Sender:
             return
         try:
             before = self.spool.dropped(self.app_id)
-            self.spool.write(self.app_id, self.token_sha256, reports)
+            for chunk in chunks:  # one file per request, under the key it was (or would be) sent with
+                self.spool.write(self.app_id, self.token_sha256, chunk.reports, key=chunk.key)
             lost = max(0, self.spool.dropped(self.app_id) - before)
         except Exception as exc:
             self._fail(reports, f"cannot write the spool in {self.spool.root}: {_why(exc)}")

@@ -36,7 +36,7 @@ from .errors import (
 from .history import Action, ChainCheck, Receipt, seal, verify
 from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
 from .paths import Locations
-from .payload import BatchFrame, Payload, sha256_hex
+from .payload import BatchFrame, Payload, canonical_bytes, sha256_hex
 from .reports import Report, ReportCheck, check_reports
 from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
 from .spool import Spool, SpoolDrain
@@ -51,6 +51,10 @@ MAX_RETENTION_DAYS = 3650
 # New apps waiting for the person's consent at once: more would bury the review under
 # prompts (a program, or another local user, registering in a loop).
 MAX_AWAITING_CONSENT = 32
+# How long a report request's Idempotency-Key is remembered: a resend after a lost answer
+# or through the spool comes within minutes or at the next start; one later than this
+# may be stored twice.
+INGEST_KEY_TTL = timedelta(days=2)
 _PAUSED_ALL = "paused_all"
 _RETENTION = "retention_days"
 _SPOOL_DROPPED = "spool_dropped_reports"
@@ -99,6 +103,7 @@ class IngestResult:
     rejected: list[tuple[int, str]]
     dropped_fields: list[str]
     batch_id: str | None = None
+    repeated: bool = False  # the answer to an earlier request with the same key: nothing new stored
 
     def to_obj(self) -> dict[str, Any]:
         """The shape of the HTTP 202 answer."""
@@ -442,20 +447,27 @@ class Broker:
 
     # -- reports and batches ---------------------------------------------------------
 
-    def ingest(self, app_id: str, reports: Sequence[object]) -> IngestResult:
+    def ingest(self, app_id: str, reports: Sequence[object], *, key: str | None = None) -> IngestResult:
         """Check reports against the app's manifest and store the good ones.
 
         The reports are on disk when this returns. An app awaiting consent gets its
-        reports held; a blocked app's reports are refused.
+        reports held; a blocked app's reports are refused. With ``key`` (the request's
+        Idempotency-Key) the same request sent again is answered as the first time and
+        stored once; the same key with other reports is a :class:`ConflictError`.
         """
         now = self._now()
         record = self._app_record(app_id)
         self._refuse_blocked(record)
+        request_sha256 = sha256_hex(canonical_bytes(list(reports))) if key is not None else ""
         manifest = self._manifest(app_id, record.manifest_version)
         check = check_reports(manifest, reports, now.date())
         if not check.accepted:
             return _ingest_result(check, None)
         with self._writing():
+            if key is not None:
+                earlier = self._earlier_request(app_id, key, request_sha256)
+                if earlier is not None:
+                    return earlier
             current = self._app_record(app_id)
             self._refuse_blocked(current)
             if current.manifest_version != manifest.version:
@@ -467,7 +479,23 @@ class Broker:
             self.store.insert_reports(batch.batch_id, to_iso(now), (_report_json(r) for r in check.accepted))
             if check.dropped:
                 self.store.add_dropped(batch.batch_id, check.dropped)
-            return _ingest_result(check, batch.batch_id)
+            result = _ingest_result(check, batch.batch_id)
+            if key is not None:
+                answer = json.dumps(result.to_obj(), separators=(",", ":"))
+                self.store.insert_ingest_key(app_id, key, request_sha256, answer, to_iso(now))
+            return result
+
+    def _earlier_request(self, app_id: str, key: str, request_sha256: str) -> IngestResult | None:
+        earlier = self.store.ingest_key(app_id, key)
+        if earlier is None:
+            return None
+        if not hmac.compare_digest(earlier[0], request_sha256):
+            raise ConflictError(
+                f"The Idempotency-Key {key!r} was already used for other reports. Use a new key for each request."
+            )
+        obj = json.loads(earlier[1])
+        rejected = [(int(r["index"]), str(r["error"])) for r in obj["rejected"]]
+        return IngestResult(int(obj["accepted"]), rejected, list(obj["dropped_fields"]), None, repeated=True)
 
     def close_batches(self, *, force: bool = False) -> list[ClosedBatch]:
         """Close open batches whose window has ended (all of them with ``force``)."""
@@ -793,7 +821,10 @@ class Broker:
         """The housekeeping due now: close ended windows, apply retention. Shells call
         it when they start and the running instance on a schedule, so a batch is never
         decided, shown or sent after it should have expired."""
-        return self.close_batches(), self.apply_retention()
+        closed, sweep = self.close_batches(), self.apply_retention()
+        with self._writing():
+            self.store.purge_ingest_keys(to_iso(self._now() - INGEST_KEY_TTL))
+        return closed, sweep
 
     def overview(self) -> Overview:
         with self.store.read():

@@ -94,6 +94,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """INSERT INTO deliveries (batch_id, next_attempt_at)
             SELECT batch_id, coalesce(decided_at, created_at) FROM batches WHERE status = 'approved'""",
     ),
+    # 3: the Idempotency-Key of each report request for a while, so a request sent
+    # again (its answer was lost, or it went to the spool too) is stored once.
+    (
+        """CREATE TABLE ingest_keys (
+            app_id TEXT NOT NULL REFERENCES apps(app_id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            request_sha256 TEXT NOT NULL,
+            result TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (app_id, key)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX ingest_keys_by_time ON ingest_keys(at)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)

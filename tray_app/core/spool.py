@@ -4,7 +4,10 @@ One folder per app under ``<data>/spool/``; one file per flush, written atomical
 (temporary name, then rename), so the instance never reads half a file. A file holds
 the app id, the SHA-256 of the app's token (never the token itself) and the reports:
 
-    {"app_id": "...", "token_sha256": "...", "reports": [...]}
+    {"app_id": "...", "token_sha256": "...", "reports": [...], "key": "..."}
+
+``key`` is the Idempotency-Key of the request the reports were (or would have been) sent
+in; files from before it existed have none.
 
 The spool is bounded per app; when full, the oldest files go first and the number of
 reports they held is added to ``dropped`` in the app's folder. When the instance
@@ -54,14 +57,14 @@ class Spool:
             raise ValueError(f"not an app id: {app_id!r}")
         return self.root / app_id
 
-    def write(self, app_id: str, token_sha256: str, reports: Sequence[object]) -> Path:
-        """Leave reports for the instance; returns the file written."""
+    def write(self, app_id: str, token_sha256: str, reports: Sequence[object], *, key: str | None = None) -> Path:
+        """Leave reports for the instance, with the request's Idempotency-Key if it has one
+        (the instance may have stored them already, its answer lost); returns the file."""
         folder = ensure_private_dir(self._app_dir(app_id))
-        body = json.dumps(
-            {"app_id": app_id, "token_sha256": token_sha256, "reports": list(reports)},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode("utf-8")
+        obj: dict[str, object] = {"app_id": app_id, "token_sha256": token_sha256, "reports": list(reports)}
+        if key is not None:
+            obj["key"] = key
+        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         self._make_room(folder, len(body))
         # Names sort in write order: nanoseconds, then randomness against collisions.
         name = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
@@ -101,7 +104,7 @@ class Spool:
         return found
 
     def drain(self, ingest: Any, authenticate: Any) -> SpoolDrain:
-        """Feed every spooled file to ``ingest(app_id, reports)`` after checking its
+        """Feed every spooled file to ``ingest(app_id, reports, key=...)`` after checking its
         token hash with ``authenticate(app_id, token_sha256) -> bool``. A file that
         cannot be read or does not authenticate is moved to ``rejected/``; a file is
         deleted only after its reports are stored."""
@@ -115,7 +118,11 @@ class Spool:
                     raise ValueError("the file does not match its folder")
                 if not authenticate(app_id, digest):
                     raise ValueError("the token does not match the app")
-                outcome = ingest(app_id, reports)
+                key = obj.get("key")
+                if key is not None and not isinstance(key, str):
+                    raise ValueError("the file's key is not text")
+                # With the key, a file stored before a crash could delete it is stored once.
+                outcome = ingest(app_id, reports, key=key)
             except StoreError:
                 # The database is busy or full: the file stays for the next round.
                 break

@@ -538,6 +538,24 @@ class Store:
         row = self._execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None
 
+    # -- request keys ----------------------------------------------------------------
+
+    def ingest_key(self, app_id: str, key: str) -> tuple[str, str] | None:
+        """The request digest and result stored under an app's Idempotency-Key, if any."""
+        row = self._execute(
+            "SELECT request_sha256, result FROM ingest_keys WHERE app_id = ? AND key = ?", (app_id, key)
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    def insert_ingest_key(self, app_id: str, key: str, request_sha256: str, result: str, at: str) -> None:
+        self._execute(
+            "INSERT INTO ingest_keys (app_id, key, request_sha256, result, at) VALUES (?, ?, ?, ?, ?)",
+            (app_id, key, request_sha256, result, at),
+        )
+
+    def purge_ingest_keys(self, before: str) -> int:
+        return self._execute("DELETE FROM ingest_keys WHERE at < ?", (before,)).rowcount
+
     def set_setting(self, key: str, value: str) -> None:
         self._execute(
             "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

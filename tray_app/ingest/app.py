@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import zlib
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -183,8 +184,9 @@ class IngestApp:
         token = _bearer(environ, required=True)
         assert token is not None
         app = self.broker.authenticate(token)
+        key = _idempotency_key(environ)
         reports = decode_reports(self._json_body(environ, MAX_BODY_BYTES))
-        result = self.broker.ingest(app.app_id, reports)
+        result = self.broker.ingest(app.app_id, reports, key=key)
         if result.accepted and self.on_ingest is not None:
             self.on_ingest()
         if not result.accepted:
@@ -215,6 +217,22 @@ class IngestApp:
         if encoding == "gzip":
             body = _gunzip(body, limit)
         return body
+
+
+_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _idempotency_key(environ: dict[str, Any]) -> str | None:
+    """The request's optional ``Idempotency-Key``: sent again with the same key, the same
+    reports are stored once (the client SDK sets one per request)."""
+    key = environ.get("HTTP_IDEMPOTENCY_KEY")
+    if key is None:
+        return None
+    if not _KEY.fullmatch(key):
+        raise HttpError(
+            400, "bad_request", "Idempotency-Key must be 1 to 128 letters, digits or . _ : - (a UUID will do)."
+        )
+    return str(key)
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
