@@ -36,7 +36,7 @@ from .errors import (
 from .history import Action, ChainCheck, Receipt, seal, verify
 from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
 from .paths import Locations
-from .payload import BatchFrame, Payload, canonical_bytes, sha256_hex
+from .payload import BatchFrame, Payload, sha256_hex
 from .reports import Report, ReportCheck, check_reports
 from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
 from .spool import Spool, SpoolDrain
@@ -458,16 +458,11 @@ class Broker:
         now = self._now()
         record = self._app_record(app_id)
         self._refuse_blocked(record)
-        request_sha256 = sha256_hex(canonical_bytes(list(reports))) if key is not None else ""
         manifest = self._manifest(app_id, record.manifest_version)
         check = check_reports(manifest, reports, now.date())
         if not check.accepted:
             return _ingest_result(check, None)
         with self._writing():
-            if key is not None:
-                earlier = self._earlier_request(app_id, key, request_sha256)
-                if earlier is not None:
-                    return earlier
             current = self._app_record(app_id)
             self._refuse_blocked(current)
             if current.manifest_version != manifest.version:
@@ -475,8 +470,15 @@ class Broker:
                 check = check_reports(self._manifest(app_id, current.manifest_version), reports, now.date())
                 if not check.accepted:
                     return _ingest_result(check, None)
+            bodies = [_report_json(r) for r in check.accepted]
+            if key is not None:
+                # What the request amounts to: the reports as they would be stored, and what was refused.
+                request_sha256 = sha256_hex(("\x1e".join(bodies) + "\x1d" + repr(check.rejected)).encode("utf-8"))
+                earlier = self._earlier_request(app_id, key, request_sha256)
+                if earlier is not None:
+                    return earlier
             batch = self._collecting_batch(current, now)
-            self.store.insert_reports(batch.batch_id, to_iso(now), (_report_json(r) for r in check.accepted))
+            self.store.insert_reports(batch.batch_id, to_iso(now), bodies)
             if check.dropped:
                 self.store.add_dropped(batch.batch_id, check.dropped)
             result = _ingest_result(check, batch.batch_id)
