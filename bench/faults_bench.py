@@ -81,6 +81,12 @@ def bench_faults(settings: Settings) -> Figures:
             f"Batches sent again after a sender was killed ({_sum(counts, 'crash.', '.sent'):.0f} sent in all): "
             "always with the same Idempotency-Key and bytes, which DESIGN.md allows.",
         ),
+        "faults_requests_resent": Figure(
+            _sum(counts, "crash.", ".resent_requests"),
+            "requests",
+            "Report requests a kill cut off, sent again after the restart with their Idempotency-Key: each "
+            "stored exactly once (whether or not the first try was).",
+        ),
         "faults_disk_full_refusals": Figure(
             counts.get("faults.disk_full.refused", 0.0), "requests", "Requests answered 503 on a full (tmpfs) disk."
         ),

@@ -323,3 +323,23 @@ def test_the_delivery_loop_stops_promptly_whenever_asked(broker: Broker) -> None
         loop.stop(timeout=5)
         assert loop._thread is not None and not loop._thread.is_alive()
         assert time.monotonic() - started < 2
+
+
+def test_a_client_that_cannot_be_made_is_a_failed_attempt_on_record(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The HTTP stack is made at the first send; if that fails (here: the OS trust store
+    # cannot be read), the attempt is recorded and retried, not lost in a loop.
+    import ssl
+
+    def no_trust_store() -> ssl.SSLContext:
+        raise ssl.SSLError("no trust store")
+
+    monkeypatch.setattr("tray_app.core.forwarder.system_tls", no_trust_store)
+    with vendor([200]) as v:
+        (batch,) = _approved(broker, v.url)
+        outcomes = _forwarder(broker).deliver_due()
+        assert [o.outcome for o in outcomes] == ["retrying"]
+        assert v.received == []
+    receipt = broker.history()[-1]
+    assert (receipt.action, receipt.batch_id) == ("retrying", batch) and "no trust store" in str(receipt.detail)

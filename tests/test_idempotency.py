@@ -17,6 +17,7 @@ from tray_app.client import TelemetryClient
 from tray_app.core import Broker, Locations
 from tray_app.core.broker import INGEST_KEY_TTL, hash_token
 from tray_app.core.errors import ConflictError
+from tray_app.core.housekeeping import Housekeeper
 from tray_app.core.spool import Spool
 from tray_app.ingest.instance import Instance
 
@@ -71,12 +72,41 @@ def test_keys_are_forgotten_after_their_time(tmp_path: Path) -> None:
     allowed(broker, app)
     broker.ingest(app.app_id, [EVENT], key="k1")
     now[0] += INGEST_KEY_TTL - timedelta(minutes=1)
-    broker.tidy()
+    broker.forget_request_keys()
     assert broker.ingest(app.app_id, [EVENT], key="k1").repeated
     now[0] += timedelta(minutes=2)
-    broker.tidy()
+    broker.tidy()  # what every CLI command does: keys stay (the spool may still hold a resend)
+    assert broker.ingest(app.app_id, [EVENT], key="k1").repeated
+    broker.forget_request_keys()
     assert not broker.ingest(app.app_id, [EVENT], key="k1").repeated  # a resend this late is new
     broker.close()
+
+
+def test_a_request_spooled_before_a_long_time_off_is_still_stored_once(tmp_path: Path) -> None:
+    # Stored, its answer lost, spooled under its key; the tray then off for longer than
+    # the keys are kept: the first round drains the spool before any key is forgotten.
+    now = [datetime(2026, 11, 24, 12, tzinfo=UTC)]
+    locations = Locations.under(tmp_path / "home")
+    broker = Broker.open(locations, lambda: now[0])
+    app = tiny(cadence="weekly")
+    token = allowed(broker, app)
+    broker.ingest(app.app_id, [EVENT, EVENT], key="lost-answer")
+    spool = Spool(locations.spool)
+    spool.write(app.app_id, hash_token(token), [EVENT, EVENT], key="lost-answer")
+    now[0] += INGEST_KEY_TTL * 3
+    Housekeeper(broker, spool).run_once()
+    assert spool.files() == []
+    assert sum(b.reports for b in broker.pending()) == 2
+    broker.close()
+
+
+def test_the_same_request_after_a_new_manifest_version_is_still_the_same_request(broker: Broker) -> None:
+    app = tiny()
+    token = allowed(broker, app)
+    first = broker.ingest(app.app_id, [{"event": "a", "n": 3}], key="k1")
+    broker.register(tiny(version=2, fields=[{"name": "event", "type": "string", "description": "e"}]), token=token)
+    again = broker.ingest(app.app_id, [{"event": "a", "n": 3}], key="k1")  # "n" is undeclared now
+    assert again.repeated and again.to_obj() == first.to_obj()
 
 
 def test_the_endpoint_takes_the_header_and_checks_it(tmp_path: Path) -> None:

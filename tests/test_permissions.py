@@ -114,3 +114,37 @@ def test_the_instance_warns_and_repairs_at_start(tmp_path: Path, caplog: pytest.
         assert _mode(locations.spool) == 0o700
     finally:
         instance.stop()
+
+
+def test_other_things_in_the_home_folder_are_left_alone(tmp_path: Path) -> None:
+    # TELEMETRY_TRAY_HOME may name a folder that holds other things: only ours is walked.
+    locations = _used_home(tmp_path)
+    assert locations.home is not None
+    tool = locations.home / "bin" / "tool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    os.chmod(tool, 0o755)
+    os.chmod(tool.parent, 0o755)
+    assert repair_permissions(locations) == []
+    assert _mode(tool) == 0o755 and _mode(tool.parent) == 0o755
+
+
+def test_a_file_with_other_hard_links_is_reported_not_changed(tmp_path: Path) -> None:
+    locations = _used_home(tmp_path)
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("x")
+    os.chmod(outside, 0o644)
+    os.link(outside, locations.data / "linked.txt")
+    problems = repair_permissions(locations)
+    assert problems == [
+        f"{locations.data / 'linked.txt'} is open to others (0644) and has other hard links; not changed"
+    ]
+    assert _mode(outside) == 0o644
+
+
+def test_an_executable_bit_is_kept_for_its_owner(tmp_path: Path) -> None:
+    locations = _used_home(tmp_path)
+    script = locations.data / "hook.sh"
+    script.write_text("#!/bin/sh\n")
+    os.chmod(script, 0o755)
+    assert repair_permissions(locations) == [f"{script} was open to others (0755); now 0700"]

@@ -293,3 +293,16 @@ def test_plainly_hides_nothing_and_means_the_same(value: str) -> None:
     hidden = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
     assert not [c for c in shown if c not in "\n" and unicodedata.category(c) in hidden]
     assert plainly("only ascii") == "only ascii"
+
+
+def test_plainly_shows_the_characters_that_can_smuggle_data() -> None:
+    from tray_app.core.payload import plainly
+
+    # Variation selectors can carry a byte each after any visible letter ("emoji smuggling");
+    # fillers and odd spaces look like nothing or like a space.
+    value = "click" + "".join(chr(c) for c in (0xFE00, 0xFE0F, 0xE0100, 0xE01EF, 0x034F, 0x115F, 0x3164, 0xFFA0))
+    value += "\u00a0\u2003\u2800"
+    shown = plainly(json.dumps({"e": value}, ensure_ascii=False))
+    assert shown.isascii() and shown.startswith('{"e": "click\\ufe00\\ufe0f')
+    assert json.loads(shown) == {"e": value}
+    assert plainly('{"e": "café 😀"}') == '{"e": "café 😀"}'  # what prints as itself stays

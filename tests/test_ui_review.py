@@ -14,6 +14,7 @@ from pytestqt.qtbot import QtBot
 from tests.conftest import allowed, tiny
 from tests.vendor import vendor
 from tray_app.core import Broker, Manifest
+from tray_app.core.errors import StoreError
 from tray_app.core.forwarder import Forwarder
 from tray_app.core.payload import canonical_bytes
 from tray_app.core.secrets import SecretStore
@@ -297,3 +298,51 @@ def test_invisible_and_bidi_characters_in_reports_are_shown_escaped(qtbot: QtBot
     assert "ok\\u202egnp.exe\\u200b" in text
     view = broker.view(batch)
     assert view.payload is not None and _shown_payload(window) == view.payload.obj()  # still the same JSON
+
+
+def test_another_failure_during_a_render_does_not_enable_approve(
+    qtbot: QtBot, window: ReviewWindow, broker: Broker, photoedit: Manifest
+) -> None:
+    import threading
+
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    gate = threading.Event()
+    original = broker.view
+    broker.view = lambda *a, **k: (gate.wait(5), original(*a, **k))[1]  # type: ignore[method-assign]
+    model = window.scope_model
+    model.setData(model.index(_row(model, "app_version"), ScopeModel.INCLUDE), Qt.CheckState.Unchecked,
+                  Qt.ItemDataRole.CheckStateRole)  # fmt: skip
+    window._fail(StoreError("The database is busy. Try again."))  # e.g. a refresh that failed meanwhile
+    assert not window.approve_button.isEnabled()  # the payload on screen is not the scope's yet
+    gate.set()
+    qtbot.waitUntil(lambda: window.approve_button.isEnabled(), timeout=5000)
+    assert '"app_version"' not in window.payload.toPlainText()
+
+
+def test_a_failed_render_can_be_retried_by_editing_again(qtbot: QtBot, window: ReviewWindow, broker: Broker,
+                                                         photoedit: Manifest) -> None:  # fmt: skip
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    original = broker.view
+    failures = [StoreError("The database is busy. Try again.")]
+
+    def flaky(*a: Any, **k: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return original(*a, **k)
+
+    broker.view = flaky  # type: ignore[method-assign]
+    model = window.scope_model
+    index = model.index(_row(model, "app_version"), ScopeModel.INCLUDE)
+    model.setData(index, Qt.CheckState.Unchecked, Qt.ItemDataRole.CheckStateRole)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
+    assert not window.approve_button.isEnabled() and "try again" in window.payload_info.text()
+    model.setData(index, Qt.CheckState.Checked, Qt.ItemDataRole.CheckStateRole)  # the person tries again
+    qtbot.waitUntil(lambda: window.approve_button.isEnabled(), timeout=5000)
+    shown = original(batch, model.scope()).payload
+    assert shown is not None and window._shown_sha == shown.sha256

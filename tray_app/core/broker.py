@@ -472,9 +472,7 @@ class Broker:
                     return _ingest_result(check, None)
             bodies = [_report_json(r) for r in check.accepted]
             if key is not None:
-                # What the request amounts to: the reports as they would be stored, and what was refused.
-                request_sha256 = sha256_hex(("\x1e".join(bodies) + "\x1d" + repr(check.rejected)).encode("utf-8"))
-                earlier = self._earlier_request(app_id, key, request_sha256)
+                earlier = self._earlier_request(app_id, key, request_sha256 := _request_digest(reports, bodies))
                 if earlier is not None:
                     return earlier
             batch = self._collecting_batch(current, now)
@@ -823,10 +821,14 @@ class Broker:
         """The housekeeping due now: close ended windows, apply retention. Shells call
         it when they start and the running instance on a schedule, so a batch is never
         decided, shown or sent after it should have expired."""
-        closed, sweep = self.close_batches(), self.apply_retention()
+        return self.close_batches(), self.apply_retention()
+
+    def forget_request_keys(self) -> int:
+        """Forget Idempotency-Keys older than :data:`INGEST_KEY_TTL`. Only the process that
+        drains the spool calls it, right after a drain that left the spool empty: a
+        spooled request keeps its key remembered however long the tray was off."""
         with self._writing():
-            self.store.purge_ingest_keys(to_iso(self._now() - INGEST_KEY_TTL))
-        return closed, sweep
+            return self.store.purge_ingest_keys(to_iso(self._now() - INGEST_KEY_TTL))
 
     def overview(self) -> Overview:
         with self.store.read():
@@ -1091,6 +1093,17 @@ _REPORT_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure
 
 def _report_json(report: Report) -> str:
     return _REPORT_ENCODER.encode(report)
+
+
+def _request_digest(reports: Sequence[object], bodies: list[str]) -> str:
+    """What identifies a report request under its Idempotency-Key: the reports as sent
+    (decoded, in order), not as checked, which a new manifest version or an expiry date
+    passing meanwhile would change for the very same request."""
+    try:
+        text = json.dumps(list(reports), separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON after all (a Python caller's objects, a 5,000-digit int)
+        text = "\x1e".join(bodies)
+    return sha256_hex(text.encode("utf-8"))
 
 
 def _ingest_result(check: ReportCheck, batch_id: str | None) -> IngestResult:

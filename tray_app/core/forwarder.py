@@ -188,10 +188,16 @@ class Forwarder:
             return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: no longer due")
         import httpx
 
-        client = self._http()
+        started = time.perf_counter()
+        try:
+            client = self._http()
+        except Exception as exc:  # no HTTP stack (a broken install, no TLS roots): say so, try later
+            log.warning("cannot make the HTTP client: %s", exc)
+            return self._finish(
+                claim, None, f"cannot send at all: {type(exc).__name__}: {exc}"[:300], None, None, started
+            )
         if client is None:  # shutting down: the claim runs out and a later round sends it
             return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: shutting down")
-        started = time.perf_counter()
         status: int | None = None
         response_headers: httpx.Headers | None = None
         try:

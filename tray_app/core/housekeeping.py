@@ -59,6 +59,8 @@ class Housekeeper:
         drained = self.drain_spool()
         if self.spool is not None:
             self.spool.purge_rejected(self.broker.retention_days)
+            if not self.spool.files():  # every spooled request is in: their keys may age out
+                self.broker.forget_request_keys()
         self.rounds += 1
         if closed or sweep.expired or sweep.purged or (drained and drained.files):
             log.info(

@@ -85,55 +85,72 @@ class Locations:
 
 
 def repair_permissions(locations: Locations) -> list[str]:
-    """Make every file of ours private again (folders 0700, files 0600), and say what was not.
+    """Make our files private again (group and other bits cleared), and say what was not.
 
     Run at start: a backup tool, an archive extracted with the wrong umask or a person's
     chmod can open our files to other users; that is repaired, and the caller warns.
-    Symbolic links are neither followed nor changed, and nothing another user owns is
-    touched (it is reported instead). Returns one line per problem, for a warning.
+    Only the folders we make are walked (data, config, cache, our runtime folder; of a
+    ``TELEMETRY_TRAY_HOME`` only its own mode and ``endpoint.json``, since it may hold
+    other things). Symbolic links are neither followed nor changed; a folder another user
+    owns is reported, not entered; a file with other hard links is reported, not changed
+    (it is also somewhere else). Returns one line per problem, for a warning.
     """
-    if not hasattr(os, "getuid"):
+    if not hasattr(os, "getuid") or not hasattr(os, "fwalk"):
         return []  # Windows: per-user folders are protected by their ACLs, not mode bits
     found: list[str] = []
-    roots = {r for r in (locations.home, locations.data, locations.config, locations.cache) if r is not None}
+    if locations.home is not None and locations.home.is_dir():
+        found.extend(_repair(None, locations.home, directory=True))
+        if locations.runtime == locations.home and locations.endpoint_file.exists():
+            found.extend(_repair(None, locations.endpoint_file, directory=False))
+    roots = {locations.data, locations.config, locations.cache}
     if locations.runtime.name == APP_NAME:
         roots.add(locations.runtime)  # our own runtime folder (else it is the data folder or the home)
     for root in sorted(roots):
-        if not root.is_dir() or root.is_symlink() or any(other in root.parents for other in roots):
-            continue  # not there, a link, or walked as part of another root
-        found.extend(_repair(root, 0o700))
-        for folder, dirs, files in os.walk(root):  # does not follow links to folders
-            for name in dirs:
-                found.extend(_repair(Path(folder) / name, 0o700))
+        if any(other in root.parents for other in roots) or root.is_symlink() or not root.is_dir():
+            continue  # walked as part of another root, a link, or not there
+        found.extend(_repair(None, root, directory=True))
+        # fwalk works on open folders: a name swapped for a link meanwhile leads nowhere.
+        for folder, dirs, files, folder_fd in os.fwalk(root, follow_symlinks=False):
+            for name in list(dirs):
+                problems = _repair(folder_fd, Path(folder) / name, directory=True)
+                if any("another user" in line for line in problems):
+                    dirs.remove(name)  # not ours: not entered
+                found.extend(problems)
             for name in files:
-                found.extend(_repair(Path(folder) / name, 0o600))
+                found.extend(_repair(folder_fd, Path(folder) / name, directory=False))
     return found
 
 
-def _repair(path: Path, mode: int) -> list[str]:
-    # Opened without following links, then checked and changed through the descriptor:
-    # the name cannot be swapped for a link to somewhere else in between.
+def _repair(folder_fd: int | None, path: Path, *, directory: bool) -> list[str]:
+    # Opened without following a link (relative to the open folder it is in), then
+    # checked and changed through the descriptor, never through the name again.
+    name: str | Path = path.name if folder_fd is not None else path
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(name, flags, dir_fd=folder_fd)
     except PermissionError:
-        info = path.lstat()  # not even readable by us: say so if others may read it
-        if stat.S_IMODE(info.st_mode) & 0o077 == 0:
+        try:  # not even readable by us: say so if others may read it
+            mode = stat.S_IMODE(os.stat(name, dir_fd=folder_fd, follow_symlinks=False).st_mode)
+        except OSError:
             return []
-        return [f"{path} is open to others ({stat.S_IMODE(info.st_mode):04o}) and could not be repaired"]
+        return [] if mode & 0o077 == 0 else [f"{path} is open to others ({mode:04o}) and could not be repaired"]
     except OSError:
         return []  # a link, or gone meanwhile
     try:
         info = os.fstat(fd)
-        if stat.S_IMODE(info.st_mode) & 0o077 == 0:
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077 == 0 or stat.S_ISDIR(info.st_mode) != directory:
             return []
-        was = f"{stat.S_IMODE(info.st_mode):04o}"
+        was, now = f"{mode:04o}", mode & 0o700
         if info.st_uid != _uid():
             return [f"{path} belongs to another user (uid {info.st_uid}) and is open to others ({was}); not changed"]
+        if not directory and info.st_nlink > 1:
+            return [f"{path} is open to others ({was}) and has other hard links; not changed"]
         try:
-            os.fchmod(fd, mode)
+            os.fchmod(fd, now)
         except OSError as exc:
             return [f"{path} is open to others ({was}) and could not be repaired: {exc.strerror or exc}"]
-        return [f"{path} was open to others ({was}); now {mode:04o}"]
+        return [f"{path} was open to others ({was}); now {now:04o}"]
     finally:
         os.close(fd)
 

@@ -85,7 +85,7 @@ def plainly(text: str) -> str:
 
 def _escape_if_hidden(match: re.Match[str]) -> str:
     char = match.group()
-    if unicodedata.category(char) in _HIDDEN:
+    if unicodedata.category(char) in _HIDDEN or _IGNORABLE.match(char):
         return "".join(f"\\u{unit:04x}" for unit in _utf16(char))
     return char
 
@@ -98,7 +98,15 @@ def _utf16(char: str) -> tuple[int, ...]:
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
 # Control, format (bidi marks and overrides, zero-width, tags), separators, surrogates,
 # private use and unassigned: none prints as itself.
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+# and spaces other than the plain one (they look alike).
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Zs", "Cs", "Co", "Cn"})
+# Unicode's Default_Ignorable_Code_Point characters that are not already in those
+# categories (variation selectors can carry bytes after any letter, the Hangul fillers
+# and the grapheme joiner show as nothing), and the blank braille pattern.
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = frozenset(" \t\n\r")  # JSON's; "" (the end) is not in it

@@ -297,6 +297,9 @@ class ReviewWindow(QWidget):
         # then render once, with the scope as it is by then (at most one queued).
         self._rendering = False
         self._render_again = False
+        # Whether the payload on screen is the current scope's: Approve is enabled only then.
+        self._payload_current = False
+        self._load_failed = False  # the selected batch could not be loaded: a refresh tries again
         self._set_enabled(False)
 
     def _build(self) -> None:
@@ -444,7 +447,7 @@ class ReviewWindow(QWidget):
             self.pages.setCurrentWidget(self.empty)
             self._set_enabled(False)
             return
-        if self._selected_key() != previous or (self._current is None and previous is None):
+        if self._selected_key() != previous or (self._current is None and (previous is None or self._load_failed)):
             self._on_select(self.tree.currentIndex(), QModelIndex())
 
     def show_app(self, app_id: str) -> None:
@@ -522,6 +525,8 @@ class ReviewWindow(QWidget):
         generation = self._generation
         self._render_again = False  # a scope edit of the previous batch must not render over this one
         self._current = None  # nothing is approvable until this batch is on screen
+        self._payload_current = False
+        self._load_failed = False
         self._shown_sha = None
         self.remember.setChecked(False)
         self._set_enabled(False)
@@ -547,11 +552,13 @@ class ReviewWindow(QWidget):
         self.summary.setText(_summary_html(view))
         self.pages.setCurrentIndex(1)
         self._show_payload(rendered)
+        self._payload_current = True
         self._set_enabled(undecided)
 
     def _scope_edited(self) -> None:
         if self._current is None:
             return
+        self._payload_current = False
         self.approve_button.setEnabled(False)  # until the payload on screen matches the scope
         self.payload_info.setText("Updating…")
         self._generation += 1  # a render under way is out of date now
@@ -590,6 +597,7 @@ class ReviewWindow(QWidget):
             return
         self._current = rendered.view
         self._show_payload(rendered)
+        self._payload_current = True
         self._set_enabled(True)
 
     def _show_everything(self) -> None:
@@ -679,9 +687,12 @@ class ReviewWindow(QWidget):
     def _render_failed(self, generation: int, exc: BaseException) -> None:
         if self._render_done() or generation != self._generation:
             return  # about a batch or scope no longer on screen
-        self._current = None
+        # Nothing approvable; a scope edit renders again (the batch stays on screen), and
+        # a batch that could not be loaded at all is loaded again by the next refresh.
+        self._load_failed = self._current is None
+        self._payload_current = False
         self._shown_sha = None
-        self.payload_info.setText("")
+        self.payload_info.setText("Not shown: change the scope or refresh (F5) to try again")
         self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
@@ -694,6 +705,10 @@ class ReviewWindow(QWidget):
         self.banner.show()
         if self._current is not None:
             self._set_enabled(self._current.batch.status in ("open", "held", "pending"))
+            # Whatever failed, Approve stays off while the payload is not the scope's.
+            self.approve_button.setEnabled(
+                self.approve_button.isEnabled() and self._payload_current and not self._rendering
+            )
 
     def _set_enabled(self, on: bool) -> None:
         for widget in (self.approve_button, self.discard_button, self.remember, self.records, self.aggregate):
