@@ -245,8 +245,8 @@ class Store:
             finally:
                 probe.close()
         except sqlite3.DatabaseError as exc:
-            if "malformed" in str(exc):
-                raise _store_error(exc, self.path) from None
+            if any(word in str(exc) for word in ("malformed", "locked", "busy")):
+                raise _store_error(exc, self.path) from None  # damaged, or busy: not someone else's file
             raise StoreError(
                 f"{self.path} is not a Telemetry Tray database ({exc}). Move it aside to start afresh; "
                 "nothing in it was changed."
