@@ -146,12 +146,13 @@ def tray_cli(env: dict[str, str]) -> Run:
     return run
 
 
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether ``condition()`` came true within ``seconds`` (checked every 20 ms)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return True
-        time.sleep(0.05)
+        time.sleep(0.02)
     return condition()
 
 

@@ -12,13 +12,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import tray_app.core.spool as spool_module
-from tests.conftest import PHOTOEDIT, ROOT, manifest_obj
+from tests.conftest import PHOTOEDIT, ROOT, manifest_obj, wait_for
 from tests.test_layers import BLOCK_QT
 from tray_app.client import BATCH_SIZE, ClientError, NotRunning, RegistrationRefused, TelemetryClient
 from tray_app.core import Broker, Locations, TrayError, load_manifest
@@ -42,15 +42,6 @@ def stored(broker: Broker, app_id: str = APP) -> int:
 def spool_files(home: Path, app_id: str = APP) -> list[Path]:
     folder = Locations.under(home).spool / app_id
     return sorted(folder.glob("*.json")) if folder.is_dir() else []
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 @pytest.fixture
