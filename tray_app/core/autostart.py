@@ -121,7 +121,45 @@ def bundle_command(executable: Path, platform: str) -> list[str]:
     return [str(executable)]
 
 
-class XdgAutostart:
+class _FileAutostart:
+    """What the file-backed ways to start at login share: one file of ours, written
+    whole (atomically) to enable and removed to disable; nothing else is touched."""
+
+    def __init__(self, command: list[str] | None) -> None:
+        self._command = list(command) if command is not None else default_command()
+        if not self._command:
+            raise AutostartError("The command to start at login is empty.")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    @property
+    def path(self) -> Path:
+        raise NotImplementedError
+
+    @property
+    def command(self) -> list[str]:
+        return list(self._command)
+
+    def _content(self) -> bytes:
+        raise NotImplementedError
+
+    def enable(self) -> None:
+        content = self._content()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(self.path, content, 0o644)
+        except OSError as exc:
+            raise AutostartError(f"Could not write {self.path}: {_reason(exc)}") from exc
+
+    def disable(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise AutostartError(f"Could not remove {self.path}: {_reason(exc)}") from exc
+
+
+class XdgAutostart(_FileAutostart):
     """Start at login through ``<config>/autostart/telemetry-tray.desktop``.
 
     ``config_dir`` is the XDG config home (default: ``$XDG_CONFIG_HOME`` when it is an
@@ -131,21 +169,15 @@ class XdgAutostart:
 
     def __init__(self, config_dir: Path | None = None, command: list[str] | None = None) -> None:
         self._config_dir = config_dir if config_dir is not None else _xdg_config_home()
-        self._command = list(command) if command is not None else default_command()
-        if not self._command:
-            raise AutostartError("The command to start at login is empty.")
-
-    def __repr__(self) -> str:
-        return f"XdgAutostart({str(self.path)!r})"
+        super().__init__(command)
 
     @property
     def path(self) -> Path:
         """The desktop file this writes (and the only file it ever touches)."""
         return self._config_dir / "autostart" / DESKTOP_FILE_NAME
 
-    @property
-    def command(self) -> list[str]:
-        return list(self._command)
+    def _content(self) -> bytes:
+        return desktop_entry(self._command).encode("utf-8")
 
     @property
     def enabled(self) -> bool:
@@ -160,23 +192,8 @@ class XdgAutostart:
         keys = _entry_keys(text)
         return keys.get("Hidden") != "true" and keys.get("X-GNOME-Autostart-enabled") != "false"
 
-    def enable(self) -> None:
-        content = desktop_entry(self._command)
-        folder = self.path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path, content.encode("utf-8"), 0o644)
-        except OSError as exc:
-            raise AutostartError(f"Could not write {self.path}: {_reason(exc)}") from exc
 
-    def disable(self) -> None:
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise AutostartError(f"Could not remove {self.path}: {_reason(exc)}") from exc
-
-
-class LaunchAgentAutostart:
+class LaunchAgentAutostart(_FileAutostart):
     """Start at login through a launchd LaunchAgent, ``<agents>/<APP_ID>.plist``.
 
     ``agents_dir`` defaults to ``~/Library/LaunchAgents``; ``command`` to
@@ -187,21 +204,15 @@ class LaunchAgentAutostart:
 
     def __init__(self, agents_dir: Path | None = None, command: list[str] | None = None) -> None:
         self._agents_dir = agents_dir if agents_dir is not None else Path.home() / "Library" / "LaunchAgents"
-        self._command = list(command) if command is not None else default_command()
-        if not self._command:
-            raise AutostartError("The command to start at login is empty.")
-
-    def __repr__(self) -> str:
-        return f"LaunchAgentAutostart({str(self.path)!r})"
+        super().__init__(command)
 
     @property
     def path(self) -> Path:
         """The property list this writes (and the only file it ever touches)."""
         return self._agents_dir / f"{APP_ID}.plist"
 
-    @property
-    def command(self) -> list[str]:
-        return list(self._command)
+    def _content(self) -> bytes:
+        return plistlib.dumps(launch_agent(self._command), fmt=plistlib.FMT_XML, sort_keys=True)
 
     @property
     def enabled(self) -> bool:
@@ -214,20 +225,6 @@ class LaunchAgentAutostart:
         except (OSError, plistlib.InvalidFileException, ExpatError, ValueError) as exc:
             raise AutostartError(f"Could not read {self.path}: {_reason(exc)}") from exc
         return isinstance(agent, dict) and agent.get("Disabled") is not True
-
-    def enable(self) -> None:
-        data = plistlib.dumps(launch_agent(self._command), fmt=plistlib.FMT_XML, sort_keys=True)
-        try:
-            self._agents_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path, data, 0o644)
-        except OSError as exc:
-            raise AutostartError(f"Could not write {self.path}: {_reason(exc)}") from exc
-
-    def disable(self) -> None:
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise AutostartError(f"Could not remove {self.path}: {_reason(exc)}") from exc
 
 
 def launch_agent(command: list[str]) -> dict[str, Any]:
