@@ -243,6 +243,23 @@ def pending_batch(broker: Broker, manifest: Manifest, reports: list[Report]) -> 
     return batch_id
 
 
+def big_pending_batch(home: Path, count: int) -> tuple[Broker, str]:
+    """A broker in ``home`` with one pending PhotoEdit batch of ``count`` reports.
+
+    The reports are made here and gone when it returns: the harness's own dicts would
+    make every garbage collection in the measured code walk them too, and a running
+    instance has nothing like them."""
+    reports = make_reports(count)
+    # One frozen moment, so a run across midnight UTC still fills a single daily batch.
+    moment = datetime.now(UTC).replace(microsecond=0)
+    broker, manifest = open_app(home, lambda: moment)
+    try:
+        return broker, pending_batch(broker, manifest, reports)
+    except BaseException:
+        broker.close()
+        raise
+
+
 def _raw_connect(path: Path) -> sqlite3.Connection:
     """A connection set up like the store's (autocommit, WAL, synchronous=NORMAL)."""
     conn = sqlite3.connect(path, isolation_level=None)
@@ -266,17 +283,10 @@ def _check_stored(database: Path, bodies: list[str]) -> None:
 
 
 def bench_render(settings: Settings) -> Figures:
-    reports = make_reports(REPORTS)
-    # One frozen moment, so a run across midnight UTC still fills a single daily batch.
-    moment = datetime.now(UTC).replace(microsecond=0)
+    count = REPORTS
     with temp_home() as tmp:
-        broker, manifest = open_app(tmp / "home", lambda: moment)
+        broker, batch_id = big_pending_batch(tmp / "home", count)
         try:
-            batch_id = pending_batch(broker, manifest, reports)
-            # The harness's own 100,000 dicts would make every garbage collection in the
-            # measured code walk them too; a running instance has nothing like them.
-            count = len(reports)
-            del reports
             aggregate_scope = broker.batch_scope(batch_id).edited(mode="aggregate")
             database = Locations.under(tmp / "home").database
             sizes: dict[str, int] = {}

@@ -27,7 +27,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from .core_bench import ROOT, BenchError, chunks, make_reports, open_app, pending_batch
+from .core_bench import ROOT, BenchError, big_pending_batch, chunks, make_reports, open_app
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
 
 if TYPE_CHECKING:
@@ -444,17 +444,10 @@ def bench_review(settings: Settings) -> Figures:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
-    reports = make_reports(REVIEW_REPORTS)
-    # One frozen moment, so a run across midnight UTC still fills a single daily batch.
-    moment = datetime.now(UTC).replace(microsecond=0)
+    count = REVIEW_REPORTS
     with temp_home() as tmp:
-        broker, manifest = open_app(tmp / "home", lambda: moment)
+        broker, batch_id = big_pending_batch(tmp / "home", count)
         try:
-            batch_id = pending_batch(broker, manifest, reports)
-            # The harness's own 100,000 dicts would make every garbage collection in the
-            # measured code walk them too; the tray has nothing like them.
-            count = len(reports)
-            del reports
 
             def review_trial() -> tuple[float, float]:
                 window = ReviewWindow(broker)
