@@ -20,7 +20,6 @@ import http.client
 import itertools
 import json
 import shutil
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -37,6 +36,7 @@ from tray_app.core.secrets import SecretStore
 
 from .core_bench import ROOT, BenchError
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
+from .instance import stop_process
 
 BATCHES = 1_000
 APP_ID = "org.example.bench-deliver"
@@ -177,12 +177,7 @@ class _Vendor:
         return [(str(key), str(digest)) for key, digest in json.loads(body)]
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def _check_received(logged: Logged, sent: Sent, who: str) -> None:
