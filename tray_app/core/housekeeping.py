@@ -39,6 +39,7 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rounds = 0  # how many times it did its work: for tests and status
+        self._keys_forgotten: datetime | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
@@ -59,8 +60,7 @@ class Housekeeper:
         drained = self.drain_spool()
         if self.spool is not None:
             self.spool.purge_rejected(self.broker.retention_days)
-            if not self.spool.files():  # every spooled request is in: their keys may age out
-                self.broker.forget_request_keys()
+            self._forget_request_keys(drained)
         self.rounds += 1
         if closed or sweep.expired or sweep.purged or (drained and drained.files):
             log.info(
@@ -72,6 +72,16 @@ class Housekeeper:
             )
             if self.on_change is not None:
                 self.on_change()
+
+    def _forget_request_keys(self, drained: SpoolDrain | None) -> None:
+        # Only once every spooled request is in (their keys may age out then), and at
+        # most hourly: rounds come with report requests, and keys live for days.
+        now = self._clock()
+        if (drained is None or drained.complete) and (
+            self._keys_forgotten is None or now - self._keys_forgotten >= RETENTION_EVERY
+        ):
+            self.broker.forget_request_keys()
+            self._keys_forgotten = now
 
     def drain_spool(self) -> SpoolDrain | None:
         if self.spool is None or not self.spool.files():

@@ -45,6 +45,7 @@ class SpoolDrain:
     rejected: int = 0
     dropped_by_clients: int = 0
     bad_files: list[str] = field(default_factory=list)
+    complete: bool = True  # False when the database was busy or full and files stayed
 
 
 class Spool:
@@ -125,6 +126,7 @@ class Spool:
                 outcome = ingest(app_id, reports, key=key)
             except StoreError:
                 # The database is busy or full: the file stays for the next round.
+                result.complete = False
                 break
             except (OSError, ValueError, KeyError, TypeError, TrayError) as exc:
                 result.bad_files.append(f"{path.name}: {exc}")
