@@ -378,3 +378,18 @@ def test_every_control_has_an_accessible_name(window: SettingsWindow) -> None:
     controls = [w for w in controls if not isinstance(w.parent(), QAbstractSpinBox | QComboBox | QTableView)]
     nameless = [f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r}" for w in controls if not w.accessibleName()]
     assert nameless == []
+
+
+def test_removing_an_app_clears_a_secret_the_window_had_not_seen(
+    qtbot: QtBot, window: SettingsWindow, broker: Broker, keyring: MemoryKeyring, notesync: Manifest,
+    confirm: Confirmations,
+) -> None:  # fmt: skip
+    # The keyring may have been locked when the window last looked: the secret must still
+    # go, or it would be sent for the next app registering under this id.
+    assert window.select_app(notesync.app_id)
+    keyring.set_password(SERVICE, notesync.app_id, SECRET)  # stored since the window's last look
+    confirm.answer = True
+    qtbot.mouseClick(window.remove_button, Qt.MouseButton.LeftButton)
+    settle(qtbot, window)
+    assert notesync.app_id not in {a.app_id for a in broker.apps()}
+    assert keyring.items == {}

@@ -725,7 +725,9 @@ class SettingsWindow(QWidget):
         ):
             return
         app_id, broker, secrets = app.app_id, self._broker, self._secrets
-        clear = row.credentials == STORED
+        # Whatever the last look at the keyring said (it may have been locked then): a
+        # secret left behind would go to the next app that registers under this id.
+        clear = needs_secret(app.manifest.auth)
 
         def remove() -> str:
             broker.remove_app(app_id)
@@ -733,6 +735,8 @@ class SettingsWindow(QWidget):
                 try:
                     secrets.clear(app_id)
                 except CredentialsError as exc:
+                    if row.credentials != STORED and not secrets.available():
+                        return ""  # no keyring now, and none was seen holding one
                     return f"{app.name} was removed, but its credentials could not be cleared: {exc.message}"
             return ""
 
