@@ -177,3 +177,28 @@ def test_kill_9_during_a_send_never_sends_twice_and_resumes(tmp_path: Path) -> N
         assert v.bodies() == [shown, shown]
     history = [h["action"] for h in json.loads(tt("history", "--json").stdout)]
     assert history == ["approved", "delivered"]
+
+
+def test_a_batch_a_read_only_verb_closes_and_approves_is_sent_at_once(tmp_path: Path) -> None:
+    # The CLI tidies on every verb: a window that ended may close there and, with policy
+    # approve, be approved in the CLI's process; the running instance must hear of it.
+    import sqlite3
+
+    env = tray_env(tmp_path / "home")
+    tt = tray_cli(env)
+    instance = _Instance(env)
+    try:
+        with vendor([200]) as v:
+            path = tmp_path / "manifest.json"
+            path.write_text(json.dumps(manifest_obj(endpoint=v.url)))
+            tt("register", str(path))
+            tt("consent", APP, "allow")
+            tt("policy", APP, "approve")
+            tt("submit", APP, input=json.dumps({"reports": [{"event": "launch"}]}))
+            database = tmp_path / "home" / "data" / "telemetry-tray.sqlite3"
+            with sqlite3.connect(database) as conn:  # the window ends now, not at midnight
+                conn.execute("UPDATE batches SET window_end = '2000-01-01T00:00:00Z' WHERE status = 'open'")
+            tt("status")  # only reads; its tidy closes the batch and the policy approves it
+            assert wait_for(lambda: len(v.received) == 1, 5), "the instance did not send within 5 s"
+    finally:
+        instance.stop()

@@ -163,7 +163,11 @@ def _broker() -> Broker:
     for problem in repair_permissions(locations.prepare()):
         print(f"{PROG}: warning: {problem}", file=sys.stderr)
     broker = Broker.open(locations)
-    broker.tidy()
+    closed, sweep = broker.tidy()
+    if closed or sweep.expired or sweep.purged:
+        # Even a verb that only reads may have closed (and, by policy, approved) a batch:
+        # the running instance sends it now instead of at its next scheduled look.
+        wake_instance(locations)
     return broker
 
 
