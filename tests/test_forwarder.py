@@ -310,6 +310,28 @@ def test_a_secret_echoed_by_the_vendor_never_reaches_a_receipt(broker: Broker, c
         store.clear(APP)
 
 
+def test_a_long_echoed_secret_leaves_no_part_behind(broker: Broker) -> None:
+    # A receipt keeps 300 characters of the answer: cut before redacting, the start of a
+    # 600-character token would have been kept.
+    store = SecretStore()
+    if not store.available():
+        pytest.skip("needs an OS keyring (CI runs the tests inside tests/keyring_session.py): " + store.status())
+    secret = "eyJ" + "k9Z" * 200
+    try:
+        store.set(APP, secret)
+        echo = f"token  rejected:   {secret} (expired)".encode()
+        with vendor([("body", 401, echo)]) as v:
+            _approved(broker, v.url, auth="bearer")
+            (outcome,) = Forwarder(broker, store).deliver_due()
+        error = outcome.error or ""
+        assert "[secret]" in error and secret[:40] not in error and len(error) <= 300
+        for path in broker.store.path.parent.iterdir():
+            assert secret[:40].encode() not in path.read_bytes(), path
+        assert all(secret[:40] not in json.dumps(r.to_export()) for r in broker.history())
+    finally:
+        store.clear(APP)
+
+
 def test_the_delivery_loop_stops_promptly_whenever_asked(broker: Broker) -> None:
     import time
 

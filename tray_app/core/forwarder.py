@@ -207,11 +207,11 @@ class Forwarder:
         except httpx.HTTPError as exc:
             if status is None:
                 # Refused, reset, timed out, or TLS that did not verify: retried, never weakened.
-                return self._finish(claim, None, _redact(_describe(exc), secret), None, None, started)
+                return self._finish(claim, None, _for_receipt(_describe(exc), secret), None, None, started)
             excerpt = f"(the answer's body could not be read: {type(exc).__name__})"
         assert response_headers is not None
         request_id = next((response_headers[h] for h in REQUEST_ID_HEADERS if h in response_headers), None)
-        error = None if 200 <= status < 300 else _redact(f"HTTP {status}: {excerpt}", secret)
+        error = None if 200 <= status < 300 else _for_receipt(f"HTTP {status}: {excerpt}", secret)
         retry_after = response_headers.get("retry-after")
         return self._finish(claim, status, error, retry_after, _redact(request_id, secret), started)
 
@@ -242,8 +242,8 @@ def _describe(exc: httpx.HTTPError) -> str:
     kind = type(exc).__name__
     text = str(exc) or kind
     if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc.__context__, ssl.SSLError):
-        return f"TLS verification failed: {text}"[:300]
-    return f"{kind}: {text}"[:300]
+        return f"TLS verification failed: {text}"
+    return f"{kind}: {text}"
 
 
 def _read_excerpt(response: httpx.Response, limit: int = 4096) -> str:
@@ -253,7 +253,13 @@ def _read_excerpt(response: httpx.Response, limit: int = 4096) -> str:
         data += chunk
         if len(data) >= limit:
             break
-    return " ".join(data[:limit].decode("utf-8", "replace")[:300].split())
+    return data[:limit].decode("utf-8", "replace")
+
+
+def _for_receipt(text: str, secret: str | None) -> str:
+    """An error as a receipt keeps it: the secret taken out of the whole text first (cut
+    first, a long echoed secret would survive in part), then one line of 300 characters."""
+    return " ".join((_redact(text, secret) or "").split())[:300]
 
 
 def _redact(text: str | None, secret: str | None) -> str | None:
