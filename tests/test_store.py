@@ -240,3 +240,17 @@ def test_a_finished_threads_connection_is_closed_and_no_other(tmp_path: Path) ->
     gc.collect()
     assert len(store._connections) == 1  # only ours is left open
     assert store.setting("x") is None  # and it still works
+
+
+def test_receipt_lookups_do_not_scan_the_whole_history(tmp_path: Path) -> None:
+    # Receipts are kept for good; a decided batch's count and recent failures are looked up often.
+    store = Store.open(tmp_path / "db.sqlite3")
+    conn = sqlite3.connect(store.path)
+    for query, params in (
+        ("SELECT * FROM receipts WHERE batch_id = ? ORDER BY seq", ("b1",)),
+        ("SELECT count(*) FROM receipts WHERE action = ? AND at >= ?", ("failed", "2026-01-01")),
+    ):
+        plan = " ".join(str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + query, params))
+        assert "USING" in plan and "INDEX" in plan, plan
+    conn.close()
+    store.close()

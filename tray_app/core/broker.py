@@ -462,6 +462,9 @@ class Broker:
         check = check_reports(manifest, reports, now.date())
         if not check.accepted:
             return _ingest_result(check, None)
+        # Encoded and hashed before the write lock: other writers need not wait for it.
+        bodies = [_report_json(r) for r in check.accepted]
+        request_sha256 = _request_digest(reports, bodies) if key is not None else ""
         with self._writing():
             current = self._app_record(app_id)
             self._refuse_blocked(current)
@@ -470,9 +473,9 @@ class Broker:
                 check = check_reports(self._manifest(app_id, current.manifest_version), reports, now.date())
                 if not check.accepted:
                     return _ingest_result(check, None)
-            bodies = [_report_json(r) for r in check.accepted]
+                bodies = [_report_json(r) for r in check.accepted]
             if key is not None:
-                earlier = self._earlier_request(app_id, key, request_sha256 := _request_digest(reports, bodies))
+                earlier = self._earlier_request(app_id, key, request_sha256)
                 if earlier is not None:
                     return earlier
             batch = self._collecting_batch(current, now)

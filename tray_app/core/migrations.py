@@ -107,6 +107,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX ingest_keys_by_time ON ingest_keys(at)",
     ),
+    # 4: receipts are kept for good, so the lookups by batch (a decided batch's report
+    # count, retention) and by action and time (recent failures, every UI refresh)
+    # must not scan them all.
+    (
+        "CREATE INDEX receipts_by_batch ON receipts(batch_id, seq)",
+        "CREATE INDEX receipts_by_action ON receipts(action, at)",
+    ),
 )
 
 LATEST = len(MIGRATIONS)
