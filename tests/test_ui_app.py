@@ -195,3 +195,28 @@ def test_the_tray_process_quits_cleanly_on_a_signal(tmp_path: Path, sig: str) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _register_over_http(app: TrayApp, manifest: Manifest) -> None:
+    assert app.endpoint is not None
+    request = urllib.request.Request(app.endpoint.url + "/v1/apps", data=json.dumps(manifest.to_obj()).encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 201
+
+
+def test_an_app_registering_while_the_tray_runs_opens_its_consent_question(qtbot: QtBot, tray_app: TrayApp) -> None:
+    review = tray_app.review
+    assert review is not None and tray_app.broker is not None
+    qtbot.waitUntil(lambda: tray_app._asking is not None, timeout=5000)  # the first look has been taken
+    review.hide()
+    _register_over_http(tray_app, tiny(app_id="org.example.asks"))
+    qtbot.waitUntil(review.isVisible, timeout=5000)
+    qtbot.waitUntil(lambda: review.pages.currentIndex() == 2, timeout=5000)
+    # With "Ask about new apps when they register" off, the next one only waits in the review.
+    tray_app.broker.set_preference("new_app_prompts", "off")
+    review.hide()
+    _register_over_http(tray_app, tiny(app_id="org.example.quiet"))
+    qtbot.waitUntil(lambda: "org.example.quiet" in {a.app_id for a in tray_app.snapshot.awaiting_consent}, timeout=5000)
+    qtbot.wait(300)  # the (wrong) prompt would have come by now
+    assert not review.isVisible()

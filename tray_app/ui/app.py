@@ -105,6 +105,7 @@ class TrayApp(QObject):
         self.settings: SettingsWindow | None = None
         self._last_notice = 0.0
         self._notified: set[str] = set()
+        self._asking: set[str] | None = None  # apps awaiting consent at the last snapshot (None: none taken yet)
         self._signal_sockets: tuple[object, ...] = ()
         self.demo_vendor: DemoVendor | None = None
         self.demo_stream: SampleStream | None = None
@@ -211,6 +212,7 @@ class TrayApp(QObject):
 
     def _got_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        self._prompt_new_apps(snapshot)
         if self.tray is not None:
             self.tray.show_snapshot(snapshot)
             self._notify(snapshot)
@@ -218,6 +220,29 @@ class TrayApp(QObject):
             self.review.refresh()
         if self.history is not None and self.history.isVisible():
             self.history.refresh()
+
+    def _prompt_new_apps(self, snapshot: Snapshot) -> None:
+        """An app that registers while the tray runs opens its consent question in the
+        review window (if it is not open already), unless *Ask about new apps when they
+        register* is off. (Apps that were already asking when the tray started wait in the
+        menu and the review.)"""
+        asking = {a.app_id for a in snapshot.awaiting_consent}
+        new = sorted(asking - self._asking) if self._asking is not None else []
+        self._asking = asking
+        broker = self.broker
+        if not new or broker is None:
+            return
+
+        def wanted() -> bool:
+            return broker.preference("new_app_prompts") == "on"
+
+        def prompt(on: bool) -> None:
+            # An open review window already lists the new app: the person is not pulled
+            # away from the batch in front of them.
+            if on and not (self.review is not None and self.review.isVisible()):
+                self.open_review(new[0])
+
+        run_task(wanted, prompt)
 
     def _notify(self, snapshot: Snapshot) -> None:
         """A quiet note about new batches, app requests or failed deliveries, at most
