@@ -414,14 +414,6 @@ class Broker:
         with self._writing():
             self.store.set_setting(f"pref.{key}", value)
 
-    def save_scope(self, app_id: str, scope: Scope) -> AppInfo:
-        """Make ``scope`` the one this app's batches start with (and policy ``approve`` uses)."""
-        with self._writing():
-            record = self._app_record(app_id)
-            check_scope(scope, self._manifest(app_id, record.manifest_version))
-            self.store.update_app(app_id, scope=_scope_json(scope), updated_at=to_iso(self._now()))
-            return self.app(app_id)
-
     # -- settings --------------------------------------------------------------------
 
     @property
