@@ -220,3 +220,9 @@ def test_an_app_registering_while_the_tray_runs_opens_its_consent_question(qtbot
     qtbot.waitUntil(lambda: "org.example.quiet" in {a.app_id for a in tray_app.snapshot.awaiting_consent}, timeout=5000)
     qtbot.wait(300)  # the (wrong) prompt would have come by now
     assert not review.isVisible()
+
+
+def test_settings_and_the_forwarder_share_one_keyring_handle(tray_app: TrayApp) -> None:
+    # Else Settings could show a secret stored while the forwarder still remembers "no keyring".
+    assert tray_app.instance is not None and tray_app.instance.forwarder is not None
+    assert tray_app.instance.forwarder.secrets is tray_app.secrets

@@ -30,9 +30,12 @@ log = logging.getLogger(__name__)
 
 
 class Instance:
-    def __init__(self, locations: Locations, port: int = 0) -> None:
+    def __init__(self, locations: Locations, port: int = 0, secrets: SecretStore | None = None) -> None:
         self.locations = locations
         self.port = port
+        # The tray passes its own: one keyring handle per process, so what Settings sees
+        # (stored, or no keyring yet) is what the forwarder sees.
+        self.secrets = secrets if secrets is not None else SecretStore()
         self.lock = InstanceLock(locations)
         self.broker: Broker | None = None
         self.server: IngestServer | None = None
@@ -58,7 +61,7 @@ class Instance:
             self.broker = Broker.open(self.locations)
             self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool), on_change=self.changed)
             self.housekeeper.run_once()  # windows that ended while we were away, and the spool
-            self.forwarder = Forwarder(self.broker, SecretStore(), timeout=timeout)
+            self.forwarder = Forwarder(self.broker, self.secrets, timeout=timeout)
             self.delivery = DeliveryLoop(self.forwarder, on_change=self.changed)
             app = IngestApp(self.broker, __version__, self._ingested, self.wake)
             self.server = IngestServer(app, self.port)

@@ -151,7 +151,7 @@ class TrayApp(QObject):
     def _start_instance(self) -> Endpoint:
         from ..ingest.instance import Instance
 
-        instance = Instance(self.locations, self.port)
+        instance = Instance(self.locations, self.port, self.secrets)
         instance.listeners.append(self.bridge.changed.emit)
         self._starting = instance
         return instance.start()
