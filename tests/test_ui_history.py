@@ -406,3 +406,21 @@ def test_words_for_receipts_leave_nothing_out(broker: Broker, decided: Decided) 
     rows = dict(describe(odd))
     assert rows["Vendor answer"].startswith("none") and rows["Error"] == "refused" and rows["X y"] == "1"
     assert "no answer: refused" in summarize(odd) and "gave up" in summarize(odd)
+
+
+def test_a_big_stored_payload_shows_its_start_only(broker: Broker) -> None:
+    # Laying out megabytes on the UI thread would freeze the window: the start, and its size.
+    from tests.conftest import allowed, tiny
+    from tray_app.core.payload import PREVIEW_CHARS
+    from tray_app.ui.history import load_payload
+
+    app = tiny(app_id="org.example.big")
+    allowed(broker, app)
+    broker.ingest(app.app_id, [{"event": "e" * 200} for _ in range(2_000)])
+    (closed,) = [c for c in broker.close_batches(force=True) if c.app_id == app.app_id]
+    approved = broker.approve(closed.batch_id)
+    assert approved.payload is not None and approved.payload.size > 2 * PREVIEW_CHARS
+    stored = load_payload(broker, closed.batch_id)
+    assert stored.sha256 == approved.payload.sha256
+    assert len(stored.pretty) < PREVIEW_CHARS + 200
+    assert stored.pretty.endswith(f"of {approved.payload.size:,} bytes)")

@@ -69,6 +69,11 @@ class Payload:
         return start
 
 
+# How much pretty-printed payload a window shows at once (a few hundred reports): more
+# would take longer to lay out than rendering took; the rest on request.
+PREVIEW_CHARS = 64 * 1024
+
+
 def plainly(text: str) -> str:
     """JSON text with every invisible or direction-changing character written as its
     ``\\uXXXX`` escape, for showing a person the payload.

@@ -58,7 +58,7 @@ from ..core.broker import Broker
 from ..core.clock import from_iso, to_iso, utc_now
 from ..core.errors import NotFoundError, TrayError
 from ..core.history import ACTIONS, GENESIS, ChainCheck, Receipt, verify
-from ..core.payload import plainly, sha256_hex
+from ..core.payload import PREVIEW_CHARS, plainly
 from .worker import run_task
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -299,12 +299,16 @@ def load_payload(broker: Broker, batch_id: str) -> StoredPayload:
         return StoredPayload(batch_id, "gone", None)
     if view.payload is None:
         return StoredPayload(batch_id, view.batch.status, None)
-    body = view.payload.body
+    payload = view.payload
     try:
-        pretty = plainly(json.dumps(json.loads(body), indent=2, sort_keys=True, ensure_ascii=False))
+        # Only the start of a big one: laying out megabytes would freeze the window.
+        pretty, more = payload.pretty_start(PREVIEW_CHARS)
+        pretty = plainly(pretty)
+        if more:
+            pretty += f"\n… (the first {PREVIEW_CHARS // 1024} KiB of {payload.size:,} bytes)"
     except ValueError:
-        pretty = body.decode("utf-8", errors="replace")
-    return StoredPayload(batch_id, view.batch.status, body, sha256_hex(body), pretty)
+        pretty = payload.body[:PREVIEW_CHARS].decode("utf-8", errors="replace")
+    return StoredPayload(batch_id, view.batch.status, payload.body, payload.sha256, pretty)
 
 
 def export_document(receipts: Sequence[Receipt]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 from ..core import AppInfo, BatchView, Broker, Scope
 from ..core.errors import TrayError
 from ..core.manifest import FieldSpec, Manifest
-from ..core.payload import plainly
+from ..core.payload import PREVIEW_CHARS, plainly
 from .worker import run_task
 
 NOTHING_WAITING = (
@@ -55,7 +55,7 @@ FIRST_RUN = (
     "stream of sample reports, and a demo vendor on this computer that shows exactly what "
     "arrived. Nothing leaves this machine.</p>"
 )
-PREVIEW_LIMIT = 64 * 1024  # characters of pretty JSON shown at once (a few hundred reports); the rest on request
+PREVIEW_LIMIT = PREVIEW_CHARS
 ROLE_KEY = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
 
