@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import AppInfo, BatchView, Broker, Scope
+from ..core.consent import UNDECIDED
 from ..core.errors import TrayError
 from ..core.manifest import FieldSpec, Manifest
 from ..core.payload import PREVIEW_CHARS, plainly
@@ -544,7 +545,7 @@ class ReviewWindow(QWidget):
             return  # the person has moved on
         view = rendered.view
         self._current = view
-        undecided = view.batch.status in ("open", "held", "pending")
+        undecided = view.batch.status in UNDECIDED
         if view.scope is not None:
             self.scope_model.load(view.manifest, view.scope, editable=undecided)
             with _blocked(self.records, self.aggregate):
@@ -704,7 +705,7 @@ class ReviewWindow(QWidget):
         self.banner.setText(text)
         self.banner.show()
         if self._current is not None:
-            self._set_enabled(self._current.batch.status in ("open", "held", "pending"))
+            self._set_enabled(self._current.batch.status in UNDECIDED)
             # Whatever failed, Approve stays off while the payload is not the scope's.
             self.approve_button.setEnabled(
                 self.approve_button.isEnabled() and self._payload_current and not self._rendering
