@@ -230,6 +230,12 @@ class Broker:
         self._preview_lock = threading.Lock()
 
     @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One consistent read across several calls (e.g. the history and the app names)."""
+        with self.store.read():
+            yield
+
+    @contextmanager
     def _writing(self) -> Iterator[None]:
         """A write transaction; listeners hear of approvals once it has committed."""
         depth = getattr(self._local, "depth", 0)

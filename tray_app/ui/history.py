@@ -286,7 +286,7 @@ class ExportResult:
 
 
 def load_snapshot(broker: Broker) -> HistorySnapshot:
-    with broker.store.read():
+    with broker.reading():
         receipts = broker.history()
         names = {app.app_id: app.name for app in broker.apps()}
         return HistorySnapshot(receipts, names, broker.retention_days)
