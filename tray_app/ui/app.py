@@ -191,8 +191,11 @@ class TrayApp(QObject):
         self.server.close()
         if self.demo_stream is not None:
             self.demo_stream.stop()
-        # A start still in progress finishes first, so it cannot outlive the quit.
+        # A start (or a settings change) still in progress finishes first, so it cannot
+        # outlive the quit or meet a closed database.
         QThreadPool.globalInstance().waitForDone(10_000)
+        if self.settings is not None:
+            self.settings.finish_changes(10_000)
         instance = self.instance or self._starting
         if instance is not None:
             instance.stop()

@@ -819,6 +819,10 @@ class SettingsWindow(QWidget):
 
     # -- running work --------------------------------------------------------------------
 
+    def finish_changes(self, msecs: int) -> None:
+        """Wait (at most ``msecs``) for changes still being applied: before the app quits."""
+        self._pool.waitForDone(msecs)
+
     def _change(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None) -> None:
         """Run a change in the background; then say so, and read everything again."""
 
