@@ -287,12 +287,12 @@ def bench_render(settings: Settings) -> Figures:
     with temp_home() as tmp:
         broker, batch_id = big_pending_batch(tmp / "home", count)
         try:
-            aggregate_scope = broker.batch_scope(batch_id).edited(mode="aggregate")
+            aggregate_scope = broker.edited_scope(batch_id, mode="aggregate")
             database = Locations.under(tmp / "home").database
             sizes: dict[str, int] = {}
             bodies: dict[str, bytes] = {}
 
-            narrowed_scope = broker.batch_scope(batch_id).edited(exclude=["duration_ms"])
+            narrowed_scope = broker.edited_scope(batch_id, exclude=["duration_ms"])
 
             def render_trial(kind: str) -> float:
                 scope = aggregate_scope if kind == "aggregate" else None

@@ -17,6 +17,7 @@ from tray_app.core.errors import (
     NotFoundError,
     ScopeError,
 )
+from tray_app.core.manifest import manifest_from_obj
 from tray_app.core.payload import sha256_hex
 
 EVENT = {"event": "crop", "ts": "2026-11-24T10:11:12Z", "app_version": "3.1.4", "account_email": "a@b.c"}
@@ -219,7 +220,7 @@ def test_unknown_policy(broker: Broker, photoedit: Manifest) -> None:
 def test_what_you_saw_is_what_is_stored(broker: Broker, photoedit: Manifest) -> None:
     allowed(broker, photoedit)
     batch = _one_batch(broker, photoedit.app_id, [EVENT, {**EVENT, "duration_ms": 77}])
-    scope = broker.batch_scope(batch).edited(exclude=["app_version"], coarsen={"ts": "day"})
+    scope = broker.edited_scope(batch, exclude=["app_version"], coarsen={"ts": "day"})
     preview = broker.view(batch, scope)
     assert preview.payload is not None
     view = broker.approve(batch, scope, expected_sha256=preview.payload.sha256)
@@ -291,9 +292,7 @@ def test_batch_prefix_lookup(broker: Broker, photoedit: Manifest) -> None:
 def test_remember_applies_the_scope_to_the_next_batch(broker: Broker, photoedit: Manifest) -> None:
     allowed(broker, photoedit)
     first = _one_batch(broker, photoedit.app_id)
-    scope = broker.batch_scope(first).edited(
-        exclude=["os_version", "install_id"], coarsen={"ts": "day"}, mode="aggregate"
-    )
+    scope = broker.edited_scope(first, exclude=["os_version", "install_id"], coarsen={"ts": "day"}, mode="aggregate")
     broker.approve(first, scope, remember=True)
     app = broker.app(photoedit.app_id)
     assert app.policy == "approve" and app.scope == scope
@@ -365,9 +364,35 @@ def test_a_new_version_excludes_new_fields_and_shows_the_change(broker: Broker) 
     assert "extra" not in view.scope.fields  # type: ignore[union-attr]
     assert view.change is not None and view.change.added == ("extra",)
     assert view.payload is not None and b'"extra"' not in view.payload.body.split(b'"reports"')[1]
-    included = broker.view(new.batch_id, broker.batch_scope(new.batch_id).edited(include=["extra"]))
+    included = broker.view(new.batch_id, broker.edited_scope(new.batch_id, include=["extra"]))
     assert included.payload is not None and included.payload.obj()["reports"] == [{"event": "b", "extra": "x"}]
     assert broker.app("org.example.tiny").status == "allowed"
+
+
+def test_a_new_app_leaves_out_its_stable_id_and_a_chosen_one_stays_chosen(broker: Broker, photoedit: Manifest) -> None:
+    token = allowed(broker, photoedit)
+    start = broker.app(photoedit.app_id).scope
+    assert "install_id" not in start.fields and "account_email" not in start.fields
+    first = _one_batch(broker, photoedit.app_id, [{**EVENT, "install_id": "i-1"}])
+    assert b"i-1" not in broker.view(first).payload.body  # type: ignore[union-attr]
+    # The person includes the pseudonymous id and remembers it: a new version keeps it.
+    broker.approve(first, broker.edited_scope(first, include=["install_id"]), remember=True)
+    fields = [*photoedit.to_obj()["fields"], {"name": "extra", "type": "string", "description": "new"}]
+    bumped = manifest_from_obj({**photoedit.to_obj(), "version": photoedit.version + 1, "fields": fields})
+    broker.register(bumped, token=token)
+    assert "install_id" in broker.app(photoedit.app_id).scope.fields
+
+
+def test_a_misspelt_field_in_any_edit_is_refused_and_changes_nothing(broker: Broker, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    batch = _one_batch(broker, photoedit.app_id)
+    for edit in ({"exclude": ["app_versio"]}, {"include": ["install_idd"]}, {"coarsen": {"tss": "day"}}):
+        with pytest.raises(ScopeError, match="is not a field of PhotoEdit; its fields are event, ts, "):
+            broker.edited_scope(batch, **edit)  # type: ignore[arg-type]
+    with pytest.raises(ScopeError, match="'tss' is excluded"):
+        broker.approve(batch, Scope(("event", "ts"), {"tss": "day"}), remember=True)
+    assert _statuses(broker) == {batch: "pending"} and broker.history() == []
+    assert broker.app(photoedit.app_id).policy == "ask"
 
 
 def test_a_changed_endpoint_needs_consent_again(broker: Broker) -> None:

@@ -229,6 +229,10 @@ def test_version_and_help(tt: Run) -> None:
         (["show", "BATCH", "--coarsen", "ts"], None, "FIELD=LEVEL"),
         (["show", "BATCH", "--coarsen", "event=day"], None, "only be kept or excluded"),
         (["show", "BATCH", "--include", "nope"], None, "not a field"),
+        (["show", "BATCH", "--exclude", "install_idd"], None, "'install_idd' is not a field of PhotoEdit"),
+        (["approve", "BATCH", "--exclude", "install_idd"], None, "its fields are event, ts, app_version"),
+        (["approve", "BATCH", "--exclude", "app_versio", "--remember"], None, "not a field"),
+        (["approve", "BATCH", "--coarsen", "tss=day"], None, "'tss' is not a field"),
         (["approve", "BATCH", "--sha256", "00" * 32], None, "Look at it again"),
         (["approve", "BATCH"], None, "still collecting"),
     ],
@@ -282,3 +286,68 @@ def test_human_output_reads_well(tt: Run) -> None:
     assert batch["batch_id"] in tt("pending").stdout
     tt("discard", batch["batch_id"])
     assert "Nothing is waiting" in tt("pending").stdout
+
+
+def test_a_misspelt_exclude_sends_nothing_it_meant_to_cut(tt: Run) -> None:
+    tt("register", str(PHOTOEDIT))
+    tt("consent", APP, "allow")
+    tt("submit", APP, input=json.dumps({**REPORTS[0], "install_id": "i-123"}))
+    tt("close-batches")
+    (batch,) = _json(tt("pending", "--json"))
+    tt("approve", batch["batch_id"], "--exclude", "app_versio", code=2)
+    assert _json(tt("pending", "--json")) == [batch] and _json(tt("history", "--json")) == []
+    # Spelt right it is cut; the pseudonymous id was never in the scope.
+    approved = _json(tt("approve", batch["batch_id"], "--exclude", "app_version", "--json"))
+    assert approved["payload"]["reports"] == [{"duration_ms": 120, "event": "crop", "ts": "2026-11-24T10:00:00Z"}]
+
+
+def test_show_and_history_print_hidden_characters_as_escapes(tt: Run) -> None:
+    tt("register", str(PHOTOEDIT))
+    tt("consent", APP, "allow")
+    spoof = "Linux\u202egpj.exe\u200b\x1b[2J"
+    tt("submit", APP, input=json.dumps({"event": "crop", "os_version": spoof}))
+    tt("close-batches")
+    (batch,) = _json(tt("pending", "--json"))
+    for args in (["show", batch["batch_id"]], ["show", batch["batch_id"], "--json"]):
+        out = tt(*args).stdout
+        assert "\u202e" not in out and "\u200b" not in out and "\x1b" not in out
+        assert "Linux\\u202egpj.exe\\u200b\\u001b[2J" in out
+    # The escapes are still JSON: --json decodes to the very value that is sent.
+    assert _json(tt("show", batch["batch_id"], "--json"))["payload"]["reports"][0]["os_version"] == spoof
+    # A vendor's answer is shown the same way in the history.
+    tt("approve", batch["batch_id"])
+    from tray_app.core import Broker, Locations
+
+    broker = Broker.open(Locations.under(tt.home))  # type: ignore[attr-defined]
+    try:
+        (claim,) = broker.claim_deliveries("test")
+        broker.finish_delivery(claim, status=400, error=f"bad field: {spoof}")
+    finally:
+        broker.close()
+    for args in (["history"], ["history", "--json"]):
+        out = tt(*args).stdout
+        assert "\u202e" not in out and "\x1b" not in out and "\\u202egpj" in out
+    assert _json(tt("history", "--json"))[-1]["detail"]["error"] == f"bad field: {spoof}"
+
+
+def test_quit_stops_the_running_instance_of_this_home(tmp_path: Path) -> None:
+    from tests.conftest import Proc
+
+    home = tmp_path / "home"
+    instance = Proc(home)
+    try:
+        # A stale endpoint.json naming a live process that holds no lock: nobody is signalled.
+        endpoint = instance.endpoint()
+        stopped = instance.cli("quit")
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"Stopped Telemetry Tray (pid {endpoint['pid']})" in stopped.stdout
+        assert instance.proc.wait(10) == 0  # a clean exit, as the tray's Quit
+        assert not (home / "endpoint.json").exists()
+        again = instance.cli("quit")
+        assert again.returncode == 0 and "not running" in again.stdout
+        (home / "endpoint.json").write_text(json.dumps({**endpoint, "pid": os.getpid()}))
+        stale = instance.cli("quit")
+        assert stale.returncode == 0 and "not running" in stale.stdout  # and this test still runs
+    finally:
+        if instance.proc.poll() is None:
+            instance.kill()

@@ -34,6 +34,7 @@ FIELDS: list[dict[str, Any]] = [
     {"name": "v", "type": "version", "description": "v"},
     {"name": "e", "type": "enum", "values": ["a", "b", "c"], "description": "e"},
     {"name": "who", "type": "string", "description": "who", "sensitivity": "identifying"},
+    {"name": "iid", "type": "string", "description": "install id", "sensitivity": "pseudonymous"},
 ]
 FRAME = BatchFrame("org.example.tiny", "b1", 1, "2026-11-24T00:00:00Z", "2026-11-25T00:00:00Z")
 LEVELS = {"i": ["bucket"], "x": ["bucket"], "t": ["hour", "day", "week", "month"], "v": ["major", "minor"]}
@@ -87,6 +88,30 @@ def test_identifying_fields_start_excluded() -> None:
     assert set(scope.fields) == {"s", "i", "x", "b", "t", "v", "e"}
 
 
+def test_pseudonymous_fields_start_excluded() -> None:
+    # A stable install id links every batch of an install: it starts excluded too.
+    assert "iid" not in default_scope(tiny(fields=FIELDS)).fields
+
+
+def test_every_name_an_edit_gives_must_be_a_declared_field() -> None:
+    m = tiny(fields=FIELDS)
+    start = default_scope(m)
+    for edit in ({"exclude": ["ss"]}, {"include": ["whoo"]}, {"coarsen": {"tt": "day"}}):
+        with pytest.raises(ScopeError, match=r"is not a field of .*; its fields are s, i, x, b, t, v, e, who, iid"):
+            start.edited(m, **edit)  # type: ignore[arg-type]
+    assert "s" not in start.edited(m, exclude=["s"]).fields
+    assert start.edited(m, coarsen={"t": "day"}).coarsen == {"t": "day"}
+
+
+def test_coarsening_a_field_that_is_not_sent_is_refused_not_dropped() -> None:
+    # Dropping it quietly would let a misspelt name send the field at full detail.
+    with pytest.raises(ScopeError, match="'tt' is excluded"):
+        Scope(("t",), {"tt": "day"})
+    m = tiny(fields=FIELDS)
+    # Excluding a coarsened field drops its coarsening with it.
+    assert Scope(("s", "t"), {"t": "day"}).edited(m, exclude=["t"]).coarsen == {}
+
+
 def test_manifest_coarsening_is_the_default() -> None:
     fields = [{"name": "t", "type": "timestamp", "description": "t", "coarsen": "day"}]
     assert default_scope(tiny(fields=fields)).coarsen == {"t": "day"}
@@ -101,7 +126,7 @@ def test_check_scope_refuses_unknown_fields_and_levels() -> None:
     with pytest.raises(ScopeError, match="use one of hour, day, week, month"):
         check_scope(Scope(("t",), {"t": "year"}), m)
     with pytest.raises(ScopeError, match="excluded, so it cannot be coarsened"):
-        Scope(("s", "t")).edited(exclude=["t"], coarsen={"t": "day"})
+        Scope(("s", "t")).edited(m, exclude=["t"], coarsen={"t": "day"})
     with pytest.raises(ScopeError):
         Scope.from_obj({"fields": "s"})
 

@@ -20,10 +20,11 @@ from . import __version__
 from .core import BatchView, Broker, Locations, Scope, TrayError
 from .core.clock import from_iso
 from .core.errors import InputError
-from .core.instance import running_endpoint, wake_instance
+from .core.instance import running_endpoint, stop_instance, wake_instance
 from .core.intake import MAX_BODY_BYTES, decode_reports
 from .core.manifest import load_manifest
 from .core.paths import repair_permissions
+from .core.payload import plain_text
 from .core.scope import MODES
 
 PROG = "telemetry-tray"
@@ -59,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: {' '.join(message.split())}", file=sys.stderr)
+    print(f"{PROG}: {plain_text(' '.join(message.split()))}", file=sys.stderr)
     return code
 
 
@@ -135,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     credentials.add_argument("action", choices=("set", "clear"))
     credentials.add_argument("app", metavar="APP")
+
+    quit_ = verb("quit", _quit, "stop the running instance of this home (the tray or run --headless)")
+    quit_.add_argument(
+        "--wait", type=float, default=30.0, metavar="SECONDS", help="how long to wait for it to stop (default 30)"
+    )
     return parser
 
 
@@ -368,7 +374,7 @@ def _edited_scope(broker: Broker, args: argparse.Namespace) -> Scope | None:
             raise UsageError(f"--coarsen takes FIELD=LEVEL (like ts=day), not '{item}'")
         coarsen[field] = level
     mode = MODES[1] if args.aggregate else MODES[0] if args.records else None
-    return broker.batch_scope(args.batch).edited(include=args.include, exclude=args.exclude, coarsen=coarsen, mode=mode)
+    return broker.edited_scope(args.batch, include=args.include, exclude=args.exclude, coarsen=coarsen, mode=mode)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -480,6 +486,17 @@ def _credentials(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _quit(args: argparse.Namespace) -> int:
+    if not 0 <= args.wait <= 3600:
+        raise UsageError("--wait takes 0 to 3600 seconds")
+    pid = stop_instance(Locations.from_env(), timeout=args.wait)
+    if pid is None:
+        _out("Telemetry Tray is not running for this home; nothing to stop.")
+    else:
+        _out(f"Stopped Telemetry Tray (pid {pid}).")
+    return EXIT_OK
+
+
 def _history(args: argparse.Namespace) -> int:
     broker = _broker()
     if args.verify:
@@ -503,7 +520,7 @@ def _history(args: argparse.Namespace) -> int:
 
 def _detail_text(detail: Any) -> str:
     parts = []
-    for key in ("by", "reason", "reports", "payload_bytes", "purged"):
+    for key in ("by", "reason", "reports", "payload_bytes", "purged", "status", "error"):
         if key in detail:
             parts.append(f"{key}={detail[key]}")
     return " ".join(parts)
@@ -556,7 +573,11 @@ def _print_json(obj: object) -> int:
 
 
 def _out(text: str, stream: TextIO | None = None) -> None:
-    print(text, file=stream or sys.stdout)
+    """Print for a person: every character that would not print as itself (a bidi
+    override in a report value, an escape sequence in a vendor's answer) is shown as its
+    escape, line by line, as the review window shows it. JSON stays JSON that decodes to
+    the same values (its own escapes already cover the ASCII controls)."""
+    print("\n".join(map(plain_text, text.split("\n"))), file=stream or sys.stdout)
 
 
 if __name__ == "__main__":

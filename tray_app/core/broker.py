@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +38,7 @@ from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_ob
 from .paths import Locations
 from .payload import BatchFrame, Payload, sha256_hex
 from .reports import Report, ReportCheck, check_reports
-from .scope import Scope, carry_scope, check_scope, default_scope, fit_scope
+from .scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
 from .spool import Spool, SpoolDrain
 from .store import AppRecord, BatchRecord, DeliveryRecord, Store
 from .windows import window_for
@@ -534,6 +534,24 @@ class Broker:
             batch = self._find_batch(batch_ref)
             record = self._app_record(batch.app_id)
             return self._scope_for(batch, record, self._manifest(batch.app_id, batch.manifest_version), None)
+
+    def edited_scope(
+        self,
+        batch_ref: str,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        coarsen: Mapping[str, str] | None = None,
+        mode: Mode | None = None,
+    ) -> Scope:
+        """The batch's starting scope with these edits, every field name checked against
+        the batch's manifest (a misspelt name is refused, never ignored)."""
+        with self.store.read():
+            batch = self._find_batch(batch_ref)
+            record = self._app_record(batch.app_id)
+            manifest = self._manifest(batch.app_id, batch.manifest_version)
+            start = self._scope_for(batch, record, manifest, None)
+            return start.edited(manifest, include=include, exclude=exclude, coarsen=coarsen, mode=mode)
 
     def view(self, batch_ref: str, scope: Scope | None = None) -> BatchView:
         """A batch with the payload it would send under ``scope`` (default: the app's),

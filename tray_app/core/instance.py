@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +60,65 @@ class InstanceLock:
         handle.flush()
         self._handle = handle
 
+    def holder(self) -> int | None:
+        """The pid of the process holding this lock, or None when nobody holds it.
+
+        Reading only: the lock is taken for a moment only when its file names a pid, and
+        only to learn whether that pid still holds it."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+            pid = _read_pid(handle)
+            if pid is None or not _try_lock(handle):
+                return pid
+            return None  # closing the handle drops the lock we just took
+
     def release(self) -> None:
         if self._handle is not None:
             self._handle.close()  # closing drops the lock
             self._handle = None
+
+
+class StopFailed(TrayError):
+    title = "Could not stop Telemetry Tray"
+
+
+def stop_instance(locations: Locations, timeout: float = 30.0) -> int | None:
+    """Ask the running instance of this home to stop, as its Quit does, and wait until
+    it has (it drops its lock when its process ends). Returns its pid, or None when
+    none runs.
+
+    The pid comes from ``endpoint.json`` and must be the one the lock file names, so a
+    stale file never gets another process signalled. A signal reaches only a process of
+    the same user, which is whom this home belongs to.
+    """
+    endpoint = running_endpoint(locations)
+    if endpoint is None:
+        return None
+    lock = InstanceLock(locations)
+    if lock.holder() != endpoint.pid:
+        return None
+    if sys.platform == "win32":
+        raise StopFailed("On Windows, quit Telemetry Tray from its tray menu (Quit).")
+    import signal
+
+    try:
+        os.kill(endpoint.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return endpoint.pid
+    except PermissionError:
+        raise StopFailed(f"Telemetry Tray (pid {endpoint.pid}) belongs to another user; it was not stopped.") from None
+    deadline = time.monotonic() + timeout
+    while lock.holder() == endpoint.pid:
+        if time.monotonic() > deadline:
+            raise StopFailed(
+                f"Telemetry Tray (pid {endpoint.pid}) was asked to stop but still runs after {timeout:.0f} s; "
+                "it may be finishing a delivery. Try again in a moment."
+            )
+        time.sleep(0.05)
+    return endpoint.pid
 
 
 def _try_lock(handle: IO[str]) -> bool:

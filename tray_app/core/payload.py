@@ -88,6 +88,21 @@ def plainly(text: str) -> str:
     return _NOT_PRINTABLE_ASCII.sub(_escape_if_hidden, text)
 
 
+def plain_text(text: str) -> str:
+    """Free text (a report value printed alone, a vendor's error answer) with every
+    character that does not print as itself written as its ``\\uXXXX`` escape, for
+    showing a person.
+
+    The same rule as :func:`plainly`, and also for the ASCII controls (an escape sequence
+    would drive the terminal; a carriage return could overwrite what was printed), which
+    only JSON text has escaped already. A backslash stays as it is: this text is shown,
+    never decoded again.
+    """
+    if text.isprintable() and text.isascii():
+        return text
+    return _NOT_PRINTABLE.sub(_escape_if_hidden, text)
+
+
 def _escape_if_hidden(match: re.Match[str]) -> str:
     char = match.group()
     if unicodedata.category(char) in _HIDDEN or _IGNORABLE.match(char):
@@ -101,6 +116,7 @@ def _utf16(char: str) -> tuple[int, ...]:
 
 
 _NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
+_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
 # Control, format (bidi marks and overrides, zero-width, tags), separators, surrogates,
 # private use and unassigned: none prints as itself.
 # and spaces other than the plain one (they look alike).

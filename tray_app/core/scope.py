@@ -21,6 +21,9 @@ from .reports import JSONScalar
 Mode = Literal["records", "aggregate"]
 MODES: tuple[Mode, ...] = ("records", "aggregate")
 
+# Sensitivities whose fields a new app's scope leaves out until the person includes them.
+STARTS_EXCLUDED: frozenset[str] = frozenset({"identifying", "pseudonymous"})
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -29,10 +32,14 @@ class Scope:
     mode: Mode = "records"
 
     def __post_init__(self) -> None:
-        # One spelling per scope: sorted fields and coarsening only for included
-        # fields, so equal scopes render equal payloads.
+        # One spelling per scope: sorted fields and coarsening, so equal scopes render
+        # equal payloads. Coarsening a field that is not sent is refused, not dropped:
+        # a typo in a coarsened name must not quietly send that field at full detail.
         object.__setattr__(self, "fields", tuple(sorted(set(self.fields))))
-        object.__setattr__(self, "coarsen", {k: self.coarsen[k] for k in sorted(self.coarsen) if k in self.fields})
+        stray = sorted(set(self.coarsen) - set(self.fields))
+        if stray:
+            raise ScopeError(f"'{stray[0]}' is excluded, so it cannot be coarsened; include it or drop the coarsening")
+        object.__setattr__(self, "coarsen", {k: self.coarsen[k] for k in sorted(self.coarsen)})
 
     def to_obj(self) -> dict[str, object]:
         return {"fields": list(self.fields), "coarsen": dict(self.coarsen), "mode": self.mode}
@@ -56,29 +63,35 @@ class Scope:
 
     def edited(
         self,
+        manifest: Manifest,
         *,
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
         coarsen: Mapping[str, str] | None = None,
         mode: Mode | None = None,
     ) -> Scope:
-        """This scope with fields included or excluded, coarsening set, or the mode changed."""
-        dropped = set(exclude)
-        fields = (set(self.fields) | set(include)) - dropped
-        for name in coarsen or {}:
-            if name not in fields:
-                raise ScopeError(f"'{name}' is excluded, so it cannot be coarsened; include it or drop the coarsening")
-        return Scope(tuple(fields), {**self.coarsen, **(coarsen or {})}, mode or self.mode)
+        """This scope with fields included or excluded, coarsening set, or the mode
+        changed. Every name must be a field of ``manifest``: excluding a misspelt name
+        would otherwise change nothing and send the field the person meant to cut."""
+        include, exclude, coarsen = tuple(include), tuple(exclude), dict(coarsen or {})
+        for name in (*include, *exclude, *coarsen):
+            if manifest.field(name) is None:
+                raise ScopeError(_not_a_field(name, manifest))
+        fields = (set(self.fields) | set(include)) - set(exclude)
+        kept = {name: level for name, level in self.coarsen.items() if name in fields}
+        return check_scope(Scope(tuple(fields), {**kept, **coarsen}, mode or self.mode), manifest)
 
     def excluding(self, names: Iterable[str]) -> Scope:
         drop = set(names)
-        return Scope(tuple(f for f in self.fields if f not in drop), self.coarsen, self.mode)
+        fields = tuple(f for f in self.fields if f not in drop)
+        return Scope(fields, {k: v for k, v in self.coarsen.items() if k in fields}, self.mode)
 
 
 def default_scope(manifest: Manifest) -> Scope:
-    """What a new app starts with: every field but identifying ones, at the coarsening
-    the manifest asks for, as records."""
-    included = [spec for spec in manifest.fields if spec.sensitivity != "identifying"]
+    """What a new app starts with: every field but identifying and pseudonymous ones (a
+    stable id links every batch of an install), at the coarsening the manifest asks for,
+    as records."""
+    included = [spec for spec in manifest.fields if spec.sensitivity not in STARTS_EXCLUDED]
     coarsen = {spec.name: spec.coarsen for spec in included if spec.coarsen}
     return Scope(tuple(spec.name for spec in included), coarsen, "records")
 
@@ -87,7 +100,7 @@ def check_scope(scope: Scope, manifest: Manifest) -> Scope:
     """Refuse a scope that names undeclared fields or impossible coarsening."""
     for name in scope.fields:
         if manifest.field(name) is None:
-            raise ScopeError(f"'{name}' is not a field of {manifest.name}; its fields are {_names(manifest)}")
+            raise ScopeError(_not_a_field(name, manifest))
     for name, level in scope.coarsen.items():
         spec = manifest.field(name)
         assert spec is not None  # coarsen keys are a subset of fields (see __post_init__)
@@ -109,7 +122,7 @@ def fit_scope(scope: Scope, manifest: Manifest, today: date) -> Scope:
     coarsen = {}
     for name, level in scope.coarsen.items():
         spec = manifest.field(name)
-        if spec is not None and level in spec.coarsen_levels:
+        if name in fields and spec is not None and level in spec.coarsen_levels:
             coarsen[name] = level
     return Scope(tuple(fields), coarsen, scope.mode)
 
@@ -121,8 +134,8 @@ def carry_scope(scope: Scope, old: Manifest, new: Manifest) -> Scope:
     return fit_scope(kept, new, date.min)
 
 
-def _names(manifest: Manifest) -> str:
-    return ", ".join(manifest.field_names)
+def _not_a_field(name: str, manifest: Manifest) -> str:
+    return f"'{name}' is not a field of {manifest.name}; its fields are {', '.join(manifest.field_names)}"
 
 
 # -- coarsening ----------------------------------------------------------------------
