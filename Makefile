@@ -5,15 +5,26 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean screenshots package
+.PHONY: install run test lint bench clean screenshots package lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,dev,bench]'
 	touch $(STAMP)
+
+# requirements.lock anew: the newest versions pyproject.toml allows, resolved in a fresh
+# environment (every extra, so the bundle's packages are pinned too).
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/python -m pip install --quiet --upgrade pip
+	build/lock-venv/bin/python -m pip install --quiet -e '.[test,dev,bench,package]'
+	{ sed -n '1,2p' requirements.lock; build/lock-venv/bin/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf build/lock-venv
 
 run: install
 	$(BIN)/telemetry-tray
@@ -37,8 +48,8 @@ package: install $(VENV)/.installed-package
 		packaging/pyinstaller/telemetry-tray.spec
 	if [ "$$(uname -s)" = Linux ]; then $(BIN)/python packaging/linux/stage.py; fi
 
-$(VENV)/.installed-package: pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[package]'
+$(VENV)/.installed-package: pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[package]'
 	touch $@
 
 clean:
