@@ -103,6 +103,20 @@ def test_every_name_an_edit_gives_must_be_a_declared_field() -> None:
     assert start.edited(m, coarsen={"t": "day"}).coarsen == {"t": "day"}
 
 
+def test_a_field_included_later_starts_at_its_manifests_coarsening() -> None:
+    fields = [
+        *FIELDS,
+        {"name": "n", "type": "integer", "description": "n", "sensitivity": "pseudonymous", "coarsen": "bucket"},
+    ]
+    m = tiny(fields=fields)
+    start = default_scope(m)
+    assert "n" not in start.fields
+    assert start.edited(m, include=["n"]).coarsen == {"n": "bucket"}
+    assert start.edited(m, include=["n"], coarsen={"n": "bucket"}).coarsen == {"n": "bucket"}
+    # A level the person set on a field already sent stays theirs.
+    assert "n" not in Scope((*start.fields, "n")).edited(m, include=["n"]).coarsen
+
+
 def test_coarsening_a_field_that_is_not_sent_is_refused_not_dropped() -> None:
     # Dropping it quietly would let a misspelt name send the field at full detail.
     with pytest.raises(ScopeError, match="'tt' is excluded"):

@@ -79,7 +79,14 @@ class Scope:
                 raise ScopeError(_not_a_field(name, manifest))
         fields = (set(self.fields) | set(include)) - set(exclude)
         kept = {name: level for name, level in self.coarsen.items() if name in fields}
-        return check_scope(Scope(tuple(fields), {**kept, **coarsen}, mode or self.mode), manifest)
+        # A field newly included starts at the coarsening its manifest asks for, as it
+        # would in a new app's first scope; the same edit may name another level.
+        asked = {
+            name: spec.coarsen
+            for name in include
+            if name in fields and name not in self.fields and (spec := manifest.field(name)) and spec.coarsen
+        }
+        return check_scope(Scope(tuple(fields), {**kept, **asked, **coarsen}, mode or self.mode), manifest)
 
     def excluding(self, names: Iterable[str]) -> Scope:
         drop = set(names)
