@@ -1,14 +1,24 @@
-"""Start at login: the XDG autostart desktop file, on a temporary config folder; the choice per platform."""
+"""Start at login: the XDG autostart desktop file, on a temporary config folder; the choice per platform.
+
+The entry written for the running program is run as a desktop would run it (its Exec
+line parsed as the Desktop Entry spec says, a short PATH, none of this session's
+TELEMETRY_TRAY_HOME or PYTHON* variables, another folder) and must answer as this
+installation, on the home it was enabled from.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tray_app import __version__
 from tray_app.core.autostart import (
     APP_ID,
     DESKTOP_FILE_NAME,
@@ -19,9 +29,23 @@ from tray_app.core.autostart import (
     WindowsRunAutostart,
     XdgAutostart,
     autostart_for_platform,
+    default_command,
     exec_line,
 )
 from tray_app.core.errors import TrayError
+from tray_app.core.paths import HOME_ENV
+
+POSIX = pytest.mark.skipif(sys.platform == "win32", reason="needs env, sh or symbolic links")
+# A login session's PATH, without this virtual environment's bin folder.
+SESSION_PATH = "/usr/bin:/bin"
+# A home that needs every kind of quoting in an Exec line.
+ODD_HOME = 'tray home $HOME "q" 50% `tick` back\\slash it\'s'
+
+
+@pytest.fixture(autouse=True)
+def no_home_of_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever home the test run itself has is not what these tests write.
+    monkeypatch.delenv(HOME_ENV, raising=False)
 
 
 def entry(path: Path) -> dict[str, str]:
@@ -66,6 +90,131 @@ def exec_args(value: str) -> list[str]:
     return [arg.replace("%%", "%") for arg in args]
 
 
+def session_run(args: list[str], *extra: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``args`` (an Exec line parsed) run as a desktop session would run it."""
+    env = {key: value for key, value in os.environ.items() if key != HOME_ENV and not key.startswith("PYTHON")}
+    env["PATH"] = SESSION_PATH
+    program = args[0] if os.path.isabs(args[0]) else shutil.which(args[0], path=SESSION_PATH)
+    assert program is not None, f"{args[0]} is not on {SESSION_PATH}"
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [program, *args[1:], *extra], env=env, cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def status_of(args: list[str], cwd: Path) -> dict[str, object]:
+    result = session_run(args, "status", "--json", cwd=cwd)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return dict(json.loads(result.stdout))
+
+
+def an_absolute_program(path: str) -> None:
+    assert os.path.isabs(path), path
+    assert Path(path).is_file(), path
+    assert os.access(path, os.X_OK), path
+
+
+@POSIX
+def test_the_entry_starts_this_installation_on_this_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / ODD_HOME
+    monkeypatch.setenv(HOME_ENV, str(home))
+    autostart = XdgAutostart(tmp_path / "config")
+    autostart.enable()
+    args = exec_args(entry(autostart.path)["Exec"])
+    assert args[:2] == ["env", f"{HOME_ENV}={home}"]
+    an_absolute_program(args[2])
+    assert args[2:] == default_command()
+    elsewhere = tmp_path / "elsewhere"
+    version = session_run(args, "--version", cwd=elsewhere)
+    assert (version.returncode, version.stdout.strip()) == (0, f"telemetry-tray {__version__}"), version.stderr
+    status = status_of(args, elsewhere)
+    assert status["version"] == __version__
+    assert status["database"] == str(home / "data" / "telemetry-tray.sqlite3")
+    assert (home / "data" / "telemetry-tray.sqlite3").is_file()
+
+
+@POSIX
+def test_a_relative_home_is_carried_as_an_absolute_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(HOME_ENV, "portable")
+    autostart = XdgAutostart(tmp_path / "config")
+    autostart.enable()
+    args = exec_args(entry(autostart.path)["Exec"])
+    assert args[1] == f"{HOME_ENV}={tmp_path / 'portable'}"
+    assert status_of(args, tmp_path / "elsewhere")["database"] == str(
+        tmp_path / "portable" / "data" / "telemetry-tray.sqlite3"
+    )
+
+
+@POSIX
+def test_without_a_home_the_entry_starts_this_installation_alone(tmp_path: Path) -> None:
+    autostart = XdgAutostart(tmp_path / "config")
+    autostart.enable()
+    args = exec_args(entry(autostart.path)["Exec"])
+    assert len(args) == 1 and "env" not in args
+    an_absolute_program(args[0])
+    version = session_run(args, "--version", cwd=tmp_path / "elsewhere")
+    assert (version.returncode, version.stdout.strip()) == (0, f"telemetry-tray {__version__}"), version.stderr
+
+
+@POSIX
+def test_a_bundle_is_started_by_its_own_path_with_the_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in for the PyInstaller program, in a folder with a space: it says what it got.
+    bundle = tmp_path / "Telemetry Tray" / "telemetry-tray"
+    bundle.parent.mkdir()
+    bundle.write_text('#!/bin/sh\nprintf \'%s\\n\' "$TELEMETRY_TRAY_HOME" "$@"\n')
+    bundle.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle))
+    home = tmp_path / ODD_HOME
+    monkeypatch.setenv(HOME_ENV, str(home))
+    autostart = XdgAutostart(tmp_path / "config")
+    autostart.enable()
+    args = exec_args(entry(autostart.path)["Exec"])
+    assert args == ["env", f"{HOME_ENV}={home}", str(bundle)]
+    result = session_run(args, "--flag", cwd=tmp_path / "elsewhere")
+    assert result.stdout.splitlines() == [str(home), "--flag"], result.stderr
+
+
+@POSIX
+def test_a_source_checkout_that_is_not_installed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The base interpreter, with this checkout on PYTHONPATH: it runs here, but a login
+    # session has neither that PYTHONPATH nor a telemetry-tray program beside it.
+    base = tmp_path / "bin" / "python"
+    base.parent.mkdir()
+    base.symlink_to(Path(sys.executable).resolve())
+    monkeypatch.setattr(sys, "executable", str(base))
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    autostart = XdgAutostart(tmp_path / "config")
+    assert not autostart.enabled
+    with pytest.raises(AutostartError, match="cannot find how to start this Telemetry Tray") as caught:
+        autostart.enable()
+    assert "pip install" in caught.value.message and str(base) in caught.value.message
+    assert caught.value.title == "Start at login"
+    assert not autostart.path.exists()
+
+
+def test_no_running_program_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "")
+    autostart = XdgAutostart(tmp_path / "config")
+    with pytest.raises(AutostartError, match=r"sys\.executable is empty"):
+        autostart.enable()
+    assert not autostart.path.exists()
+
+
+def test_a_program_path_env_would_misread_is_refused_with_a_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    autostart = XdgAutostart(tmp_path / "config", ["/opt/a=b/telemetry-tray"])
+    with pytest.raises(AutostartError, match="'='"):
+        autostart.enable()
+    assert not autostart.path.exists()
+    monkeypatch.delenv(HOME_ENV)
+    autostart.enable()  # without a home there is no env, and nothing to misread
+    assert exec_args(entry(autostart.path)["Exec"]) == ["/opt/a=b/telemetry-tray"]
+
+
 def test_enable_writes_our_desktop_file(tmp_path: Path) -> None:
     autostart = XdgAutostart(tmp_path, ["telemetry-tray"])
     assert isinstance(autostart, Autostart)
@@ -92,10 +241,13 @@ def test_enable_writes_our_desktop_file(tmp_path: Path) -> None:
     assert autostart.enabled
 
 
-def test_desktop_file_validates(tmp_path: Path) -> None:
+@pytest.mark.parametrize("home", [None, ODD_HOME], ids=["no-home", "odd-home"])
+def test_desktop_file_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, home: str | None) -> None:
     validator = shutil.which("desktop-file-validate")
     if validator is None:
         pytest.skip("desktop-file-validate is not installed (apt-get install desktop-file-utils)")
+    if home is not None:
+        monkeypatch.setenv(HOME_ENV, str(tmp_path / home))
     autostart = XdgAutostart(tmp_path, ["/opt/My Apps/telemetry-tray", "--home", '/tmp/a b$c\\d"e%f`g', ""])
     autostart.enable()
     result = subprocess.run([validator, str(autostart.path)], capture_output=True, text=True, check=False)

@@ -4,17 +4,25 @@ The LaunchAgent is written to a temporary folder and read back as launchd would,
 plistlib. The Run key is reached through the ``RunKey`` interface: here a stand-in that
 keeps values as the registry does (names compared without regard to case); on Windows
 one more test writes and reads a real key of the current user.
+
+What the agent and the Run value start for the running program is run here too (the Run
+value's command line split as Windows does), and must answer as this installation, on
+the home it was enabled from.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import plistlib
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tray_app import __version__
 from tray_app.core.autostart import (
     APP_ID,
     RUN_VALUE_NAME,
@@ -28,9 +36,40 @@ from tray_app.core.autostart import (
     default_command,
     run_command_line,
 )
+from tray_app.core.paths import HOME_ENV
 
 BUNDLED_MAC = "/Applications/Telemetry Tray.app/Contents/MacOS/telemetry-tray"
 INSTALLED_WINDOWS = r"C:\Program Files\Telemetry Tray\telemetry-trayw.exe"
+# A home folder name that needs quoting (Windows does not allow quotes or <> in names).
+ODD_HOME = "tray home" if sys.platform == "win32" else 'tray home "q" & <odd> \\'
+
+
+@pytest.fixture(autouse=True)
+def no_home_of_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever home the test run itself has is not what these tests write.
+    monkeypatch.delenv(HOME_ENV, raising=False)
+
+
+def run_started(args: list[str], *extra: str, cwd: Path, variables: dict[str, str] | None = None) -> str:
+    """``args`` run as launchd or Windows would at login: no TELEMETRY_TRAY_HOME or
+    PYTHON* variables of this session (only ``variables``), from another folder; its output."""
+    env = {key: value for key, value in os.environ.items() if key != HOME_ENV and not key.startswith("PYTHON")}
+    env.update(variables or {})
+    cwd.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([*args, *extra], env=env, cwd=cwd, capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def database_of(args: list[str], cwd: Path, variables: dict[str, str] | None = None) -> str:
+    status = json.loads(run_started(args, "status", "--json", cwd=cwd, variables=variables))
+    assert status["version"] == __version__
+    return str(status["database"])
+
+
+def an_absolute_program(path: str) -> None:
+    assert os.path.isabs(path), path
+    assert Path(path).is_file(), path
 
 
 # -- macOS: the LaunchAgent ----------------------------------------------------------
@@ -105,6 +144,33 @@ def test_launch_agent_refuses_an_empty_command(tmp_path: Path) -> None:
         LaunchAgentAutostart(tmp_path, [])
 
 
+def test_launch_agent_starts_this_installation_on_this_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / ODD_HOME
+    monkeypatch.setenv(HOME_ENV, str(home))
+    autostart = LaunchAgentAutostart(tmp_path / "agents")
+    autostart.enable()
+    with autostart.path.open("rb") as handle:
+        agent = plistlib.load(handle)
+    assert agent["EnvironmentVariables"] == {HOME_ENV: str(home)}
+    program = agent["ProgramArguments"]
+    assert program == default_command("darwin")
+    an_absolute_program(program[0])
+    # launchd starts ProgramArguments as they are, with EnvironmentVariables added.
+    database = database_of(program, tmp_path / "elsewhere", agent["EnvironmentVariables"])
+    assert database == str(home / "data" / "telemetry-tray.sqlite3")
+
+
+def test_launch_agent_without_a_home_sets_no_variable(tmp_path: Path) -> None:
+    autostart = LaunchAgentAutostart(tmp_path)
+    autostart.enable()
+    with autostart.path.open("rb") as handle:
+        agent = plistlib.load(handle)
+    assert "EnvironmentVariables" not in agent
+    an_absolute_program(agent["ProgramArguments"][0])
+    version = run_started(agent["ProgramArguments"], "--version", cwd=tmp_path / "elsewhere")
+    assert version.strip() == f"telemetry-tray {__version__}"
+
+
 # -- Windows: the Run key ------------------------------------------------------------
 
 
@@ -165,6 +231,101 @@ def test_run_command_line_quotes_as_windows_parses() -> None:
     assert run_command_line([INSTALLED_WINDOWS, "--home", r"D:\tray data", 'say "hi"']) == (
         r'"C:\Program Files\Telemetry Tray\telemetry-trayw.exe" --home "D:\tray data" "say \"hi\""'
     )
+
+
+def windows_args(line: str) -> list[str]:
+    """Split a command line as Windows does (CommandLineToArgvW): the program up to its
+    closing quote, then the arguments by the C runtime's backslash and quote rules."""
+    if line.startswith('"'):
+        end = line.index('"', 1)
+        args, i = [line[1:end]], end + 1
+    else:
+        end = len(line.split()[0])
+        args, i = [line[:end]], end
+    current: list[str] | None = None
+    quoted = False
+    while i < len(line):
+        char = line[i]
+        if char == "\\":
+            j = i
+            while j < len(line) and line[j] == "\\":
+                j += 1
+            count = j - i
+            current = current if current is not None else []
+            if j < len(line) and line[j] == '"':
+                current.append("\\" * (count // 2))
+                if count % 2:
+                    current.append('"')
+                    j += 1
+            else:
+                current.append("\\" * count)
+            i = j
+            continue
+        if char == '"':
+            current = current if current is not None else []
+            quoted = not quoted
+        elif char in " \t" and not quoted:
+            if current is not None:
+                args.append("".join(current))
+            current = None
+        else:
+            current = (current if current is not None else []) + [char]
+        i += 1
+    if current is not None:
+        args.append("".join(current))
+    return args
+
+
+def test_windows_args_reads_what_run_command_line_writes() -> None:
+    command = [INSTALLED_WINDOWS, "--home", "D:\\tray data\\", 'say "hi"', "", "a\\\\b"]
+    assert windows_args(run_command_line(command)) == command
+
+
+def test_run_value_starts_this_installation(tmp_path: Path) -> None:
+    key = RegistryValues()
+    WindowsRunAutostart(key).enable()
+    value = key.get(RUN_VALUE_NAME)
+    assert value is not None
+    args = windows_args(value)
+    assert args == default_command("win32")
+    an_absolute_program(args[0])
+    assert run_started(args, "--version", cwd=tmp_path / "elsewhere").strip() == f"telemetry-tray {__version__}"
+
+
+def test_run_value_carries_the_home_without_a_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Run value is a bare command line: the home goes in as an argument of the line
+    # that sets it. A trailing backslash and quotes test the quoting.
+    home = tmp_path / ODD_HOME
+    monkeypatch.setenv(HOME_ENV, str(home))
+    key = RegistryValues()
+    autostart = WindowsRunAutostart(key)
+    autostart.enable()
+    value = key.get(RUN_VALUE_NAME)
+    assert value is not None and value == autostart.command_line
+    args = windows_args(value)
+    an_absolute_program(args[0])
+    assert args[1] == "-c" and args[-1] == str(home)
+    assert database_of(args, tmp_path / "elsewhere") == str(home / "data" / "telemetry-tray.sqlite3")
+
+
+def test_run_value_refuses_a_home_it_cannot_carry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    key = RegistryValues()
+    with pytest.raises(AutostartError, match="cannot set TELEMETRY_TRAY_HOME") as caught:
+        WindowsRunAutostart(key, [INSTALLED_WINDOWS]).enable()
+    assert "Unset TELEMETRY_TRAY_HOME" in caught.value.message
+    # A bundle has no interpreter to set it either.
+    program = tmp_path / "telemetry-tray.exe"
+    program.write_bytes(b"MZ")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(program))
+    with pytest.raises(AutostartError, match="cannot set TELEMETRY_TRAY_HOME") as caught:
+        WindowsRunAutostart(key).enable()
+    assert str(tmp_path / "home") in caught.value.message and caught.value.title == "Start at login"
+    assert key.as_written() == {}
+    monkeypatch.delenv(HOME_ENV)  # the default home needs nothing carried
+    WindowsRunAutostart(key).enable()
+    assert key.as_written() == {RUN_VALUE_NAME: f'"{program}"'}
 
 
 @pytest.mark.parametrize("command", [[], ['C:\\odd"name.exe'], [INSTALLED_WINDOWS, "two\nlines"]])

@@ -16,8 +16,15 @@
   ``winreg`` calls of :class:`WinregRunKey` can be tested anywhere.
 * Anything else: :class:`UnsupportedAutostart`, which says so.
 
-The command started is the program running now when it is a bundle (PyInstaller), else
-``telemetry-tray`` from PATH; see :func:`default_command`.
+What starts at login is this installation, on this home: the program running now, by
+its absolute path (a bundle's executable; else the ``telemetry-tray`` script beside the
+running interpreter, else that interpreter with ``-m tray_app``; see
+:func:`default_command`), and, when ``TELEMETRY_TRAY_HOME`` is set, that home
+(:func:`default_home`): through ``env`` in the desktop file, ``EnvironmentVariables`` in
+the LaunchAgent, and on Windows, whose ``Run`` values cannot set a variable, a
+``python -c`` line that sets it (see :func:`windows_home_command`). When no working command
+can be found, enabling refuses with an :class:`AutostartError` saying why and what to do,
+rather than writing an entry that would start nothing, or the wrong home.
 
 A system-wide entry (``/etc/xdg/autostart``, from a distribution package) is not
 looked at; docs/packaging.md says why the packages do not install one.
@@ -27,16 +34,17 @@ from __future__ import annotations
 
 import os
 import plistlib
-import shutil
 import subprocess
 import sys
 import tempfile
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 from xml.parsers.expat import ExpatError
 
 from .errors import TrayError
+from .paths import HOME_ENV, Locations
 
 __all__ = [
     "APP_ID",
@@ -55,10 +63,14 @@ __all__ = [
     "autostart_for_platform",
     "bundle_command",
     "default_command",
+    "default_home",
     "desktop_entry",
     "exec_line",
     "launch_agent",
     "run_command_line",
+    "source_command",
+    "windows_home_command",
+    "with_home",
 ]
 
 # The application's reverse-DNS id: the Linux desktop file and AppStream component, the
@@ -77,6 +89,14 @@ RUN_VALUE_NAME: Final = "Telemetry Tray"
 _RESERVED: Final = frozenset(" \t\n\"'\\><~|&;$*?#()`")
 # Inside double quotes these must be preceded by a backslash.
 _QUOTE_ESCAPED: Final = frozenset('"`$\\')
+
+# The package this module belongs to: the copy of Telemetry Tray that is running.
+_PACKAGE_DIR: Final = Path(__file__).resolve().parent.parent
+# Python code that starts the tray on the home given as its first argument (the Windows
+# Run key cannot set an environment variable); later arguments go to the command line.
+_WITH_HOME: Final = (
+    f"import os,sys;os.environ['{HOME_ENV}']=sys.argv.pop(1);from tray_app.cli import main;sys.exit(main())"
+)
 
 
 class AutostartError(TrayError):
@@ -101,13 +121,121 @@ class Autostart(Protocol):
         ...
 
 
-def default_command() -> list[str]:
-    """The command that starts the tray: in a bundle, its executable (see
-    :func:`bundle_command`); else ``telemetry-tray`` by its full path when it is on PATH
-    now (a login session's PATH is often shorter than a terminal's), else by name."""
+def default_command(platform: str | None = None) -> list[str]:
+    """The command that starts this installation of Telemetry Tray, its program by
+    absolute path: in a bundle (PyInstaller), its executable (see :func:`bundle_command`);
+    else :func:`source_command` of the running interpreter. ``platform`` (default: this
+    one) chooses the Windows rules. Raises :class:`AutostartError` when none would work."""
+    name = platform or sys.platform
+    executable = _running_executable()
     if getattr(sys, "frozen", False):
-        return bundle_command(Path(sys.executable), sys.platform)
-    return [shutil.which(PROGRAM) or PROGRAM]
+        if not executable.is_file():
+            raise AutostartError(
+                f"The running program, {executable}, is not a file; start at login cannot start it. "
+                "Start Telemetry Tray from where it is installed, then switch start at login on again."
+            )
+        return bundle_command(executable, name)
+    return source_command(executable, name)
+
+
+def source_command(interpreter: Path, platform: str) -> list[str]:
+    """The command that starts Telemetry Tray installed from source for ``interpreter``
+    (a virtual environment's ``python``, say), its program by absolute path:
+
+    * on Windows, ``pythonw.exe -m tray_app`` beside it when there is one (the console
+      ``telemetry-tray.exe`` would open a console window at every login);
+    * the ``telemetry-tray`` script beside it (``telemetry-tray.exe`` on Windows), which
+      pip installs into the same ``bin`` (``Scripts``) folder;
+    * else ``interpreter -m tray_app``, if that imports this very copy of the package
+      from any folder (not only because it is run from a source checkout).
+
+    Raises :class:`AutostartError` when none of these starts this installation.
+    """
+    windows = platform == "win32"
+    if windows:
+        windowed = interpreter.with_name("pythonw.exe")
+        if windowed.is_file() and _imports_this_copy(interpreter):
+            return [str(windowed), "-m", "tray_app"]
+    script = interpreter.with_name(f"{PROGRAM}.exe" if windows else PROGRAM)
+    if script.is_file() and (windows or os.access(script, os.X_OK)):
+        return [str(script)]
+    if _imports_this_copy(interpreter):
+        return [str(interpreter), "-m", "tray_app"]
+    raise _no_command(interpreter)
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The home the tray started at login must use: ``TELEMETRY_TRAY_HOME`` of this process
+    (``environ``), as an absolute path; None when it is not set (the per-user folders)."""
+    return Locations.from_env(environ).home
+
+
+def windows_home_command(home: Path, platform: str = "win32") -> list[str]:
+    """The command that starts this installation on ``home`` on Windows, where a ``Run``
+    value is a bare command line and cannot set ``TELEMETRY_TRAY_HOME``: the interpreter
+    (``pythonw.exe`` beside it if there is one: no console window) running a line of
+    Python that sets the variable from its first argument, then starts the tray.
+
+    A bundle has no interpreter to run that line; it is refused with an
+    :class:`AutostartError` (the bundled program takes no option for its home).
+    """
+    if getattr(sys, "frozen", False):
+        raise AutostartError(
+            f"Start at login cannot start this home ({home}, from {HOME_ENV}): a Windows Run entry "
+            f"cannot set {HOME_ENV}, so Telemetry Tray would start on its default folders instead. "
+            f"Unset {HOME_ENV} to start the default home at login, or start this home at login "
+            "with your own shortcut or script that sets it."
+        )
+    interpreter = _running_executable()
+    if not _imports_this_copy(interpreter):
+        raise _no_command(interpreter)
+    windowed = interpreter.with_name("pythonw.exe")
+    program = windowed if platform == "win32" and windowed.is_file() else interpreter
+    return [str(program), "-c", _WITH_HOME, str(home)]
+
+
+def _running_executable() -> Path:
+    executable = sys.executable
+    if not executable:
+        raise AutostartError(
+            "Python does not say which program is running (sys.executable is empty), so start at login "
+            "cannot tell what to start. Start Telemetry Tray with its telemetry-tray program, then "
+            "switch start at login on again."
+        )
+    # Not resolved: a virtual environment's python is a link to the base interpreter,
+    # and only the link runs with the environment's packages.
+    return Path(os.path.abspath(executable))
+
+
+def _imports_this_copy(interpreter: Path) -> bool:
+    """Whether ``interpreter`` imports this copy of ``tray_app`` as a login session
+    would: from an empty folder, without the ``PYTHON*`` variables of this session."""
+    probe = "import sys, tray_app; sys.stdout.write(tray_app.__file__ or '')"
+    environ = {key: value for key, value in os.environ.items() if not key.upper().startswith("PYTHON")}
+    try:
+        with tempfile.TemporaryDirectory(prefix="telemetry-tray-autostart-") as empty:
+            result = subprocess.run(  # noqa: S603 - the running interpreter, no shell
+                [str(interpreter), "-c", probe],
+                cwd=empty,
+                env=environ,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            )
+        return result.returncode == 0 and Path(result.stdout.strip()).resolve().parent == _PACKAGE_DIR
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return False
+
+
+def _no_command(interpreter: Path) -> AutostartError:
+    return AutostartError(
+        f"Start at login cannot find how to start this Telemetry Tray ({_PACKAGE_DIR}): there is no "
+        f"{PROGRAM} program beside {interpreter}, and '{interpreter} -m tray_app' does not start this "
+        "copy outside its folder. Install it (pip install . or pip install -e . in a virtual "
+        f"environment), start it with the {PROGRAM} program that installs, then switch start at login on again."
+    )
 
 
 def bundle_command(executable: Path, platform: str) -> list[str]:
@@ -121,14 +249,34 @@ def bundle_command(executable: Path, platform: str) -> list[str]:
     return [str(executable)]
 
 
-class _FileAutostart:
+class _LoginCommand:
+    """What every way to start at login shares: the command it starts and the home it
+    carries. The command is ``command`` if given, else :func:`default_command` (for
+    ``platform``'s rules) worked out when it is needed, so that a broken installation
+    is refused when the person switches start at login on, with the reason."""
+
+    def __init__(self, command: list[str] | None, platform: str) -> None:
+        if command is not None and not command:
+            raise AutostartError("The command to start at login is empty.")
+        self._given = list(command) if command is not None else None
+        self._platform = platform
+
+    @property
+    def command(self) -> list[str]:
+        """The program (and arguments) started at login. Raises :class:`AutostartError`
+        when no working one can be found."""
+        return list(self._given) if self._given is not None else default_command(self._platform)
+
+    @property
+    def home(self) -> Path | None:
+        """The home the started program is given: this process's ``TELEMETRY_TRAY_HOME``
+        (absolute), or None for the per-user folders (:func:`default_home`)."""
+        return default_home()
+
+
+class _FileAutostart(_LoginCommand):
     """What the file-backed ways to start at login share: one file of ours, written
     whole (atomically) to enable and removed to disable; nothing else is touched."""
-
-    def __init__(self, command: list[str] | None) -> None:
-        self._command = list(command) if command is not None else default_command()
-        if not self._command:
-            raise AutostartError("The command to start at login is empty.")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -136,10 +284,6 @@ class _FileAutostart:
     @property
     def path(self) -> Path:
         raise NotImplementedError
-
-    @property
-    def command(self) -> list[str]:
-        return list(self._command)
 
     def _content(self) -> bytes:
         raise NotImplementedError
@@ -164,12 +308,12 @@ class XdgAutostart(_FileAutostart):
 
     ``config_dir`` is the XDG config home (default: ``$XDG_CONFIG_HOME`` when it is an
     absolute path, else ``~/.config``); ``command`` the program and its arguments
-    (default: :func:`default_command`).
+    (default: :func:`default_command`). A ``TELEMETRY_TRAY_HOME`` is passed with ``env``.
     """
 
     def __init__(self, config_dir: Path | None = None, command: list[str] | None = None) -> None:
         self._config_dir = config_dir if config_dir is not None else _xdg_config_home()
-        super().__init__(command)
+        super().__init__(command, "linux")
 
     @property
     def path(self) -> Path:
@@ -177,7 +321,7 @@ class XdgAutostart(_FileAutostart):
         return self._config_dir / "autostart" / DESKTOP_FILE_NAME
 
     def _content(self) -> bytes:
-        return desktop_entry(self._command).encode("utf-8")
+        return desktop_entry(self.command, home=self.home).encode("utf-8")
 
     @property
     def enabled(self) -> bool:
@@ -197,14 +341,15 @@ class LaunchAgentAutostart(_FileAutostart):
     """Start at login through a launchd LaunchAgent, ``<agents>/<APP_ID>.plist``.
 
     ``agents_dir`` defaults to ``~/Library/LaunchAgents``; ``command`` to
-    :func:`default_command`. launchd reads the folder at login, so enabling starts
-    nothing now (the tray is already running). A switch-off in System Settings' Login
-    Items is kept by macOS elsewhere and cannot be read here.
+    :func:`default_command`; a ``TELEMETRY_TRAY_HOME`` goes in ``EnvironmentVariables``.
+    launchd reads the folder at login, so enabling starts nothing now (the tray is
+    already running). A switch-off in System Settings' Login Items is kept by macOS
+    elsewhere and cannot be read here.
     """
 
     def __init__(self, agents_dir: Path | None = None, command: list[str] | None = None) -> None:
         self._agents_dir = agents_dir if agents_dir is not None else Path.home() / "Library" / "LaunchAgents"
-        super().__init__(command)
+        super().__init__(command, "darwin")
 
     @property
     def path(self) -> Path:
@@ -212,7 +357,8 @@ class LaunchAgentAutostart(_FileAutostart):
         return self._agents_dir / f"{APP_ID}.plist"
 
     def _content(self) -> bytes:
-        return plistlib.dumps(launch_agent(self._command), fmt=plistlib.FMT_XML, sort_keys=True)
+        agent = launch_agent(self.command, home=self.home)
+        return plistlib.dumps(agent, fmt=plistlib.FMT_XML, sort_keys=True)
 
     @property
     def enabled(self) -> bool:
@@ -227,11 +373,12 @@ class LaunchAgentAutostart(_FileAutostart):
         return isinstance(agent, dict) and agent.get("Disabled") is not True
 
 
-def launch_agent(command: list[str]) -> dict[str, Any]:
-    """Our LaunchAgent for ``command`` (keys from launchd.plist(5))."""
+def launch_agent(command: list[str], *, home: Path | None = None) -> dict[str, Any]:
+    """Our LaunchAgent for ``command`` (keys from launchd.plist(5)), started with
+    ``TELEMETRY_TRAY_HOME=home`` when ``home`` is given."""
     if not command:
         raise AutostartError("The command to start at login is empty.")
-    return {
+    agent: dict[str, Any] = {
         "Label": APP_ID,
         "ProgramArguments": list(command),
         "RunAtLoad": True,
@@ -241,6 +388,9 @@ def launch_agent(command: list[str]) -> dict[str, Any]:
         "LimitLoadToSessionType": "Aqua",
         "ProcessType": "Interactive",
     }
+    if home is not None:
+        agent["EnvironmentVariables"] = {HOME_ENV: str(home)}
+    return agent
 
 
 class RunKey(Protocol):
@@ -318,23 +468,36 @@ def _no_registry() -> AutostartError:
     return AutostartError(f"The Windows registry is only there on Windows, not on this system ({sys.platform}).")
 
 
-class WindowsRunAutostart:
+class WindowsRunAutostart(_LoginCommand):
     """Start at login through the value :data:`RUN_VALUE_NAME` of the current user's
     ``Run`` key, holding :func:`run_command_line` of ``command`` (default:
-    :func:`default_command`). ``run_key`` defaults to :class:`WinregRunKey`."""
+    :func:`default_command`). ``run_key`` defaults to :class:`WinregRunKey`.
+
+    A ``Run`` value cannot set an environment variable, so a ``TELEMETRY_TRAY_HOME`` is
+    passed by :func:`windows_home_command` instead of ``command``; a given ``command``
+    or a bundle cannot carry it, and enabling is refused.
+    """
 
     def __init__(self, run_key: RunKey | None = None, command: list[str] | None = None) -> None:
         self._run_key: RunKey = run_key if run_key is not None else WinregRunKey()
-        self._command = list(command) if command is not None else default_command()
-        if not self._command:
-            raise AutostartError("The command to start at login is empty.")
+        super().__init__(command, "win32")
 
     def __repr__(self) -> str:
         return f"WindowsRunAutostart({self._run_key!r})"
 
     @property
-    def command(self) -> list[str]:
-        return list(self._command)
+    def command_line(self) -> str:
+        """The command line enabling writes. Raises :class:`AutostartError` when no
+        working one can be found."""
+        home = self.home
+        if home is None:
+            return run_command_line(self.command)
+        if self._given is not None:
+            raise AutostartError(
+                f"Start at login cannot pass this home ({home}, from {HOME_ENV}) to {self._given[0]}: "
+                f"a Windows Run entry cannot set {HOME_ENV}. Unset {HOME_ENV} to start the default home at login."
+            )
+        return run_command_line(windows_home_command(home, self._platform))
 
     @property
     def enabled(self) -> bool:
@@ -343,7 +506,7 @@ class WindowsRunAutostart:
         return bool(self._run_key.get(RUN_VALUE_NAME))
 
     def enable(self) -> None:
-        self._run_key.set(RUN_VALUE_NAME, run_command_line(self._command))
+        self._run_key.set(RUN_VALUE_NAME, self.command_line)
 
     def disable(self) -> None:
         self._run_key.delete(RUN_VALUE_NAME)
@@ -401,8 +564,11 @@ def autostart_for_platform(platform: str | None = None) -> Autostart:
 # -- the desktop file ----------------------------------------------------------------
 
 
-def desktop_entry(command: list[str]) -> str:
-    """The text of our autostart Desktop Entry for ``command``."""
+def desktop_entry(command: list[str], *, home: Path | None = None) -> str:
+    """The text of our autostart Desktop Entry for ``command``, started with
+    ``TELEMETRY_TRAY_HOME=home`` (through ``env``) when ``home`` is given."""
+    if home is not None:
+        command = with_home(command, home)
     lines = [
         "[Desktop Entry]",
         "Type=Application",
@@ -418,6 +584,19 @@ def desktop_entry(command: list[str]) -> str:
         "X-KDE-autostart-after=panel",
     ]
     return "\n".join(lines) + "\n"
+
+
+def with_home(command: list[str], home: Path) -> list[str]:
+    """``command`` started by ``env`` with ``TELEMETRY_TRAY_HOME=home``: the Desktop Entry
+    spec has no key for the environment (Snap and Flatpak write ``Exec=env ...`` too)."""
+    if not command:
+        raise AutostartError("The command to start at login is empty.")
+    if "=" in command[0]:
+        raise AutostartError(
+            f"Start at login cannot pass {HOME_ENV} to {command[0]}: env would take a program path "
+            "with '=' in it for another variable. Install Telemetry Tray in a folder without '=' in its path."
+        )
+    return ["env", f"{HOME_ENV}={home}", *command]
 
 
 def exec_line(command: list[str]) -> str:
