@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QToolButton
 from pytestqt.qtbot import QtBot
 
 from tests.conftest import PHOTOEDIT, allowed, tiny
+from tests.test_ui_review import seen_text
 from tray_app.core import Broker, Locations, Manifest, load_manifest
 from tray_app.core.autostart import XdgAutostart
 from tray_app.core.instance import read_endpoint
@@ -124,6 +126,7 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
     assert "Welcome to Telemetry Tray" in review.empty_text.text()
     qtbot.mouseClick(review.demo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: tray_app.demo_vendor is not None and tray_app.demo_stream is not None, timeout=5000)
+    assert seen_text(review.banner).startswith("Demo loaded. Review PhotoEdit's batch and approve it")
     broker = tray_app.broker
     assert broker is not None
     assert {a.app_id: a.status for a in broker.apps()} == {
@@ -226,3 +229,46 @@ def test_settings_and_the_forwarder_share_one_keyring_handle(tray_app: TrayApp) 
     # Else Settings could show a secret stored while the forwarder still remembers "no keyring".
     assert tray_app.instance is not None and tray_app.instance.forwarder is not None
     assert tray_app.instance.forwarder.secrets is tray_app.secrets
+
+
+def _menu_buttons(app: TrayApp) -> dict[str, QToolButton]:
+    """The fallback window's buttons for the tray menu's entries, by the entry's text."""
+    assert app.review is not None
+    entries = app.menu_actions.standing()
+    return {b.defaultAction().text(): b for b in app.review.findChildren(QToolButton) if b.defaultAction() in entries}
+
+
+def test_without_a_tray_the_window_offers_the_tray_menus_entries(qtbot: QtBot, tray_app: TrayApp) -> None:
+    review = tray_app.review
+    assert tray_app.tray is None and review is not None
+    buttons = _menu_buttons(tray_app)
+    assert list(buttons) == ["Pause all telemetry", "History…", "Settings…", "Quit"]
+    assert all(b.isVisible() and b.accessibleName() for b in buttons.values())
+    assert "telemetry-tray quit" in seen_text(review.banner)
+    qtbot.waitUntil(lambda: tray_app.snapshot.ready and buttons["Settings…"].isEnabled(), timeout=5000)
+
+    QTest.mouseClick(buttons["Settings…"], Qt.MouseButton.LeftButton)
+    assert tray_app.settings is not None and tray_app.settings.isVisible()
+    QTest.mouseClick(buttons["History…"], Qt.MouseButton.LeftButton)
+    assert tray_app.history is not None and tray_app.history.isVisible()
+
+    broker, pause = tray_app.broker, buttons["Pause all telemetry"]
+    assert broker is not None and not pause.isChecked()
+    QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: broker.paused_all and tray_app.snapshot.paused_all, timeout=5000)
+    assert pause.isChecked()
+    QTest.mouseClick(pause, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not broker.paused_all and not tray_app.snapshot.paused_all, timeout=5000)
+    assert not pause.isChecked()
+
+
+def test_without_a_tray_quit_in_the_window_quits(qtbot: QtBot, tmp_path: Path) -> None:
+    app = TrayApp(Locations.under(tmp_path / "home"), autostart=XdgAutostart(tmp_path / "config"))
+    app.start()
+    qtbot.waitUntil(lambda: app.endpoint is not None, timeout=10000)
+    assert read_endpoint(app.locations) is not None
+    review = app.review
+    assert review is not None
+    QTest.mouseClick(_menu_buttons(app)["Quit"], Qt.MouseButton.LeftButton)
+    assert read_endpoint(app.locations) is None  # the instance stopped
+    assert not review.isVisible()

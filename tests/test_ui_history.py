@@ -424,3 +424,41 @@ def test_a_big_stored_payload_shows_its_start_only(broker: Broker) -> None:
     assert stored.sha256 == approved.payload.sha256
     assert len(stored.pretty) < PREVIEW_CHARS + 200
     assert stored.pretty.endswith(f"of {approved.payload.size:,} bytes)")
+
+
+def test_a_vendors_answer_is_shown_with_its_hidden_characters_spelt_out(
+    qtbot: QtBot, window: HistoryWindow, broker: Broker
+) -> None:
+    # The vendor's words could otherwise reverse what follows them (U+202E), hide in plain
+    # sight (U+200B) or drive a terminal the text is copied to (ESC).
+    from keyring.backends import fail
+
+    from tests.vendor import vendor
+    from tray_app.core.forwarder import Forwarder
+    from tray_app.core.secrets import SecretStore
+
+    answer = "bad \u202etxt.exe\u200b \x1b[2J\rok".encode()
+    with vendor([("body", 400, answer)]) as v:
+        manifest = tiny(endpoint=v.url)
+        allowed(broker, manifest)
+        batch = _close_one(broker, manifest.app_id, [{"event": "open"}])
+        broker.approve(batch)
+        (outcome,) = Forwarder(broker, SecretStore(fail.Keyring())).deliver_due()
+        assert outcome.status == 400 and len(v.received) == 1
+    _shown(qtbot, window)
+    receipt = next(r for r in window.model.receipts() if r.batch_id == batch and r.action != "approved")
+    assert "\u202e" in str(receipt.detail["error"])  # the receipt keeps the vendor's answer as it came
+    source_row = window.model.row_of(receipt.seq)
+    assert source_row is not None
+    row = window.proxy.mapFromSource(window.model.index(source_row, 0)).row()
+    cell = window.table.visualRect(window.proxy.index(row, HistoryModel.SUMMARY))
+    with qtbot.waitSignal(window.payload_shown, timeout=TIMEOUT_MS):
+        QTest.mouseClick(window.table.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         cell.center())  # fmt: skip
+    assert window.current_receipt() == receipt
+    error = next(label for label in window.receipt_box.findChildren(QLabel) if label.accessibleName() == "Error")
+    assert error.text().startswith("HTTP 400: bad \\u202etxt.exe\\u200b \\u001b[2J")
+    shown = [label.text() for label in window.receipt_box.findChildren(QLabel)]
+    shown += [str(window.proxy.index(row, column).data()) for column in range(window.proxy.columnCount())]
+    for text in shown:
+        assert not any(char in text for char in "\u202e\u200b\x1b\r"), text

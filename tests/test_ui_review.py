@@ -7,13 +7,16 @@ import json
 from typing import Any
 
 import pytest
+from PySide6 import QtGui
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QWidget
+from PySide6.QtGui import QTextDocument
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QWidget
 from pytestqt.qtbot import QtBot
 
 from tests.conftest import allowed, tiny
 from tests.vendor import vendor
-from tray_app.core import Broker, Manifest
+from tray_app.core import Broker, Manifest, Scope
 from tray_app.core.errors import StoreError
 from tray_app.core.forwarder import Forwarder
 from tray_app.core.payload import canonical_bytes
@@ -51,6 +54,19 @@ def _loaded(qtbot: QtBot, w: ReviewWindow, batch_id: str) -> None:
 
 def _shown_payload(w: ReviewWindow) -> dict[str, Any]:
     return dict(json.loads(w.payload.toPlainText()))
+
+
+def seen_text(label: QLabel) -> str:
+    """A label's text as a person reads it on screen (rich text laid out, entities resolved)."""
+    text = label.text()
+    rich = label.textFormat() == Qt.TextFormat.RichText or (
+        label.textFormat() == Qt.TextFormat.AutoText and QtGui.Qt.mightBeRichText(text)
+    )
+    if not rich:
+        return text
+    document = QTextDocument()
+    document.setHtml(text)
+    return document.toPlainText()
 
 
 def _row(model: ScopeModel, name: str) -> int:
@@ -157,6 +173,12 @@ def test_a_new_app_asks_for_consent(qtbot: QtBot, window: ReviewWindow, broker: 
     text = window.consent_text.text()
     assert "PhotoEdit by Example Corp wants to send telemetry to telemetry.example.org" in text
     assert "90 days" in text and "account_email" in text
+    seen = seen_text(window.consent_text)
+    assert "What it may send (identifying and pseudonymous fields start excluded):" in seen
+    assert "account_email (identifying, starts excluded): The signed-in account" in seen
+    assert "install_id (pseudonymous, starts excluded): A random ID" in seen
+    assert "event (anonymous): Which feature was used" in seen
+    assert seen.count("starts excluded") == 2
     qtbot.mouseClick(window.allow_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: broker.app(photoedit.app_id).status == "allowed", timeout=5000)
 
@@ -346,3 +368,103 @@ def test_a_failed_render_can_be_retried_by_editing_again(qtbot: QtBot, window: R
     qtbot.waitUntil(lambda: window.approve_button.isEnabled(), timeout=5000)
     shown = original(batch, model.scope()).payload
     assert shown is not None and window._shown_sha == shown.sha256
+
+
+def test_notices_and_errors_show_their_characters_once_escaped(window: ReviewWindow) -> None:
+    for notice in ("Review PhotoEdit's batch", "Tom & Jerry", 'Say "yes"', """It's & "that" <now>"""):
+        window.show_notice(notice)
+        assert window.banner.isVisible()
+        assert seen_text(window.banner) == notice
+    # An error's text is the vendor's or the system's: its markup is shown, never applied.
+    window._fail(StoreError("""It's <b>bold</b> & "quoted" <img src='x'>"""))
+    assert seen_text(window.banner) == """Database problem: It's <b>bold</b> & "quoted" <img src='x'>"""
+    window._fail(OSError('disk\'s <i>full</i> & "gone"'))
+    assert seen_text(window.banner) == """Something went wrong: disk's <i>full</i> & "gone" (it is in the log)"""
+
+
+def _open_coarsen_editor(qtbot: QtBot, w: ReviewWindow, name: str) -> QComboBox:
+    """Click a field's "Coarsen to" cell, as a person does: its drop-down opens there."""
+    view = w.scope_view
+    index = w.scope_model.index(_row(w.scope_model, name), ScopeModel.COARSEN)
+    view.scrollTo(index)
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     view.visualRect(index).center())  # fmt: skip
+    qtbot.waitUntil(lambda: isinstance(view.indexWidget(index), QComboBox), timeout=5000)
+    editor = view.indexWidget(index)
+    assert isinstance(editor, QComboBox)
+    return editor
+
+
+def _choose_in_drop_down(qtbot: QtBot, combo: QComboBox, text: str) -> None:
+    """Open the drop-down with a click and click ``text`` in its list."""
+    QTest.mouseClick(combo, Qt.MouseButton.LeftButton)
+    popup = combo.view()
+    qtbot.waitUntil(popup.isVisible, timeout=5000)
+    qtbot.wait(QApplication.doubleClickInterval() + 100)  # a release sooner is taken as the opening click's
+    item = popup.visualRect(popup.model().index(combo.findText(text), 0))
+    QTest.mouseClick(popup.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, item.center())
+    qtbot.waitUntil(lambda: not popup.isVisible(), timeout=5000)
+
+
+def _approved_with(broker: Broker, batch: str, shown_sha: str | None) -> Scope:
+    view = broker.view(batch)
+    assert view.batch.status == "approved" and view.batch.decided_by == "person"
+    assert view.payload is not None and view.payload.sha256 == shown_sha  # exactly what was on screen
+    assert view.scope is not None
+    return view.scope
+
+
+def test_approve_clicked_with_a_coarsening_drop_down_open_approves_the_choice(
+    qtbot: QtBot, window: ReviewWindow, broker: Broker, photoedit: Manifest
+) -> None:
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    editor = _open_coarsen_editor(qtbot, window, "ts")
+    assert editor.currentText() == "hour"
+    _choose_in_drop_down(qtbot, editor, "day")
+    qtbot.waitUntil(lambda: "T00:00:00Z" in window.payload.toPlainText() and window.approve_button.isEnabled())
+    assert window.scope_view.indexWidget(window.scope_view.currentIndex()) is editor  # still open
+    shown = window._shown_sha
+    with qtbot.waitSignal(window.decided, timeout=5000):
+        QTest.mouseClick(window.approve_button, Qt.MouseButton.LeftButton)  # the first click counts
+    assert _approved_with(broker, batch, shown).coarsen["ts"] == "day"
+
+
+def test_approve_commits_a_drop_down_not_committed_yet_and_approves_what_is_then_shown(
+    qtbot: QtBot, window: ReviewWindow, broker: Broker, photoedit: Manifest
+) -> None:
+    allowed(broker, photoedit)
+    batch = _pending(broker, photoedit)
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    editor = _open_coarsen_editor(qtbot, window, "ts")
+    editor.setCurrentText("day")  # shown in the drop-down; the scope does not have it yet
+    assert window.scope_model.scope().coarsen["ts"] == "hour" and window.approve_button.isEnabled()
+    with qtbot.waitSignal(window.decided, timeout=5000):
+        QTest.mouseClick(window.approve_button, Qt.MouseButton.LeftButton)
+    # Approved only after the payload for "day" was on screen, with that payload's digest.
+    assert '"ts": "2026-11-24T00:00:00Z"' in window.payload.toPlainText()
+    assert _approved_with(broker, batch, window._shown_sha).coarsen["ts"] == "day"
+    assert window.scope_view.indexWidget(window.scope_view.currentIndex()) is None  # the editor closed
+
+
+def test_dropped_field_names_are_shown_with_invisible_characters_spelt_out(
+    qtbot: QtBot, window: ReviewWindow, broker: Broker
+) -> None:
+    # Undeclared names come from the app: a blank-looking Hangul filler or a variation
+    # selector would make "user\u3164name" read as a harmless other name.
+    manifest = tiny()
+    allowed(broker, manifest)
+    batch = _pending(broker, manifest, [{"event": "a", "user\u3164name": "x", "tag\ufe0f": 1}])
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    seen = seen_text(window.summary)
+    assert "Dropped on arrival" in seen
+    assert "user\\u3164name (1)" in seen and "tag\\ufe0f (1)" in seen
+    assert "\u3164" not in seen and "\ufe0f" not in seen

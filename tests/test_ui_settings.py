@@ -127,8 +127,11 @@ def test_shows_the_apps(window: SettingsWindow, photoedit: Manifest, notesync: M
 def test_scope_summary_says_aggregate(broker: Broker, photoedit: Manifest) -> None:
     broker.register(photoedit)
     app = broker.app(photoedit.app_id)
-    scope = app.scope.edited(exclude=["duration_ms", "gpu_accelerated"], coarsen={"ts": "day"}, mode="aggregate")
-    assert scope_summary(scope, photoedit) == "5 of 8 fields, ts by day, aggregate"
+    scope = app.scope.edited(
+        app.manifest, exclude=["duration_ms", "gpu_accelerated"], coarsen={"ts": "day"}, mode="aggregate"
+    )
+    # install_id (pseudonymous) and account_email (identifying) start excluded.
+    assert scope_summary(scope, photoedit) == "4 of 8 fields, ts by day, aggregate"
 
 
 def test_policy_combo_sets_the_policy(qtbot: QtBot, window: SettingsWindow, broker: Broker, notesync: Manifest) -> None:

@@ -45,9 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_TRAY_HELP = (
-    "No system tray was found, so Telemetry Tray shows this window instead. On GNOME, install "
-    "the “AppIndicator and KStatusNotifierItem Support” extension to get a tray icon. Closing "
-    "this window does not stop Telemetry Tray; quit it from the command line or log out."
+    "No system tray was found, so Telemetry Tray shows this window instead, with the tray menu's "
+    "entries at the top. On GNOME, install the “AppIndicator and KStatusNotifierItem Support” "
+    "extension to get a tray icon. Closing this window does not stop Telemetry Tray (start it "
+    "again to bring the window back); to stop it, use Quit above or run: telemetry-tray quit"
 )
 NOTIFY_EVERY_S = 600.0
 
@@ -141,6 +142,9 @@ class TrayApp(QObject):
         else:
             self.open_review()
             assert self.review is not None
+            # The tray menu's own entries (the same actions), so Settings, History, Pause
+            # and Quit are there without a tray.
+            self.review.add_commands(self.menu_actions.standing())
             self.review.show_notice(NO_TRAY_HELP)
         run_task(self._start_instance, self._started, self._start_failed)
 
@@ -175,6 +179,7 @@ class TrayApp(QObject):
     def _start_failed(self, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, TrayError) else f"Telemetry Tray could not start: {exc}"
         self.snapshot = Snapshot(problem=message)
+        self.menu_actions.show_snapshot(self.snapshot)
         if self.tray is not None:
             self.tray.show_snapshot(self.snapshot)
             self.tray.showMessage("Telemetry Tray", message, QSystemTrayIcon.MessageIcon.Critical)
@@ -215,6 +220,7 @@ class TrayApp(QObject):
 
     def _got_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        self.menu_actions.show_snapshot(snapshot)
         self._prompt_new_apps(snapshot)
         if self.tray is not None:
             self.tray.show_snapshot(snapshot)
@@ -305,7 +311,12 @@ class TrayApp(QObject):
     def set_paused(self, paused: bool) -> None:
         broker = self.broker
         if broker is not None:
-            run_task(lambda: broker.set_paused_all(paused), lambda _: self.refresh())
+
+            def failed(exc: BaseException) -> None:
+                log.warning("pause: %s", exc)
+                self.refresh()  # the Pause entry goes back to what is true
+
+            run_task(lambda: broker.set_paused_all(paused), lambda _: self.refresh(), failed)
 
     # -- windows ---------------------------------------------------------------------
 

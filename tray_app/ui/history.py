@@ -58,7 +58,7 @@ from ..core.broker import Broker
 from ..core.clock import from_iso, to_iso, utc_now
 from ..core.errors import NotFoundError, TrayError
 from ..core.history import ACTIONS, GENESIS, ChainCheck, Receipt, verify
-from ..core.payload import PREVIEW_CHARS, plainly
+from ..core.payload import PREVIEW_CHARS, plain_text, plainly
 from .worker import run_task
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -181,7 +181,7 @@ def summarize(receipt: Receipt) -> str:
         if d.get("status") is not None:
             parts.append(_status_words(int(d["status"])))
         elif d.get("error"):
-            parts.append(f"no answer: {d['error']}")
+            parts.append(f"no answer: {plain_text(str(d['error']))}")
         if d.get("endpoint"):
             parts.append(("from " if "status" in d else "at ") + host_of(str(d["endpoint"])))
         if "attempts" in d:
@@ -191,16 +191,16 @@ def summarize(receipt: Receipt) -> str:
         if receipt.action == "failed":
             parts.append("gave up")
         if d.get("request_id"):
-            parts.append(f"request {d['request_id']}")
+            parts.append(f"request {plain_text(str(d['request_id']))}")
     elif receipt.action == "expired":
         if d.get("purged"):
             parts.append(f"stored {d['purged']} purged")
         if d.get("reason"):
-            parts.append(str(d["reason"]))
+            parts.append(plain_text(str(d["reason"])))
         if "reports" in d:
             parts.append(f"{_reports_words(int(d['reports']))} deleted")
     if d.get("reason") and receipt.action != "expired":
-        parts.append(str(d["reason"]))
+        parts.append(plain_text(str(d["reason"])))
     return " · ".join(parts)
 
 
@@ -227,10 +227,12 @@ def describe(receipt: Receipt, app_name: str | None = None) -> list[tuple[str, s
         rows.append(("Vendor answer", _status_words(int(d["status"]))))
     elif receipt.action in ("delivered", "retrying", "failed"):
         rows.append(("Vendor answer", "none (the request did not get through)"))
+    # The vendor's words (an error answer, a request id header): shown, never obeyed, so
+    # a bidi override or an escape sequence in them is spelt out.
     if d.get("error"):
-        rows.append(("Error", str(d["error"])))
+        rows.append(("Error", plain_text(str(d["error"]))))
     if d.get("request_id"):
-        rows.append(("Request id", str(d["request_id"])))
+        rows.append(("Request id", plain_text(str(d["request_id"]))))
     if "attempts" in d:
         rows.append(("Attempts", str(d["attempts"])))
     if d.get("elapsed_ms") is not None:
@@ -242,11 +244,11 @@ def describe(receipt: Receipt, app_name: str | None = None) -> list[tuple[str, s
     if d.get("payload_sha256"):
         rows.append(("Payload SHA-256", str(d["payload_sha256"])))
     if d.get("reason"):
-        rows.append(("Reason", str(d["reason"])))
+        rows.append(("Reason", plain_text(str(d["reason"]))))
     if d.get("purged"):
         rows.append(("Purged", f"the stored {d['purged']} was deleted at the end of the retention period"))
     for key in sorted(set(d) - _KNOWN_DETAIL):
-        rows.append((key.replace("_", " ").capitalize(), json.dumps(d[key], ensure_ascii=False)))
+        rows.append((key.replace("_", " ").capitalize(), plainly(json.dumps(d[key], ensure_ascii=False))))
     rows.append(("Receipt", f"#{receipt.seq} in the hash chain"))
     rows.append(("Receipt hash", receipt.hash))
     rows.append(("Previous hash", receipt.prev_hash))

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QHideEvent, QKeySequence, QShortcut, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QAction, QHideEvent, QKeySequence, QShortcut, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
+    QAbstractItemDelegate,
     QButtonGroup,
     QCheckBox,
     QComboBox,
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTableView,
+    QToolButton,
     QTreeView,
     QVBoxLayout,
     QWidget,
@@ -40,7 +43,7 @@ from ..core import AppInfo, BatchView, Broker, Scope
 from ..core.consent import UNDECIDED
 from ..core.errors import TrayError
 from ..core.manifest import FieldSpec, Manifest
-from ..core.payload import PREVIEW_CHARS, plainly
+from ..core.payload import PREVIEW_CHARS, plain_text, plainly
 from .worker import run_task
 
 NOTHING_WAITING = (
@@ -151,16 +154,23 @@ class ScopeModel(QAbstractTableModel):
         if not index.isValid() or not self.editable:
             return False
         spec = self._fields[index.row()]
+        # Setting what is already there changes nothing and renders nothing: an editor
+        # commits again when it loses focus (to the Approve button, say).
         if index.column() == self.INCLUDE and role == Qt.ItemDataRole.CheckStateRole:
             checked = Qt.CheckState(value) == Qt.CheckState.Checked if not isinstance(value, bool) else value
+            if checked == (spec.name in self._included):
+                return True
             (self._included.add if checked else self._included.discard)(spec.name)
         elif index.column() == self.COARSEN and role == Qt.ItemDataRole.EditRole:
-            if value == "exact":
-                self._coarsen.pop(spec.name, None)
-            elif value in spec.coarsen_levels:
-                self._coarsen[spec.name] = str(value)
-            else:
+            if value != "exact" and value not in spec.coarsen_levels:
                 return False
+            level = None if value == "exact" else str(value)
+            if self._coarsen.get(spec.name) == level:
+                return True
+            if level is None:
+                self._coarsen.pop(spec.name, None)
+            else:
+                self._coarsen[spec.name] = level
         else:
             return False
         self.dataChanged.emit(self.index(index.row(), 0), self.index(index.row(), self.columnCount() - 1))
@@ -237,7 +247,8 @@ class ReviewWindow(QWidget):
         self.scope_view = QTableView()
         self.scope_view.setModel(self.scope_model)
         self.scope_view.setAccessibleName("Scope: which fields are sent and how coarsely")
-        self.scope_view.setItemDelegateForColumn(ScopeModel.COARSEN, CoarsenDelegate(self.scope_view))
+        self.coarsen_delegate = CoarsenDelegate(self.scope_view)
+        self.scope_view.setItemDelegateForColumn(ScopeModel.COARSEN, self.coarsen_delegate)
         self.scope_view.setEditTriggers(
             QTableView.EditTrigger.CurrentChanged | QTableView.EditTrigger.SelectedClicked
             | QTableView.EditTrigger.EditKeyPressed
@@ -272,6 +283,10 @@ class ReviewWindow(QWidget):
 
         self.approve_button = QPushButton("&Approve and send")
         self.approve_button.setAccessibleName("Approve and send this batch as shown")
+        # A click leaves the focus where it is: taking it would close an open coarsening
+        # editor, whose commit changes the scope and turns Approve off under the press.
+        # approve() commits that editor itself. Tab still reaches the button.
+        self.approve_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.approve_button.clicked.connect(self.approve)
         self.discard_button = QPushButton("&Discard")
         self.discard_button.setAccessibleName("Discard this batch: nothing is sent")
@@ -288,6 +303,9 @@ class ReviewWindow(QWidget):
 
         self.banner = QLabel("")
         self.banner.setWordWrap(True)
+        # Always rich text, escaped once where it is set (show_notice, _fail): left to
+        # guess, Qt would show a notice without tags as plain text, entities and all.
+        self.banner.setTextFormat(Qt.TextFormat.RichText)
         self.banner.setAccessibleName("Messages")
         self.banner.hide()
 
@@ -301,6 +319,9 @@ class ReviewWindow(QWidget):
         # Whether the payload on screen is the current scope's: Approve is enabled only then.
         self._payload_current = False
         self._load_failed = False  # the selected batch could not be loaded: a refresh tries again
+        # Approve was clicked while the payload for the scope was still to be rendered: the
+        # batch and "remember", approved once that render is on screen.
+        self._approving: tuple[str, bool] | None = None
         self._set_enabled(False)
 
     def _build(self) -> None:
@@ -367,6 +388,8 @@ class ReviewWindow(QWidget):
         splitter.addWidget(self.pages)
         splitter.setSizes([360, 800])
         layout = QVBoxLayout(self)
+        self.commands = QHBoxLayout()  # empty unless add_commands() fills it
+        layout.addLayout(self.commands)
         layout.addWidget(self.banner)
         layout.addWidget(splitter)
 
@@ -382,6 +405,18 @@ class ReviewWindow(QWidget):
         """The broker, once the instance has started (the window may be shown before)."""
         self.broker = broker
         self.refresh()
+
+    def add_commands(self, actions: Sequence[QAction]) -> None:
+        """A button for each of ``actions`` along the top (the tray menu's entries, when
+        there is no system tray); the last one stands apart at the right."""
+        for n, action in enumerate(actions):
+            if n and n == len(actions) - 1:
+                self.commands.addStretch(1)
+            button = QToolButton()
+            button.setDefaultAction(action)  # its text, check mark and enabled state
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setAccessibleName(action.text().rstrip("…"))
+            self.commands.addWidget(button)
 
     def show_notice(self, text: str, *, error: bool = False) -> None:
         colour = "#b3261e" if error else "#2a5d9f"
@@ -444,6 +479,7 @@ class ReviewWindow(QWidget):
         self.tree.selectionModel().blockSignals(False)
         if not found:
             self._generation += 1
+            self._cancel_approval()
             self._current = None
             self.pages.setCurrentWidget(self.empty)
             self._set_enabled(False)
@@ -506,23 +542,30 @@ class ReviewWindow(QWidget):
         if app is None:
             return
         m = app.manifest
-        fields = "".join(f"<li><b>{_h(f.name)}</b> ({_h(f.sensitivity)}): {_h(f.description)}</li>" for f in m.fields)
+        kept_out = set(m.field_names) - set(app.scope.fields)  # what its batches start without
+        fields = "".join(
+            f"<li><b>{_h(f.name)}</b> ({_h(f.sensitivity)}{', starts excluded' if f.name in kept_out else ''}): "
+            f"{_h(f.description)}</li>"
+            for f in m.fields
+        )
         self.consent_text.setText(
             f"<h3>{_h(m.name)} by {_h(m.vendor)} wants to send telemetry to {_h(m.endpoint_host)}</h3>"
             f"<p><b>Why:</b> {_h(m.purpose)}</p>"
             f"<p><b>How long {_h(m.vendor)} keeps it:</b> {m.retention_days} days. "
             f"<a href='{_h(m.privacy_policy)}'>Privacy policy</a></p>"
-            f"<p><b>What it may send</b> (identifying fields start excluded):</p><ul>{fields}</ul>"
+            f"<p><b>What it may send</b> (identifying and pseudonymous fields start excluded):</p><ul>{fields}</ul>"
             "<p>If you allow it, nothing is sent until you approve each batch, or set a standing default.</p>"
         )
         self.consent_text.setOpenExternalLinks(True)
         self._generation += 1
+        self._cancel_approval()
         self._render_again = False
         self.pages.setCurrentIndex(2)
         self._current = None
 
     def _load_batch(self, batch_id: str) -> None:
         self._generation += 1
+        self._cancel_approval()
         generation = self._generation
         self._render_again = False  # a scope edit of the previous batch must not render over this one
         self._current = None  # nothing is approvable until this batch is on screen
@@ -559,6 +602,12 @@ class ReviewWindow(QWidget):
     def _scope_edited(self) -> None:
         if self._current is None:
             return
+        if self._approving is not None:
+            self._cancel_approval()
+            self.show_notice(
+                "Not approved: the scope changed after you clicked Approve. Check the payload and approve again.",
+                error=True,
+            )
         self._payload_current = False
         self.approve_button.setEnabled(False)  # until the payload on screen matches the scope
         self.payload_info.setText("Updating…")
@@ -600,6 +649,8 @@ class ReviewWindow(QWidget):
         self._show_payload(rendered)
         self._payload_current = True
         self._set_enabled(True)
+        if self._approving is not None:
+            self._send_approval()  # the payload of the scope the person chose is on screen now
 
     def _show_everything(self) -> None:
         """Pretty-print the whole payload (in the background) and show it."""
@@ -641,12 +692,40 @@ class ReviewWindow(QWidget):
     # -- decisions -------------------------------------------------------------------
 
     def approve(self) -> None:
+        """Approve the batch as shown. A coarsening editor still open is committed first; if
+        that changed the scope (or a render is under way), the batch is approved once the
+        payload for that scope is on screen, with exactly its digest."""
+        view = self._current
+        if view is None or self.broker is None or view.batch.status not in UNDECIDED:
+            return
+        self._commit_editor()
+        self._approving = (view.batch.batch_id, self.remember.isChecked())
+        if self._payload_current and not self._rendering:
+            self._send_approval()
+        else:
+            self._set_enabled(False)
+            self.payload_info.setText("Updating… the batch is approved as soon as this scope's payload is shown")
+
+    def _commit_editor(self) -> None:
+        """Commit and close the coarsening editor, if one is open (as losing focus would)."""
+        index = self.scope_view.currentIndex()
+        editor = self.scope_view.indexWidget(index) if index.isValid() else None
+        if editor is not None:
+            self.coarsen_delegate.commitData.emit(editor)
+            self.coarsen_delegate.closeEditor.emit(editor, QAbstractItemDelegate.EndEditHint.NoHint)
+
+    def _cancel_approval(self) -> None:
+        self._approving = None
+
+    def _send_approval(self) -> None:
+        approving, self._approving = self._approving, None
         view, sha, broker = self._current, self._shown_sha, self.broker
-        if view is None or sha is None or broker is None:
+        if approving is None or view is None or sha is None or broker is None:
+            return
+        batch_id, remember = approving
+        if view.batch.batch_id != batch_id:
             return
         scope = self.scope_model.scope()
-        remember = self.remember.isChecked()
-        batch_id = view.batch.batch_id
         self._set_enabled(False)
         run_task(
             lambda: broker.approve(batch_id, scope, expected_sha256=sha, remember=remember),
@@ -659,6 +738,7 @@ class ReviewWindow(QWidget):
         if self._current is None or broker is None:
             return
         batch_id = self._current.batch.batch_id
+        self._cancel_approval()
         self._set_enabled(False)
         run_task(lambda: broker.discard(batch_id), lambda _: self._decided(batch_id), self._fail)
 
@@ -688,19 +768,23 @@ class ReviewWindow(QWidget):
     def _render_failed(self, generation: int, exc: BaseException) -> None:
         if self._render_done() or generation != self._generation:
             return  # about a batch or scope no longer on screen
+        not_approved = self._approving is not None
+        self._cancel_approval()
         # Nothing approvable; a scope edit renders again (the batch stays on screen), and
         # a batch that could not be loaded at all is loaded again by the next refresh.
         self._load_failed = self._current is None
         self._payload_current = False
         self._shown_sha = None
         self.payload_info.setText("Not shown: change the scope or refresh (F5) to try again")
-        self._fail(exc)
+        self._fail(exc, "Not approved: the payload for this scope could not be shown. " if not_approved else "")
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, lead: str = "") -> None:
+        """Show ``exc`` in the banner (after ``lead``, plain text saying what it stopped)."""
         if isinstance(exc, TrayError):
             text = f"<b>{_h(exc.title)}</b>: {_h(exc.message)}"
         else:
             text = f"<b>Something went wrong</b>: {_h(str(exc) or type(exc).__name__)} (it is in the log)"
+        text = _h(lead) + text
         self.banner.setStyleSheet("color: white; background: #b3261e; padding: 6px;")
         self.banner.setText(text)
         self.banner.show()
@@ -754,7 +838,7 @@ def _summary_html(view: BatchView) -> str:
             f" → v{view.change.new_version}): new or changed fields {_h(new)}, left out until you tick them.</p>"
         )
     if view.dropped:
-        names = ", ".join(f"{_h(k)} ({v})" for k, v in view.dropped.items())
+        names = ", ".join(f"{_h(plain_text(k))} ({v})" for k, v in view.dropped.items())  # the app's words
         lines.append(f"<p><b>Dropped on arrival</b> (not declared by the app, never sent): {names}</p>")
     return "".join(lines)
 

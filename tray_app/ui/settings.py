@@ -454,7 +454,11 @@ class SettingsWindow(QWidget):
         header.setSectionResizeMode(AppsModel.COLUMNS.index("Saved scope"), QHeaderView.ResizeMode.Stretch)
         header.setStretchLastSection(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.table.selectionModel().currentRowChanged.connect(lambda *_: self._sync_detail())
+        # The detail panel follows the selection, not only the current row: a click moves
+        # the current row first and selects it afterwards, a key press the other way round.
+        selection = self.table.selectionModel()
+        selection.currentRowChanged.connect(lambda *_: self._sync_detail())
+        selection.selectionChanged.connect(lambda *_: self._sync_detail())
         self.model.modelReset.connect(self._sync_detail)
 
         self.empty_label = QLabel("No app has registered yet. Apps appear here when they first ask to send telemetry.")
