@@ -45,7 +45,7 @@ OS_VERSIONS = (
 )
 INSTALLS = 2_000
 
-# The store's connection settings (tray_app/core/store.py); checked against it at run time.
+# The store's connection settings (tray_app/core/storage/store.py); checked against it at run time.
 RAW_JOURNAL_MODE = "WAL"
 RAW_SYNCHRONOUS = 1  # NORMAL
 

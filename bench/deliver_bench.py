@@ -31,8 +31,8 @@ import httpx
 from tray_app import __version__
 from tray_app.core import Broker, Locations
 from tray_app.core.forwarder import SENDERS, Forwarder
-from tray_app.core.manifest import manifest_from_obj
-from tray_app.core.secrets import SecretStore
+from tray_app.core.platform.secrets import SecretStore
+from tray_app.core.rules.manifest import manifest_from_obj
 
 from .core_bench import ROOT, BenchError
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home

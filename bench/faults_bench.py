@@ -2,7 +2,7 @@
 
 These are tests (they fail on any lost report, double send, corruption or unclear
 answer); this benchmark runs them once more in a subprocess and collects the counts they
-record through ``tests.conftest.record_figure``: kills that landed mid-work, reports
+record through ``tests.support.processes.record_figure``: kills that landed mid-work, reports
 accepted across the kills, batches resent (with the same key and bytes), junk inputs
 tried. A failing test fails the benchmark, so "lost 0" below means the checks passed.
 """
@@ -19,12 +19,12 @@ from .core_bench import ROOT, BenchError
 from .figures import Benchmark, Figure, Figures, Settings, temp_home
 
 TESTS = (
-    "tests/test_crash.py",
-    "tests/test_disk_full.py",
-    "tests/test_damaged_database.py",
-    "tests/test_fuzz_manifest.py",
-    "tests/test_fuzz_reports.py",
-    "tests/test_fuzz_endpoint.py",
+    "tests/promises/test_crash.py",
+    "tests/promises/test_disk_full.py",
+    "tests/promises/test_damaged_database.py",
+    "tests/fuzz/test_fuzz_manifest.py",
+    "tests/fuzz/test_fuzz_reports.py",
+    "tests/fuzz/test_fuzz_endpoint.py",
 )
 
 
@@ -54,7 +54,9 @@ def bench_faults(settings: Settings) -> Figures:
     counts = collect()
     scenarios = sorted({k.split(".")[1] for k in counts if k.startswith("crash.")})
     if not scenarios:
-        raise BenchError("the crash tests recorded nothing; is tests/conftest.py's record_figure still called?")
+        raise BenchError(
+            "the crash tests recorded nothing; is tests/support/processes.py's record_figure still called?"
+        )
     kills = {s: int(counts[f"crash.{s}.kills"]) for s in scenarios}
     junk = {k.split(".")[1]: int(v) for k, v in counts.items() if k.startswith("fuzz.") and k.endswith(".inputs")}
     return {

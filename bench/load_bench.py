@@ -6,7 +6,7 @@ housekeeping, delivery) runs in this process; the clients run in another
 batch, so the delivery threads are busy all along. Measured: requests and errors, reports
 accepted and reports stored (nothing may be lost), the UI thread's event-loop lag (a 20 ms
 timer's lateness), before the load (the baseline) and during it, and the process's memory.
-:func:`run_load` is also what ``tests/test_load.py`` runs, shorter.
+:func:`run_load` is also what ``tests/promises/test_load.py`` runs, shorter.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def _prepare(home: Path, vendor_url: str, approved: int) -> str:
     """PhotoEdit (hourly, sending to the slow vendor) allowed, with ``approved`` batches
     approved and waiting to be delivered; the app's token."""
     from tray_app.core import Broker, Locations
-    from tray_app.core.manifest import load_manifest, manifest_from_obj
-    from tray_app.core.paths import resources_dir
+    from tray_app.core.platform.paths import resources_dir
+    from tray_app.core.rules.manifest import load_manifest, manifest_from_obj
 
     obj = load_manifest(resources_dir() / "manifests" / "photoedit.toml").to_obj()
     manifest = manifest_from_obj({**obj, "endpoint": vendor_url, "cadence": "hourly"})
@@ -154,8 +154,8 @@ def run_load(
     from PySide6.QtWidgets import QApplication
 
     from tray_app.core import Locations
-    from tray_app.core.autostart import XdgAutostart
-    from tray_app.ui.app import TrayApp
+    from tray_app.core.platform.autostart import XdgAutostart
+    from tray_app.ui.application import TrayApp
 
     qt = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(qt, QApplication)

@@ -2,7 +2,7 @@
 
 ``ui.startup`` and ``ui.idle`` run the tray as a real process (``python -m tray_app``, the
 ``telemetry-tray`` with no verb) in an Xvfb display with trayer as the system tray (as
-``tests/test_ui_real_tray.py`` does), beside a bare PySide6 tray app in the same display
+``tests/ui/test_ui_real_tray.py`` does), beside a bare PySide6 tray app in the same display
 and run. Both get a session bus address that leads nowhere, so Qt docks the icon in
 trayer (XEmbed) rather than in the desktop's own tray over D-Bus.
 
@@ -33,7 +33,7 @@ from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
-    from tray_app.ui.review import ReviewWindow
+    from tray_app.ui.review_window import ReviewWindow
 
 STARTUP_RATIO_GOAL = 2.0
 IDLE_RSS_GOAL_MB = 90.0
@@ -440,7 +440,7 @@ def bench_review(settings: Settings) -> Figures:
     from PySide6.QtCore import Qt, QThreadPool
     from PySide6.QtWidgets import QApplication
 
-    from tray_app.ui.review import ReviewWindow, ScopeModel
+    from tray_app.ui.review_window import ReviewWindow, ScopeModel
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)

@@ -20,11 +20,11 @@ from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from tray_app.core import Broker, Locations, load_manifest  # noqa: E402
-from tray_app.core.autostart import XdgAutostart  # noqa: E402
-from tray_app.core.secrets import SecretStore  # noqa: E402
-from tray_app.ui.history import HistoryWindow  # noqa: E402
-from tray_app.ui.review import ReviewWindow  # noqa: E402
-from tray_app.ui.settings import SettingsWindow  # noqa: E402
+from tray_app.core.platform.autostart import XdgAutostart  # noqa: E402
+from tray_app.core.platform.secrets import SecretStore  # noqa: E402
+from tray_app.ui.history_window import HistoryWindow  # noqa: E402
+from tray_app.ui.review_window import ReviewWindow  # noqa: E402
+from tray_app.ui.settings_window import SettingsWindow  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 

@@ -8,7 +8,7 @@ it and ``deliver`` it, and check the vendor received exactly the previewed bytes
 h2 and truststore in the bundle); ``run --headless`` answering on its endpoint and
 stopping on SIGTERM; the tray (offscreen Qt) starting and quitting on SIGTERM (on
 Windows, which has no SIGTERM, both are only terminated). With
-``--keyring`` (CI runs it inside tests/keyring_session.py) it also stores and clears a
+``--keyring`` (CI runs it inside tests/support/keyring_session.py) it also stores and clears a
 vendor secret, which needs the bundled keyring backends. Standard library only; exits 1
 with the reason on the first failure.
 """

@@ -17,15 +17,24 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from .core import BatchView, Broker, Locations, Scope, TrayError
-from .core.clock import from_iso
-from .core.errors import InputError
-from .core.instance import running_endpoint, stop_instance, wake_instance
-from .core.intake import MAX_BODY_BYTES, decode_reports
-from .core.manifest import load_manifest
-from .core.paths import repair_permissions
-from .core.payload import plain_text
-from .core.scope import MODES
+from .core import (
+    MAX_BODY_BYTES,
+    MODES,
+    BatchView,
+    Broker,
+    InputError,
+    Locations,
+    Scope,
+    TrayError,
+    decode_reports,
+    from_iso,
+    load_manifest,
+    plain_text,
+    repair_permissions,
+    running_endpoint,
+    stop_instance,
+    wake_instance,
+)
 
 PROG = "telemetry-tray"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -187,7 +196,7 @@ def _start_tray(args: argparse.Namespace) -> int:
     ):
         return _fail(f"no graphical display here; `{PROG} run --headless` runs everything but the window", 1)
     try:
-        from .ui.app import run_tray
+        from .ui.application import run_tray
     except ImportError as exc:
         return _fail(f"the tray needs PySide6 ({exc}); `{PROG} run --headless` runs without it", EXIT_FAILURE)
     return run_tray(Locations.from_env())
@@ -196,8 +205,7 @@ def _start_tray(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if not args.headless:
         return _start_tray(args)
-    from .core.instance import AlreadyRunning
-    from .core.paths import port_from_env
+    from .core import AlreadyRunning, port_from_env
     from .ingest.instance import run_headless
 
     try:
@@ -410,8 +418,7 @@ def _discard(args: argparse.Namespace) -> int:
 
 
 def _deliver(args: argparse.Namespace) -> int:
-    from .core.forwarder import Forwarder, timeout_from_env
-    from .core.secrets import SecretStore
+    from .core import Forwarder, SecretStore, timeout_from_env
 
     if not 0 <= args.wait <= 86400:
         raise UsageError("--wait takes 0 to 86400 seconds")
@@ -460,7 +467,7 @@ def _deliver(args: argparse.Namespace) -> int:
 
 
 def _credentials(args: argparse.Namespace) -> int:
-    from .core.secrets import SecretStore, needs_secret
+    from .core import SecretStore, needs_secret
 
     broker = _broker()
     app = broker.app(args.app)

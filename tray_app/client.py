@@ -2,7 +2,7 @@
 
 ::
 
-    from tray_app.client import TelemetryClient
+    from .client import TelemetryClient
 
     client = TelemetryClient.register("photoedit.toml")   # once; keep client.token
     client = TelemetryClient("org.example.photoedit", token)  # every later start
@@ -15,7 +15,7 @@ returns. A background thread wakes every ``flush_interval`` seconds, or as soon 
 batch is full, encodes the reports and POSTs them in batches to the running instance's
 ``/v1/reports``. When no instance runs (no live ``endpoint.json``, connection refused,
 timeout, 5xx), the batch goes to the spool instead (one file per flush, written
-atomically, bounded; see :mod:`tray_app.core.spool`) and the instance takes it in when
+atomically, bounded; see :mod:`tray_app.core.storage.spool`) and the instance takes it in when
 it starts. ``endpoint.json`` is read again on every flush, so the client follows an
 instance that starts late or moves to another port.
 
@@ -49,12 +49,12 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from . import __version__
-from .core.errors import TrayError
-from .core.instance import running_endpoint
-from .core.intake import MAX_BODY_BYTES, MAX_REPORTS
-from .core.manifest import Manifest, load_manifest, manifest_from_obj
-from .core.paths import HOME_ENV, Locations
-from .core.spool import Spool
+from .core.errors import ClientError, NotRunning, RegistrationRefused
+from .core.platform.endpoint_file import running_endpoint
+from .core.platform.paths import HOME_ENV, Locations
+from .core.rules.intake import MAX_BODY_BYTES, MAX_REPORTS
+from .core.rules.manifest import Manifest, load_manifest, manifest_from_obj
+from .core.storage.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +75,6 @@ ManifestSource = Manifest | Mapping[str, Any] | str | os.PathLike[str]
 
 
 # -- errors ---------------------------------------------------------------------------
-
-
-class ClientError(TrayError):
-    """Registration could not be done; ``message`` says why and what to do."""
-
-    title = "Telemetry Tray client"
-
-
-class NotRunning(ClientError):
-    """No instance runs for this home (or it did not answer)."""
-
-    title = "Telemetry Tray is not running"
-
-
-class RegistrationRefused(ClientError):
-    """The instance answered the registration with an error."""
-
-    title = "Registration refused"
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        self.status = status
-        self.code = code
-        super().__init__(f"Telemetry Tray refused the registration ({status} {code}): {message}")
 
 
 # -- statistics -----------------------------------------------------------------------

@@ -6,7 +6,7 @@
 ; writes dist\telemetry-tray-<version>-windows-setup.exe. It installs for the current user
 ; only (no administrator rights): into %LOCALAPPDATA%\Programs\Telemetry Tray, with a Start
 ; menu entry and, if ticked, start at login. Uninstalling asks whether to keep the person's
-; data. tests/test_packaging.py checks the parts that must agree with the program.
+; data. tests/shells/test_packaging.py checks the parts that must agree with the program.
 
 #ifndef AppVersion
   #error Pass the version: iscc /DAppVersion=X.Y.Z packaging\windows\telemetry-tray.iss

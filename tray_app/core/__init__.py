@@ -1,29 +1,137 @@
 """The Qt-free core of Telemetry Tray: every rule lives here; shells only call it.
 
-The public face is :class:`Broker` (the service), the data it hands out, and the
-exception tree in :mod:`tray_app.core.errors`.
+This module is the core's one face: the shells (``ui/``, ``ingest/``, ``cli.py``) import
+from ``tray_app.core`` and nothing below it (``tests/promises/test_layers.py`` checks).
+Inside, a folder is a layer:
+
+* ``rules/``: pure functions and values (manifest, reports, scope, coarsening, payload,
+  columns, preview text, receipts, retry rules, consent and statuses);
+* ``storage/``: rows and files (the SQLite store, its migrations, the spool);
+* ``platform/``: the operating system (paths and files, keyring, start at login, the
+  running instance's lock and ``endpoint.json``);
+* at the root, the services: :class:`Broker` (the facade, and the only place a
+  transaction starts), the views it hands out, the journal, the deliveries ledger, the
+  forwarder, the schedules and the demo.
+
+Errors are one tree (:mod:`tray_app.core.errors`), each with a ``title`` and ``message``
+fit to show a person.
 """
 
-from .broker import AppInfo, BatchSummary, BatchView, Broker, IngestResult, Overview, Registration
-from .errors import TrayError
-from .manifest import Manifest, load_manifest, parse_manifest
-from .paths import Locations
-from .payload import Payload
-from .scope import Scope
+from .broker import MAX_RETENTION_DAYS, Broker
+from .demo import DemoVendor, SampleStream, load_demo
+from .errors import (
+    AlreadyRunning,
+    AuthError,
+    AutostartError,
+    BlockedError,
+    ConflictError,
+    CredentialsError,
+    InputError,
+    MalformedError,
+    ManifestError,
+    NotFoundError,
+    ScopeError,
+    StopFailed,
+    StoreError,
+    TooLargeError,
+    TooManyWaiting,
+    TrayError,
+)
+from .forwarder import DeliveryLoop, Forwarder, timeout_from_env
+from .platform.autostart import APP_ID, Autostart, autostart_for_platform
+from .platform.endpoint_file import (
+    Endpoint,
+    InstanceLock,
+    remove_endpoint,
+    running_endpoint,
+    stop_instance,
+    wake_instance,
+    write_endpoint,
+)
+from .platform.paths import Locations, port_from_env, repair_permissions
+from .platform.secrets import SecretStore, needs_secret
+from .rules.clock import from_iso, to_iso, utc_now
+from .rules.consent import POLICIES, UNDECIDED
+from .rules.intake import MAX_BODY_BYTES, decode_reports, unique_keys
+from .rules.manifest import MAX_MANIFEST_BYTES, FieldSpec, Manifest, load_manifest, manifest_from_obj, parse_manifest
+from .rules.payload import PREVIEW_CHARS, Payload, plain_text, plainly
+from .rules.receipts import ACTIONS, GENESIS, ChainCheck, Receipt, verify_chain
+from .rules.scope import MODES, Scope
+from .schedules import Housekeeper
+from .storage.spool import Spool
+from .views import AppInfo, BatchSummary, BatchView, IngestResult, Overview, Registration
 
 __all__ = [
+    "ACTIONS",
+    "APP_ID",
+    "GENESIS",
+    "MAX_BODY_BYTES",
+    "MAX_MANIFEST_BYTES",
+    "MAX_RETENTION_DAYS",
+    "MODES",
+    "POLICIES",
+    "PREVIEW_CHARS",
+    "UNDECIDED",
+    "AlreadyRunning",
     "AppInfo",
+    "AuthError",
+    "Autostart",
+    "AutostartError",
     "BatchSummary",
     "BatchView",
+    "BlockedError",
     "Broker",
+    "ChainCheck",
+    "ConflictError",
+    "CredentialsError",
+    "DeliveryLoop",
+    "DemoVendor",
+    "Endpoint",
+    "FieldSpec",
+    "Forwarder",
+    "Housekeeper",
     "IngestResult",
+    "InputError",
+    "InstanceLock",
     "Locations",
+    "MalformedError",
     "Manifest",
+    "ManifestError",
+    "NotFoundError",
     "Overview",
     "Payload",
+    "Receipt",
     "Registration",
+    "SampleStream",
     "Scope",
+    "ScopeError",
+    "SecretStore",
+    "Spool",
+    "StopFailed",
+    "StoreError",
+    "TooLargeError",
+    "TooManyWaiting",
     "TrayError",
+    "autostart_for_platform",
+    "decode_reports",
+    "from_iso",
+    "load_demo",
     "load_manifest",
+    "manifest_from_obj",
+    "needs_secret",
     "parse_manifest",
+    "plain_text",
+    "plainly",
+    "port_from_env",
+    "remove_endpoint",
+    "repair_permissions",
+    "running_endpoint",
+    "stop_instance",
+    "timeout_from_env",
+    "to_iso",
+    "unique_keys",
+    "utc_now",
+    "verify_chain",
+    "wake_instance",
+    "write_endpoint",
 ]

@@ -16,14 +16,9 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import consent, delivery
-from .clock import Clock, to_iso, utc_now
-from .columns import ReportColumns
-from .consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, HELD, OPEN, PENDING, UNDECIDED
 from .errors import (
     AuthError,
     BlockedError,
@@ -33,15 +28,31 @@ from .errors import (
     NotFoundError,
     TooManyWaiting,
 )
-from .history import Action, ChainCheck, Receipt, seal, verify
-from .manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
-from .paths import Locations
-from .payload import BatchFrame, Payload, sha256_hex
-from .reports import Report, ReportCheck, check_reports
-from .scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
-from .spool import Spool, SpoolDrain
-from .store import AppRecord, BatchRecord, DeliveryRecord, Store
-from .windows import window_for
+from .platform.paths import Locations
+from .rules import consent, retry
+from .rules.clock import Clock, to_iso, utc_now
+from .rules.columns import ReportColumns
+from .rules.consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, HELD, OPEN, PENDING, UNDECIDED
+from .rules.manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
+from .rules.payload import BatchFrame, Payload, sha256_hex
+from .rules.receipts import Action, ChainCheck, Receipt, seal, verify_chain
+from .rules.reports import Report, ReportCheck, check_reports
+from .rules.scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
+from .rules.windows import window_for
+from .storage.spool import Spool, SpoolDrain
+from .storage.store import AppRecord, BatchRecord, DeliveryRecord, Store
+from .views import (
+    AppInfo,
+    BatchSummary,
+    BatchView,
+    Claim,
+    ClosedBatch,
+    DeliveryOutcome,
+    IngestResult,
+    Overview,
+    Registration,
+    RetentionSweep,
+)
 
 DEFAULT_RETENTION_DAYS = 30
 # Settings of the shells (not rules), with their defaults.
@@ -58,157 +69,6 @@ INGEST_KEY_TTL = timedelta(days=2)
 _PAUSED_ALL = "paused_all"
 _RETENTION = "retention_days"
 _SPOOL_DROPPED = "spool_dropped_reports"
-
-
-@dataclass(frozen=True)
-class AppInfo:
-    app_id: str
-    name: str
-    vendor: str
-    endpoint: str
-    status: str
-    policy: str
-    manifest: Manifest
-    scope: Scope
-
-    def to_obj(self) -> dict[str, Any]:
-        """The shape of ``apps --json``."""
-        return {
-            "app_id": self.app_id,
-            "name": self.name,
-            "vendor": self.vendor,
-            "endpoint": self.endpoint,
-            "status": self.status,
-            "policy": self.policy,
-        }
-
-
-@dataclass(frozen=True)
-class Registration:
-    app_id: str
-    token: str
-    status: str
-    created: bool
-    change: ManifestChange | None = None
-
-    @property
-    def updated(self) -> bool:
-        """Whether a new manifest version was stored."""
-        return self.change is not None
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    accepted: int
-    rejected: list[tuple[int, str]]
-    dropped_fields: list[str]
-    batch_id: str | None = None
-    repeated: bool = False  # the answer to an earlier request with the same key: nothing new stored
-
-    def to_obj(self) -> dict[str, Any]:
-        """The shape of the HTTP 202 answer."""
-        return {
-            "accepted": self.accepted,
-            "rejected": [{"index": index, "error": error} for index, error in self.rejected],
-            "dropped_fields": self.dropped_fields,
-        }
-
-
-@dataclass(frozen=True)
-class BatchSummary:
-    batch_id: str
-    app_id: str
-    status: str
-    reports: int
-    window_start: str
-    window_end: str
-
-    def to_obj(self) -> dict[str, Any]:
-        """The shape of one ``pending --json`` entry."""
-        return {
-            "batch_id": self.batch_id,
-            "app_id": self.app_id,
-            "status": self.status,
-            "reports": self.reports,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-        }
-
-
-@dataclass(frozen=True)
-class BatchView:
-    """Everything a person needs to decide on a batch, and the exact payload."""
-
-    batch: BatchRecord
-    app: AppInfo
-    manifest: Manifest
-    reports: int
-    scope: Scope | None
-    payload: Payload | None
-    dropped: dict[str, int]
-    change: ManifestChange | None
-
-    def to_obj(self) -> dict[str, Any]:
-        """The shape of ``show --json``."""
-        return {
-            "batch_id": self.batch.batch_id,
-            "app_id": self.batch.app_id,
-            "status": self.batch.status,
-            "scope": self.scope.to_obj() if self.scope else None,
-            "payload": self.payload.obj() if self.payload else None,
-            "payload_sha256": self.payload.sha256 if self.payload else None,
-            "payload_bytes": self.payload.size if self.payload else None,
-        }
-
-
-@dataclass(frozen=True)
-class ClosedBatch:
-    batch_id: str
-    app_id: str
-    status: str
-
-
-@dataclass(frozen=True)
-class RetentionSweep:
-    expired: list[str]
-    purged: list[str]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """An approved batch claimed for sending: the exact bytes and where they go."""
-
-    batch_id: str
-    app_id: str
-    endpoint: str
-    auth: str
-    payload: bytes
-    payload_sha256: str
-    owner: str
-
-
-@dataclass(frozen=True)
-class DeliveryOutcome:
-    batch_id: str
-    app_id: str
-    outcome: str  # delivered | retrying | failed | waiting for credentials | already <status>
-    status: int | None = None
-    error: str | None = None
-    next_attempt_at: str | None = None
-
-
-@dataclass(frozen=True)
-class Overview:
-    apps: int
-    awaiting_consent: int
-    open: int
-    held: int
-    pending: int
-    approved: int
-    paused_all: bool
-    retention_days: int
-    spool_dropped: int
-    delivering: int
 
 
 def hash_token(token: str) -> str:
@@ -692,7 +552,7 @@ class Broker:
                 common["status"] = status
             if error:
                 common["error"] = error[:300]
-            result = delivery.verdict(status)
+            result = retry.verdict(status)
             if result != "delivered" and self._app_record(batch.app_id).status == "blocked":
                 self.store.update_delivery(claim.batch_id, attempts=attempts, lease_owner=None, lease_expires_at=None)
                 self._discard(batch, by="person", reason="app blocked")
@@ -713,8 +573,8 @@ class Broker:
                 self._record(batch, "delivered", detail)
                 return DeliveryOutcome(claim.batch_id, claim.app_id, "delivered", status)
             if result == "retry":
-                wait = delivery.retry_after_s(retry_after, now)
-                when = to_iso(delivery.next_attempt(now, attempts, wait))
+                wait = retry.retry_after_s(retry_after, now)
+                when = to_iso(retry.next_attempt(now, attempts, wait))
                 self.store.update_delivery(
                     claim.batch_id, attempts=attempts, next_attempt_at=when, lease_owner=None, lease_expires_at=None,
                     last_status=status, last_error=error,
@@ -803,7 +663,7 @@ class Broker:
         return self.store.count_receipts("failed", to_iso(self._now() - timedelta(hours=hours)))
 
     def verify_history(self) -> ChainCheck:
-        return verify(self.store.receipts())
+        return verify_chain(self.store.receipts())
 
     def apply_retention(self) -> RetentionSweep:
         """Expire undecided (and undelivered) batches older than the retention period,

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .broker import Broker
-from .manifest import Manifest, load_manifest
-from .paths import resources_dir
+from .platform.paths import resources_dir
+from .rules.manifest import Manifest, load_manifest
 
 DEMO_FILES = ("photoedit.toml", "notes-sync.json")
 MAX_KEPT = 200

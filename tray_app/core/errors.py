@@ -20,7 +20,13 @@ to show a person as they are. Shells map the branches to their own vocabulary
     │   └── TooManyWaiting      too many new apps already wait for the person's answer
     ├── StoreError              the database cannot be opened, migrated or written
     │   └── NewerDatabaseError  the database comes from a newer Telemetry Tray
-    └── CredentialsError        no usable OS keyring, or a vendor secret is missing or unreadable
+    ├── CredentialsError        no usable OS keyring, or a vendor secret is missing or unreadable
+    ├── AutostartError          start at login cannot be set up (says why)
+    ├── AlreadyRunning          an instance already runs for this home (names its pid)
+    ├── StopFailed              the running instance could not be stopped
+    └── ClientError             the SDK could not register (tray_app.client)
+        ├── NotRunning          no instance runs for this home, or it did not answer
+        └── RegistrationRefused the instance answered the registration with an error
 """
 
 from __future__ import annotations
@@ -106,3 +112,43 @@ class NewerDatabaseError(StoreError):
 
 class CredentialsError(TrayError):
     title = "Vendor credentials"
+
+
+class AutostartError(TrayError):
+    title = "Start at login"
+
+
+class AlreadyRunning(TrayError):
+    title = "Already running"
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        who = f"(pid {pid})" if pid else "(pid unknown)"
+        super().__init__(f"Telemetry Tray is already running for this home {who}.")
+
+
+class StopFailed(TrayError):
+    title = "Could not stop Telemetry Tray"
+
+
+class ClientError(TrayError):
+    """Registration could not be done; ``message`` says why and what to do."""
+
+    title = "Telemetry Tray client"
+
+
+class NotRunning(ClientError):
+    """No instance runs for this home (or it did not answer)."""
+
+    title = "Telemetry Tray is not running"
+
+
+class RegistrationRefused(ClientError):
+    """The instance answered the registration with an error."""
+
+    title = "Registration refused"
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(f"Telemetry Tray refused the registration ({status} {code}): {message}")

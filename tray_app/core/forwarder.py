@@ -24,10 +24,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from .broker import Broker, Claim, DeliveryOutcome
-from .clock import from_iso, utc_now
+from .broker import Broker
 from .errors import CredentialsError, InputError, TrayError
-from .secrets import SecretStore, auth_headers, needs_secret
+from .platform.secrets import SecretStore, auth_headers, needs_secret
+from .rules.clock import from_iso, utc_now
+from .views import Claim, DeliveryOutcome
 
 if TYPE_CHECKING:
     # httpx, h2, ssl and truststore are imported when the first batch is sent: a tray

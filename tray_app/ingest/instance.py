@@ -16,14 +16,22 @@ from collections.abc import Callable
 from types import FrameType
 
 from .. import __version__
-from ..core import Broker, Locations
-from ..core.forwarder import DeliveryLoop, Forwarder, timeout_from_env
-from ..core.housekeeping import Housekeeper
-from ..core.instance import Endpoint, InstanceLock, remove_endpoint, write_endpoint
-from ..core.paths import repair_permissions
-from ..core.secrets import SecretStore
-from ..core.spool import Spool
-from .app import IngestApp
+from ..core import (
+    Broker,
+    DeliveryLoop,
+    Endpoint,
+    Forwarder,
+    Housekeeper,
+    InstanceLock,
+    Locations,
+    SecretStore,
+    Spool,
+    remove_endpoint,
+    repair_permissions,
+    timeout_from_env,
+    write_endpoint,
+)
+from .routes import IngestApp
 from .server import IngestServer
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 
-from ..core.intake import MAX_BODY_BYTES
-from .app import IngestApp
+from ..core import MAX_BODY_BYTES
+from .routes import IngestApp
 
 HOST = "127.0.0.1"
 

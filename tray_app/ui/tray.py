@@ -16,7 +16,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from .icons import TrayState, tray_icon
-from .state import Snapshot
+from .tray_snapshot import Snapshot
 
 
 class TrayMenu(QObject):

@@ -63,6 +63,6 @@ _live: set[Task] = set()
 
 
 def _is_tray_error(exc: BaseException) -> bool:
-    from ..core.errors import TrayError
+    from ..core import TrayError
 
     return isinstance(exc, TrayError)

@@ -1,0 +1,353 @@
+"""End-to-end: the real command in a subprocess, on a temporary TELEMETRY_TRAY_HOME."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.builders import NOTESYNC, PHOTOEDIT, ROOT
+from tray_app import __version__
+from tray_app.core.rules.payload import canonical_bytes
+from tray_app.core.storage.migrations import LATEST
+
+APP = "org.example.photoedit"
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def tt(tmp_path: Path) -> Run:
+    env = {**os.environ, "TELEMETRY_TRAY_HOME": str(tmp_path / "home")}
+
+    def run(*args: str, input: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "tray_app", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+        if code:
+            assert result.stderr.startswith("telemetry-tray: ")
+            assert result.stderr.count("\n") == 1, result.stderr  # one line
+        return result
+
+    run.home = tmp_path / "home"  # type: ignore[attr-defined]
+    return run
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> Any:
+    return json.loads(result.stdout)
+
+
+REPORTS = [
+    {
+        "event": "crop",
+        "ts": "2026-11-24T10:11:12Z",
+        "app_version": "3.1.4",
+        "duration_ms": 120,
+        "account_email": "a@b.c",
+    },
+    {
+        "event": "export",
+        "ts": "2026-11-24T11:00:00Z",
+        "app_version": "3.2.0",
+        "duration_ms": 900,
+        "cursor": [1, 2],
+    },
+]
+
+
+def test_the_whole_flow(tt: Run, tmp_path: Path) -> None:
+    reg = _json(tt("register", str(PHOTOEDIT), "--json"))
+    assert set(reg) == {"app_id", "token", "status"}
+    assert reg["app_id"] == APP and reg["status"] == "awaiting_consent" and len(reg["token"]) >= 43
+    assert _json(tt("apps", "--json")) == [
+        {
+            "app_id": APP,
+            "name": "PhotoEdit",
+            "vendor": "Example Corp",
+            "endpoint": "https://telemetry.example.org/v1/batches",
+            "status": "awaiting_consent",
+            "policy": "ask",
+        }
+    ]
+    tt("consent", APP, "allow")
+    reports = tmp_path / "reports.json"
+    reports.write_text(json.dumps({"reports": REPORTS}))
+    submitted = _json(tt("submit", APP, str(reports), "--json"))
+    assert submitted == {"accepted": 2, "rejected": [], "dropped_fields": ["cursor"]}
+    more = _json(tt("submit", APP, "--json", input=json.dumps(REPORTS[0])))
+    assert more["accepted"] == 1
+
+    closed = _json(tt("close-batches", "--json"))
+    assert [c["status"] for c in closed] == ["pending"]
+    pending = _json(tt("pending", "--json"))
+    assert len(pending) == 1
+    assert set(pending[0]) == {"batch_id", "app_id", "status", "reports", "window_start", "window_end"}
+    batch = pending[0]["batch_id"]
+    assert pending[0]["reports"] == 3 and pending[0]["status"] == "pending"
+
+    shown = _json(
+        tt(
+            "show",
+            batch,
+            "--json",
+            "--exclude",
+            "duration_ms",
+            "--coarsen",
+            "ts=day",
+            "--coarsen",
+            "app_version=minor",
+        )
+    )
+    assert set(shown) == {
+        "batch_id",
+        "app_id",
+        "status",
+        "scope",
+        "payload",
+        "payload_sha256",
+        "payload_bytes",
+    }
+    body = canonical_bytes(shown["payload"])
+    assert shown["payload_sha256"] == hashlib.sha256(body).hexdigest()
+    assert shown["payload_bytes"] == len(body)
+    assert "duration_ms" not in shown["scope"]["fields"] and "account_email" not in shown["scope"]["fields"]
+    assert shown["payload"]["reports"][0] == {
+        "app_version": "3.1",
+        "event": "crop",
+        "ts": "2026-11-24T00:00:00Z",
+    }
+    assert b"a@b.c" not in body and b"cursor" not in body
+
+    approved = _json(
+        tt(
+            "approve",
+            batch,
+            "--json",
+            "--exclude",
+            "duration_ms",
+            "--coarsen",
+            "ts=day",
+            "--coarsen",
+            "app_version=minor",
+            "--sha256",
+            shown["payload_sha256"],
+        )
+    )
+    assert approved["status"] == "approved"
+    assert approved["payload_sha256"] == shown["payload_sha256"] and approved["payload"] == shown["payload"]
+    assert _json(tt("pending", "--json")) == []
+
+    history = _json(tt("history", "--json"))
+    assert len(history) == 1
+    assert set(history[0]) == {"at", "batch_id", "app_id", "action", "detail"}
+    assert history[0]["action"] == "approved" and history[0]["batch_id"] == batch
+    assert history[0]["detail"]["payload_sha256"] == shown["payload_sha256"]
+    assert "intact" in tt("history", "--verify").stdout
+
+    status = _json(tt("status", "--json"))
+    assert status["apps"] == 1 and status["approved"] == 1 and status["running"] is False
+
+
+def test_discard_and_aggregate(tt: Run) -> None:
+    tt("register", str(PHOTOEDIT))
+    tt("consent", APP, "allow")
+    sent = [{"event": "crop"}] * 6 + [{"event": "open"}] * 5 + [{"event": "filter"}]
+    tt("submit", APP, input=json.dumps({"reports": sent}))
+    tt("close-batches")
+    (batch,) = _json(tt("pending", "--json"))
+    shown = _json(tt("show", batch["batch_id"], "--json", "--aggregate"))
+    assert "reports" not in shown["payload"]
+    # min_count 5: "filter" (1) folds into (other), which then takes "open" (5) to reach 5.
+    assert shown["payload"]["aggregates"]["event"] == {"crop": 6, "(other)": 6}
+    out = tt("discard", batch["batch_id"][:10]).stdout
+    assert "nothing was sent" in out
+    assert _json(tt("history", "--json"))[0]["action"] == "discarded"
+    tt("approve", batch["batch_id"], code=2)
+
+
+def test_policy_and_remember(tt: Run) -> None:
+    tt("register", str(NOTESYNC))
+    app = "net.notesync.desktop"
+    tt("consent", app, "allow")
+    tt("submit", app, input='{"sync_result": "ok", "hostname": "my-laptop", "sync_ms": 12.5}')
+    tt("close-batches")
+    (batch,) = _json(tt("pending", "--json"))
+    tt("approve", batch["batch_id"], "--include", "hostname", "--remember")
+    assert _json(tt("apps", "--json"))[0]["policy"] == "approve"
+    tt("submit", app, input='{"sync_result": "conflict", "hostname": "my-laptop"}')
+    tt("close-batches")
+    assert _json(tt("pending", "--json")) == []
+    history = _json(tt("history", "--json"))
+    assert [h["detail"]["by"] for h in history] == ["person", "policy"]
+    assert "hostname" in history[1]["detail"]["scope"]["fields"]
+    tt("policy", app, "paused")
+    assert _json(tt("apps", "--json"))[0]["policy"] == "paused"
+
+
+def test_registering_again_issues_a_new_token(tt: Run) -> None:
+    first = _json(tt("register", str(PHOTOEDIT), "--json"))["token"]
+    out = tt("register", str(PHOTOEDIT)).stdout
+    assert "already registered with this manifest" in out and "new token" in out
+    assert first not in out
+
+
+def test_version_and_help(tt: Run) -> None:
+    assert tt("--version").stdout.strip() == f"telemetry-tray {__version__}"
+    assert "approve" in tt("--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "words"),
+    [
+        (["frobnicate"], None, "invalid choice"),
+        (["approve"], None, "required"),
+        (["consent", APP, "maybe"], None, "invalid choice"),
+        (["policy", APP, "sometimes"], None, "invalid choice"),
+        (["register", "/nonexistent.toml"], None, "cannot read"),
+        (["submit", APP], "{not json", "not valid JSON"),
+        (["submit", APP], '{"event": "nope"}', "no report was accepted"),
+        (["submit", APP], "[" * 2_000_000, "1 MiB"),
+        (["submit", APP, "/nonexistent.json"], None, "cannot read"),
+        (["submit", "org.nope.x"], '{"event": "crop"}', "No app"),
+        (["show", "nope"], None, "No batch"),
+        (["consent", "org.nope.x", "allow"], None, "No app"),
+        (["show", "BATCH", "--coarsen", "ts"], None, "FIELD=LEVEL"),
+        (["show", "BATCH", "--coarsen", "event=day"], None, "only be kept or excluded"),
+        (["show", "BATCH", "--include", "nope"], None, "not a field"),
+        (["show", "BATCH", "--exclude", "install_idd"], None, "'install_idd' is not a field of PhotoEdit"),
+        (["approve", "BATCH", "--exclude", "install_idd"], None, "its fields are event, ts, app_version"),
+        (["approve", "BATCH", "--exclude", "app_versio", "--remember"], None, "not a field"),
+        (["approve", "BATCH", "--coarsen", "tss=day"], None, "'tss' is not a field"),
+        (["approve", "BATCH", "--sha256", "00" * 32], None, "Look at it again"),
+        (["approve", "BATCH"], None, "still collecting"),
+    ],
+)
+def test_bad_input_gets_exit_2_and_one_line(tt: Run, args: list[str], stdin: str | None, words: str) -> None:
+    tt("register", str(PHOTOEDIT))
+    tt("consent", APP, "allow")
+    tt("submit", APP, input='{"event": "crop"}')
+    (batch,) = _json(tt("pending", "--json"))
+    args = [batch["batch_id"] if a == "BATCH" else a for a in args]
+    result = tt(*args, input=stdin, code=2)
+    assert words in result.stderr
+    assert _json(tt("pending", "--json")) == [batch]  # nothing else changed
+    assert _json(tt("history", "--json")) == []
+
+
+def test_bad_manifest_names_the_key(tt: Run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(PHOTOEDIT.read_text().replace('cadence = "daily"', 'cadence = "monthly"'))
+    result = tt("register", str(bad), code=2)
+    assert "'cadence'" in result.stderr and "hourly, daily, weekly" in result.stderr
+    assert _json(tt("apps", "--json")) == []
+
+
+def test_a_newer_database_is_a_runtime_failure(tt: Run) -> None:
+    tt("status")
+    db = tt.home / "data" / "telemetry-tray.sqlite3"  # type: ignore[attr-defined]
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {LATEST + 5}")
+    conn.close()
+    assert "newer Telemetry Tray" in tt("apps", code=1).stderr
+
+
+def test_human_output_reads_well(tt: Run) -> None:
+    out = tt("register", str(PHOTOEDIT)).stdout
+    assert "shown only this once" in out
+    tt("consent", APP, "allow")
+    tt("submit", APP, input=json.dumps(REPORTS[1]))
+    tt("close-batches")
+    (batch,) = _json(tt("pending", "--json"))
+    shown = tt("show", batch["batch_id"]).stdout
+    for words in (
+        "PhotoEdit",
+        "telemetry.example.org",
+        "Find which features crash",
+        "90 days",
+        "cursor (1)",
+        "[----] account_email",
+    ):
+        assert words in shown
+    assert batch["batch_id"] in tt("pending").stdout
+    tt("discard", batch["batch_id"])
+    assert "Nothing is waiting" in tt("pending").stdout
+
+
+def test_a_misspelt_exclude_sends_nothing_it_meant_to_cut(tt: Run) -> None:
+    tt("register", str(PHOTOEDIT))
+    tt("consent", APP, "allow")
+    tt("submit", APP, input=json.dumps({**REPORTS[0], "install_id": "i-123"}))
+    tt("close-batches")
+    (batch,) = _json(tt("pending", "--json"))
+    tt("approve", batch["batch_id"], "--exclude", "app_versio", code=2)
+    assert _json(tt("pending", "--json")) == [batch] and _json(tt("history", "--json")) == []
+    # Spelt right it is cut; the pseudonymous id was never in the scope.
+    approved = _json(tt("approve", batch["batch_id"], "--exclude", "app_version", "--json"))
+    assert approved["payload"]["reports"] == [{"duration_ms": 120, "event": "crop", "ts": "2026-11-24T10:00:00Z"}]
+
+
+def test_show_and_history_print_hidden_characters_as_escapes(tt: Run) -> None:
+    tt("register", str(PHOTOEDIT))
+    tt("consent", APP, "allow")
+    spoof = "Linux\u202egpj.exe\u200b\x1b[2J"
+    tt("submit", APP, input=json.dumps({"event": "crop", "os_version": spoof}))
+    tt("close-batches")
+    (batch,) = _json(tt("pending", "--json"))
+    for args in (["show", batch["batch_id"]], ["show", batch["batch_id"], "--json"]):
+        out = tt(*args).stdout
+        assert "\u202e" not in out and "\u200b" not in out and "\x1b" not in out
+        assert "Linux\\u202egpj.exe\\u200b\\u001b[2J" in out
+    # The escapes are still JSON: --json decodes to the very value that is sent.
+    assert _json(tt("show", batch["batch_id"], "--json"))["payload"]["reports"][0]["os_version"] == spoof
+    # A vendor's answer is shown the same way in the history.
+    tt("approve", batch["batch_id"])
+    from tray_app.core import Broker, Locations
+
+    broker = Broker.open(Locations.under(tt.home))  # type: ignore[attr-defined]
+    try:
+        (claim,) = broker.claim_deliveries("test")
+        broker.finish_delivery(claim, status=400, error=f"bad field: {spoof}")
+    finally:
+        broker.close()
+    for args in (["history"], ["history", "--json"]):
+        out = tt(*args).stdout
+        assert "\u202e" not in out and "\x1b" not in out and "\\u202egpj" in out
+    assert _json(tt("history", "--json"))[-1]["detail"]["error"] == f"bad field: {spoof}"
+
+
+def test_quit_stops_the_running_instance_of_this_home(tmp_path: Path) -> None:
+    from tests.support.processes import Proc
+
+    home = tmp_path / "home"
+    instance = Proc(home)
+    try:
+        # A stale endpoint.json naming a live process that holds no lock: nobody is signalled.
+        endpoint = instance.endpoint()
+        stopped = instance.cli("quit")
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"Stopped Telemetry Tray (pid {endpoint['pid']})" in stopped.stdout
+        assert instance.proc.wait(10) == 0  # a clean exit, as the tray's Quit
+        assert not (home / "endpoint.json").exists()
+        again = instance.cli("quit")
+        assert again.returncode == 0 and "not running" in again.stdout
+        (home / "endpoint.json").write_text(json.dumps({**endpoint, "pid": os.getpid()}))
+        stale = instance.cli("quit")
+        assert stale.returncode == 0 and "not running" in stale.stdout  # and this test still runs
+    finally:
+        if instance.proc.poll() is None:
+            instance.kill()

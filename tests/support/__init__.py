@@ -1,0 +1,1 @@
+"""What the tests share: builders, the real program as a process, a fake vendor, fuzz inputs."""

@@ -1,0 +1,1 @@
+"""Tests of the PySide6 shell with real widgets (offscreen) and a real tray host under Xvfb."""

@@ -1,0 +1,128 @@
+"""Receipts: the hash-chained record of every decision and delivery.
+
+Each receipt holds the SHA-256 of the one before it and its own hash covers its
+sequence number, time, batch, app, action, detail and that previous hash, so editing,
+reordering or deleting a receipt in the middle of the chain is detectable by
+:func:`verify`. (Cutting receipts off the *end* leaves a valid shorter chain; the
+exported head hash is what a person keeps to detect that.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .payload import canonical_bytes, sha256_hex
+
+Action = Literal["approved", "discarded", "delivered", "retrying", "failed", "expired"]
+ACTIONS: tuple[Action, ...] = ("approved", "discarded", "delivered", "retrying", "failed", "expired")
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class Receipt:
+    seq: int
+    at: str
+    batch_id: str
+    app_id: str
+    action: str
+    detail: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_obj(self) -> dict[str, Any]:
+        """The shape of ``history --json``."""
+        return {
+            "at": self.at,
+            "batch_id": self.batch_id,
+            "app_id": self.app_id,
+            "action": self.action,
+            "detail": dict(self.detail),
+        }
+
+    def to_export(self) -> dict[str, Any]:
+        return {**self.to_obj(), "seq": self.seq, "prev_hash": self.prev_hash, "hash": self.hash}
+
+    @property
+    def detail_json(self) -> str:
+        return json.dumps(dict(self.detail), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def receipt_hash(
+    seq: int, at: str, batch_id: str, app_id: str, action: str, detail: Mapping[str, Any], prev_hash: str
+) -> str:
+    return sha256_hex(
+        canonical_bytes(
+            {
+                "seq": seq,
+                "at": at,
+                "batch_id": batch_id,
+                "app_id": app_id,
+                "action": action,
+                "detail": dict(detail),
+                "prev": prev_hash,
+            }
+        )
+    )
+
+
+def seal(
+    prev: Receipt | None, at: str, batch_id: str, app_id: str, action: Action, detail: Mapping[str, Any]
+) -> Receipt:
+    """The next receipt after ``prev`` (``None`` for the first one)."""
+    seq = 1 if prev is None else prev.seq + 1
+    prev_hash = GENESIS if prev is None else prev.hash
+    digest = receipt_hash(seq, at, batch_id, app_id, action, detail, prev_hash)
+    return Receipt(seq, at, batch_id, app_id, action, dict(detail), prev_hash, digest)
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    ok: bool
+    count: int
+    head: str
+    problem: str = ""
+    bad_seq: int | None = None
+
+
+def verify_chain(receipts: Iterable[Receipt]) -> ChainCheck:
+    """Walk the chain from the first receipt; report the first one that does not fit."""
+    prev_hash = GENESIS
+    expected_seq = 1
+    count = 0
+    for receipt in receipts:
+        if receipt.seq != expected_seq:
+            return ChainCheck(False, count, prev_hash, f"receipt {expected_seq} is missing", expected_seq)
+        if receipt.action not in ACTIONS:
+            return ChainCheck(False, count, prev_hash, f"receipt {receipt.seq} has an unknown action", receipt.seq)
+        if receipt.prev_hash != prev_hash:
+            return ChainCheck(
+                False,
+                count,
+                prev_hash,
+                f"receipt {receipt.seq} does not follow the one before it",
+                receipt.seq,
+            )
+        recomputed = receipt_hash(
+            receipt.seq,
+            receipt.at,
+            receipt.batch_id,
+            receipt.app_id,
+            receipt.action,
+            receipt.detail,
+            prev_hash,
+        )
+        if recomputed != receipt.hash:
+            return ChainCheck(
+                False,
+                count,
+                prev_hash,
+                f"receipt {receipt.seq} was changed after it was written",
+                receipt.seq,
+            )
+        prev_hash = receipt.hash
+        expected_seq += 1
+        count += 1
+    return ChainCheck(True, count, prev_hash)

@@ -1,0 +1,894 @@
+"""The Settings window: per-app consent defaults and credentials, and the global settings.
+
+Everything it shows is read off the UI thread in one go (:func:`load_snapshot`), and
+every change is a broker or keyring call run through :func:`~tray_app.ui.worker.run_task`
+on a private one-thread pool, so changes apply in the order the person made them and
+a keyring waiting on its unlock prompt never freezes the window. After a change the
+window reads everything again; a failure shows its ``title`` and ``message`` in the
+banner at the top and the controls go back to what is true.
+
+Vendor secrets go from the password field straight to :meth:`SecretStore.set` and the
+field is cleared; the window only ever shows whether one is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import (
+    MAX_RETENTION_DAYS,
+    POLICIES,
+    AppInfo,
+    Autostart,
+    Broker,
+    CredentialsError,
+    Manifest,
+    Scope,
+    SecretStore,
+    TrayError,
+    needs_secret,
+)
+from .worker import run_task
+
+__all__ = [
+    "APP_ID_ROLE",
+    "AppRow",
+    "AppsModel",
+    "Confirm",
+    "CredentialsDialog",
+    "SettingsSnapshot",
+    "SettingsWindow",
+    "ask_confirmation",
+    "load_snapshot",
+    "scope_summary",
+]
+
+POLICY_LABELS: Final = {
+    "ask": "Ask",
+    "approve": "Approve automatically",
+    "discard": "Discard automatically",
+    "paused": "Paused",
+}
+STATUS_LABELS: Final = {"awaiting_consent": "Awaiting consent", "allowed": "Allowed", "blocked": "Blocked"}
+
+# What the Credentials column says.
+STORED: Final = "stored"
+NONE: Final = "none"
+NOT_NEEDED: Final = "not needed"
+UNAVAILABLE: Final = "keyring unavailable"
+
+APP_ID_ROLE: Final = int(Qt.ItemDataRole.UserRole)
+
+Confirm = Callable[[QWidget, str, str, str], bool]
+"""``confirm(parent, title, text, action)``: whether the person agrees to ``action``."""
+
+
+# -- what the window shows -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppRow:
+    app: AppInfo
+    credentials: str  # STORED, NONE, NOT_NEEDED or UNAVAILABLE
+
+    @property
+    def host(self) -> str:
+        return self.app.manifest.endpoint_host or self.app.endpoint
+
+    @property
+    def needs_secret(self) -> bool:
+        return self.credentials != NOT_NEEDED
+
+
+@dataclass(frozen=True)
+class SettingsSnapshot:
+    rows: list[AppRow] = field(default_factory=list)
+    retention_days: int = 30
+    paused_all: bool = False
+    notifications: bool = True
+    new_app_prompts: bool = True
+    start_at_login: bool = False
+    keyring_available: bool = False
+    keyring_status: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def load_snapshot(broker: Broker, secrets: SecretStore, autostart: Autostart) -> SettingsSnapshot:
+    """Everything the window shows. Touches the database, the keyring and the disk:
+    call it off the UI thread."""
+    problems: list[str] = []
+    keyring_ok = secrets.available()
+    usable = keyring_ok
+    rows = []
+    for app in broker.apps():
+        if not needs_secret(app.manifest.auth):
+            state = NOT_NEEDED
+        elif not usable:
+            state = UNAVAILABLE
+        else:
+            try:
+                state = STORED if secrets.has(app.app_id) else NONE
+            except CredentialsError as exc:
+                # Say it once, and do not ask a locked keyring again for every app.
+                problems.append(exc.message)
+                usable = False
+                state = UNAVAILABLE
+        rows.append(AppRow(app, state))
+    try:
+        at_login = autostart.enabled
+    except TrayError as exc:
+        problems.append(exc.message)
+        at_login = False
+    return SettingsSnapshot(
+        rows=rows,
+        retention_days=broker.retention_days,
+        paused_all=broker.paused_all,
+        notifications=broker.preference("notifications") == "on",
+        new_app_prompts=broker.preference("new_app_prompts") == "on",
+        start_at_login=at_login,
+        keyring_available=keyring_ok,
+        keyring_status=secrets.status(),
+        problems=problems,
+    )
+
+
+def scope_summary(scope: Scope, manifest: Manifest) -> str:
+    """A saved scope in a few words: ``5 of 8 fields, ts by day, aggregate``."""
+    parts = [f"{len(scope.fields)} of {len(manifest.fields)} fields"]
+    for name, level in scope.coarsen.items():
+        if level == "bucket":
+            parts.append(f"{name} bucketed")
+        elif level in ("major", "minor"):
+            parts.append(f"{name} to {level}")
+        else:
+            parts.append(f"{name} by {level}")
+    parts.append(scope.mode)
+    return ", ".join(parts)
+
+
+def scope_details(scope: Scope, manifest: Manifest) -> str:
+    """The saved scope field by field (the tooltip of the summary)."""
+    sent = [f"{n} ({scope.coarsen[n]})" if n in scope.coarsen else n for n in scope.fields]
+    kept = [name for name in manifest.field_names if name not in scope.fields]
+    return "\n".join(
+        [
+            f"Sent: {', '.join(sent) or 'nothing'}",
+            f"Not sent: {', '.join(kept) or 'nothing'}",
+            f"As: {'one aggregate per batch' if scope.mode == 'aggregate' else 'individual records'}",
+        ]
+    )
+
+
+class AppsModel(QAbstractTableModel):
+    """The registered apps, one row each. ``APP_ID_ROLE`` gives a row's app id."""
+
+    COLUMNS: Final = ("App", "Vendor", "Status", "Policy", "Sends to", "Saved scope", "Credentials")
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[AppRow] = []
+
+    def set_rows(self, rows: list[AppRow]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def row(self, index: int) -> AppRow:
+        return self._rows[index]
+
+    def row_of(self, app_id: str) -> int:
+        """The row of ``app_id``, or -1."""
+        return next((i for i, r in enumerate(self._rows) if r.app.app_id == app_id), -1)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        row = self._rows[index.row()]
+        if role == APP_ID_ROLE:
+            return row.app.app_id
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            return self._text(row, index.column())
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(row, index.column())
+        return None
+
+    @staticmethod
+    def _text(row: AppRow, column: int) -> str:
+        app = row.app
+        texts = (
+            app.name,
+            app.vendor,
+            STATUS_LABELS.get(app.status, app.status),
+            POLICY_LABELS.get(app.policy, app.policy),
+            row.host,
+            scope_summary(app.scope, app.manifest),
+            row.credentials,
+        )
+        return texts[column]
+
+    @staticmethod
+    def _tooltip(row: AppRow, column: int) -> str | None:
+        app = row.app
+        if column == 0:
+            return app.app_id
+        if column == 4:
+            return app.endpoint
+        if column == 5:
+            return scope_details(app.scope, app.manifest)
+        if column == 6:
+            return {
+                STORED: "A secret for this vendor is stored in the OS keyring.",
+                NONE: "This vendor needs a secret; none is stored, so its batches wait.",
+                NOT_NEEDED: "This vendor needs no credentials.",
+                UNAVAILABLE: "The OS keyring cannot be used now; see the line below the table.",
+            }.get(row.credentials)
+        return None
+
+
+# -- dialogs ---------------------------------------------------------------------------
+
+
+def ask_confirmation(parent: QWidget, title: str, text: str, action: str) -> bool:
+    """A modal question with ``action`` and Cancel; Cancel is the default."""
+    box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Cancel, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    yes = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    return box.clickedButton() is yes
+
+
+class CredentialsDialog(QDialog):
+    """Asks for one vendor secret in a password field. Read it once with :meth:`take_secret`."""
+
+    def __init__(self, parent: QWidget, app: AppInfo, keyring_status: str) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Credentials for {app.name}")
+        self.setAccessibleName(f"Credentials for {app.name}")
+        host = app.manifest.endpoint_host or app.endpoint
+        auth = app.manifest.auth
+        how = "an Authorization: Bearer header" if auth == "bearer" else f"the {auth.partition(':')[2]} header"
+        intro = QLabel(
+            f"The secret {app.vendor} gave you for {app.name}. It is sent only to {host}, in {how}, "
+            "and kept only in the OS keyring; Telemetry Tray never shows it again."
+        )
+        intro.setTextFormat(Qt.TextFormat.PlainText)
+        intro.setWordWrap(True)
+        self.secret_edit = QLineEdit()
+        self.secret_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secret_edit.setAccessibleName("Secret")
+        self.secret_edit.setAccessibleDescription(f"The vendor secret for {app.name}; typed characters are hidden")
+        self.secret_edit.setInputMethodHints(
+            Qt.InputMethodHint.ImhSensitiveData
+            | Qt.InputMethodHint.ImhNoPredictiveText
+            | Qt.InputMethodHint.ImhNoAutoUppercase
+        )
+        self.secret_edit.setContextMenuPolicy(Qt.ContextMenuPolicy.NoContextMenu)
+        where = QLabel(keyring_status)
+        where.setTextFormat(Qt.TextFormat.PlainText)
+        where.setWordWrap(True)
+        where.setAccessibleName("Keyring status")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.save_button.setText("&Store in keyring")
+        self.save_button.setAccessibleName("Store in keyring")
+        self.save_button.setEnabled(False)
+        self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setAccessibleName("Cancel")
+        self.secret_edit.textChanged.connect(lambda text: self.save_button.setEnabled(bool(text)))
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        label = QLabel("&Secret:")
+        label.setBuddy(self.secret_edit)
+        form.addRow(label, self.secret_edit)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(where)
+        layout.addStretch(1)
+        layout.addWidget(self.buttons)
+        self.setMinimumWidth(460)
+        self.resize(460, self.heightForWidth(460) if self.hasHeightForWidth() else self.sizeHint().height())
+        self.finished.connect(lambda _: self.secret_edit.clear())
+
+    def take_secret(self) -> str:
+        """The typed secret; the field is empty afterwards."""
+        secret = self.secret_edit.text()
+        self.secret_edit.clear()
+        return secret
+
+
+# -- the window ------------------------------------------------------------------------
+
+
+class SettingsWindow(QWidget):
+    """Settings: the apps with their consent defaults and credentials, and the global settings.
+
+    ``confirm`` asks before removing or blocking an app or clearing its credentials
+    (default: :func:`ask_confirmation`; tests pass their own).
+    """
+
+    changed = Signal()  # a change was saved (the tray refreshes)
+    loaded = Signal()  # what the window shows was read again
+
+    def __init__(
+        self,
+        broker: Broker,
+        secrets: SecretStore,
+        autostart: Autostart,
+        *,
+        confirm: Confirm | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._broker = broker
+        self._secrets = secrets
+        self._autostart = autostart
+        self._confirm: Confirm = confirm or ask_confirmation
+        # One thread: changes apply in the order they were made.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._pending = 0
+        self._generation = 0
+        self._snapshot: SettingsSnapshot | None = None
+        self._syncing = False
+
+        self.setWindowTitle("Telemetry Tray — Settings")
+        self.setAccessibleName("Telemetry Tray settings")
+        self._build()
+        self.resize(960, 640)
+        self.refresh()
+
+    # -- public ----------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Whether a read or a change is still running."""
+        return self._pending > 0
+
+    @property
+    def snapshot(self) -> SettingsSnapshot | None:
+        """What the window shows now (None until the first read finished)."""
+        return self._snapshot
+
+    def refresh(self) -> None:
+        """Read everything again, off the UI thread."""
+        self._generation += 1
+        generation = self._generation
+        broker, secrets, autostart = self._broker, self._secrets, self._autostart
+        self._run(
+            lambda: load_snapshot(broker, secrets, autostart),
+            lambda snapshot: self._apply(generation, snapshot),
+            self._show_error,
+        )
+
+    def select_app(self, app_id: str) -> bool:
+        """Select ``app_id``'s row; whether it is shown."""
+        row = self.model.row_of(app_id)
+        if row < 0:
+            return False
+        self.table.selectionModel().setCurrentIndex(
+            self.model.index(row, 0),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        return True
+
+    def selected_app(self) -> AppInfo | None:
+        row = self._selected_row()
+        return row.app if row else None
+
+    # -- building ----------------------------------------------------------------------
+
+    def _build(self) -> None:
+        # The banner: errors (and a note after some changes), never a traceback.
+        self.banner = QFrame()
+        self.banner.setObjectName("banner")
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner_label = QLabel()
+        self.banner_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.banner_label.setWordWrap(True)
+        self.banner_label.setAccessibleName("Message")
+        self.banner_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dismiss = QPushButton("&Dismiss")
+        dismiss.setAccessibleName("Dismiss message")
+        dismiss.clicked.connect(self._hide_banner)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.addWidget(self.banner_label, 1)
+        banner_layout.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self.banner.hide()
+
+        # Apps.
+        self.model = AppsModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setAccessibleName("Registered apps")
+        self.table.setAccessibleDescription("One row per app: its consent default, destination and credentials")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table; arrows move within it
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # The scope summary takes the room that is left (elided; the tooltip has all of it).
+        header.setSectionResizeMode(AppsModel.COLUMNS.index("Saved scope"), QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        # The detail panel follows the selection, not only the current row: a click moves
+        # the current row first and selects it afterwards, a key press the other way round.
+        selection = self.table.selectionModel()
+        selection.currentRowChanged.connect(lambda *_: self._sync_detail())
+        selection.selectionChanged.connect(lambda *_: self._sync_detail())
+        self.model.modelReset.connect(self._sync_detail)
+
+        self.empty_label = QLabel("No app has registered yet. Apps appear here when they first ask to send telemetry.")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAccessibleName("No apps")
+        self.empty_label.hide()
+
+        self.detail_label = QLabel("Select an app to change its settings.")
+        self.detail_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.detail_label.setWordWrap(True)
+        self.detail_label.setAccessibleName("Selected app")
+
+        self.policy_combo = QComboBox()
+        for policy in POLICIES:
+            self.policy_combo.addItem(POLICY_LABELS[policy], policy)
+        self.policy_combo.setAccessibleName("Policy")
+        self.policy_combo.setAccessibleDescription("What happens to the selected app's batches when they close")
+        self.policy_combo.setToolTip(
+            "Ask: every batch waits for you. Approve automatically: sent with the saved scope. "
+            "Discard automatically: never sent. Paused: kept, not asked about, until you change this."
+        )
+        self.policy_combo.currentIndexChanged.connect(self._policy_chosen)
+        policy_label = QLabel("&Policy:")
+        policy_label.setBuddy(self.policy_combo)
+
+        self.allow_button = self._button("&Allow", "Allow the selected app to send telemetry", self._allow)
+        self.block_button = self._button("&Block…", "Block the selected app", self._block)
+        self.set_credentials_button = self._button(
+            "Set &credentials…", "Set the selected app's vendor credentials", self._ask_secret
+        )
+        self.clear_credentials_button = self._button(
+            "C&lear credentials", "Clear the selected app's vendor credentials", self._clear_secret
+        )
+        self.remove_button = self._button("&Remove app…", "Remove the selected app", self._remove)
+
+        policy_row = QHBoxLayout()
+        policy_row.addWidget(policy_label)
+        policy_row.addWidget(self.policy_combo)
+        policy_row.addSpacing(16)
+        policy_row.addWidget(self.allow_button)
+        policy_row.addWidget(self.block_button)
+        policy_row.addStretch(1)
+        credentials_row = QHBoxLayout()
+        credentials_row.addWidget(self.set_credentials_button)
+        credentials_row.addWidget(self.clear_credentials_button)
+        credentials_row.addStretch(1)
+        credentials_row.addWidget(self.remove_button)
+
+        self.keyring_label = QLabel("Looking for the OS keyring…")
+        self.keyring_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.keyring_label.setWordWrap(True)
+        self.keyring_label.setAccessibleName("Keyring status")
+
+        apps_box = QGroupBox("Apps")
+        apps_layout = QVBoxLayout(apps_box)
+        apps_layout.addWidget(self.table, 1)
+        apps_layout.addWidget(self.empty_label)
+        apps_layout.addWidget(self.detail_label)
+        apps_layout.addLayout(policy_row)
+        apps_layout.addLayout(credentials_row)
+        apps_layout.addWidget(self.keyring_label)
+
+        # Global settings.
+        self.retention_spin = QSpinBox()
+        self.retention_spin.setRange(1, MAX_RETENTION_DAYS)
+        self.retention_spin.setSuffix(" days")
+        self.retention_spin.setAccessibleName("Retention days")
+        self.retention_spin.setAccessibleDescription(
+            "Undecided batches expire, and sent payloads are deleted, after this many days"
+        )
+        self.retention_spin.setToolTip(
+            "Batches you have not decided on expire after this many days (they are never sent late), "
+            "and the stored copies of sent batches are deleted. Receipts stay in the history."
+        )
+        self.retention_spin.editingFinished.connect(self._retention_entered)
+        self._retention_shown = self.retention_spin.value()
+        retention_label = QLabel("&Keep batches for:")
+        retention_label.setBuddy(self.retention_spin)
+
+        self.notifications_check = self._check(
+            "Show &notifications", "Notifications", "Tell me when batches are waiting", "notifications"
+        )
+        self.new_app_prompts_check = self._check(
+            "Ask about ne&w apps when they register",
+            "New app prompts",
+            "Open a consent prompt when an app registers",
+            "new_app_prompts",
+        )
+        self.start_at_login_check = self._check(
+            "&Start Telemetry Tray at login", "Start at login", "Start Telemetry Tray when you log in", None
+        )
+        self.start_at_login_check.toggled.connect(self._start_at_login_toggled)
+        self.pause_all_check = self._check(
+            "Pa&use all telemetry",
+            "Pause all",
+            "Hold every app's batches without asking or sending until unpaused",
+            None,
+        )
+        self.pause_all_check.toggled.connect(self._pause_all_toggled)
+
+        general_box = QGroupBox("General")
+        general = QFormLayout(general_box)
+        general.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        general.addRow(retention_label, self.retention_spin)
+        general.addRow(self.notifications_check)
+        general.addRow(self.new_app_prompts_check)
+        general.addRow(self.start_at_login_check)
+        general.addRow(self.pause_all_check)
+        self._globals: list[QWidget] = [
+            self.retention_spin,
+            self.notifications_check,
+            self.new_app_prompts_check,
+            self.start_at_login_check,
+            self.pause_all_check,
+        ]
+        for widget in self._globals:
+            widget.setEnabled(False)
+
+        self.close_button = QPushButton("Cl&ose")
+        self.close_button.setAccessibleName("Close settings")
+        self.close_button.clicked.connect(self.close)
+        QShortcut(QKeySequence(QKeySequence.StandardKey.Cancel), self, self.close)
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
+        bottom.addWidget(self.close_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.banner)
+        layout.addWidget(apps_box, 1)
+        layout.addWidget(general_box)
+        layout.addLayout(bottom)
+        self._sync_detail()
+
+    def _button(self, text: str, name: str, slot: Callable[[], None]) -> QPushButton:
+        button = QPushButton(text)
+        button.setAccessibleName(name)
+        button.setAutoDefault(False)
+        button.clicked.connect(lambda _=False: slot())
+        return button
+
+    def _check(self, text: str, name: str, description: str, preference: str | None) -> QCheckBox:
+        check = QCheckBox(text)
+        check.setAccessibleName(name)
+        check.setAccessibleDescription(description)
+        check.setToolTip(description)
+        if preference is not None:
+            check.toggled.connect(lambda on, key=preference: self._preference_toggled(key, on))
+        return check
+
+    # -- reading -----------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not event.spontaneous() and self._snapshot is not None:
+            self.refresh()
+
+    def _apply(self, generation: int, snapshot: SettingsSnapshot) -> None:
+        if generation != self._generation:
+            return  # a newer read is on its way
+        selected = self.selected_app()
+        self._snapshot = snapshot
+        self._syncing = True
+        try:
+            self.model.set_rows(snapshot.rows)
+            if not (selected and self.select_app(selected.app_id)) and snapshot.rows:
+                self.select_app(snapshot.rows[0].app.app_id)
+            self.table.setVisible(bool(snapshot.rows))
+            self.empty_label.setVisible(not snapshot.rows)
+            if not (self.retention_spin.hasFocus() and self.retention_spin.value() != self._retention_shown):
+                self.retention_spin.setValue(snapshot.retention_days)
+            self._retention_shown = snapshot.retention_days
+            self.notifications_check.setChecked(snapshot.notifications)
+            self.new_app_prompts_check.setChecked(snapshot.new_app_prompts)
+            self.start_at_login_check.setChecked(snapshot.start_at_login)
+            self.pause_all_check.setChecked(snapshot.paused_all)
+            for widget in self._globals:
+                widget.setEnabled(True)
+            self.keyring_label.setText(snapshot.keyring_status)
+        finally:
+            self._syncing = False
+        self._sync_detail()
+        if snapshot.problems:
+            self._show_banner(" ".join(snapshot.problems), error=True)
+        self.loaded.emit()
+
+    def _selected_row(self) -> AppRow | None:
+        index = self.table.selectionModel().currentIndex()
+        if not index.isValid() or not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):
+            return None
+        return self.model.row(index.row())
+
+    def _sync_detail(self) -> None:
+        row = self._selected_row()
+        keyring = self._snapshot is not None and self._snapshot.keyring_available
+        self._syncing, was_syncing = True, self._syncing
+        try:
+            if row is None:
+                self.detail_label.setText("Select an app to change its settings.")
+                self.policy_combo.setCurrentIndex(-1)
+            else:
+                app = row.app
+                self.detail_label.setText(
+                    f"{app.name} by {app.vendor}: {STATUS_LABELS.get(app.status, app.status).lower()}, "
+                    f"sends to {row.host}. Saved scope: {scope_summary(app.scope, app.manifest)}."
+                )
+                self.policy_combo.setCurrentIndex(self.policy_combo.findData(app.policy))
+        finally:
+            self._syncing = was_syncing
+        self.policy_combo.setEnabled(row is not None)
+        self.allow_button.setEnabled(row is not None and row.app.status != "allowed")
+        self.block_button.setEnabled(row is not None and row.app.status != "blocked")
+        self.set_credentials_button.setEnabled(row is not None and row.needs_secret and keyring)
+        self.clear_credentials_button.setEnabled(row is not None and row.credentials == STORED)
+        self.remove_button.setEnabled(row is not None)
+        if row is not None and not row.needs_secret:
+            self.set_credentials_button.setToolTip(f"{row.app.vendor} needs no credentials.")
+        elif row is not None and not keyring:
+            self.set_credentials_button.setToolTip("No OS keyring is available; see the line below.")
+        else:
+            self.set_credentials_button.setToolTip("")
+
+    # -- changes -----------------------------------------------------------------------
+
+    def _policy_chosen(self, index: int) -> None:
+        row = self._selected_row()
+        policy = self.policy_combo.itemData(index)
+        if self._syncing or row is None or not isinstance(policy, str) or policy == row.app.policy:
+            return
+        app_id, broker = row.app.app_id, self._broker
+        self._change(lambda: broker.set_policy(app_id, policy))
+
+    def _allow(self) -> None:
+        row = self._selected_row()
+        if row is None:
+            return
+        app_id, broker = row.app.app_id, self._broker
+        self._change(lambda: broker.set_consent(app_id, True))
+
+    def _block(self) -> None:
+        row = self._selected_row()
+        if row is None:
+            return
+        app = row.app
+        if not self._confirm(
+            self,
+            f"Block {app.name}?",
+            f"{app.name} will not be able to send telemetry. Its batches that were not sent yet are "
+            "discarded, and the reports it sends are refused until you allow it again.",
+            "Block",
+        ):
+            return
+        app_id, broker = app.app_id, self._broker
+        self._change(lambda: broker.set_consent(app_id, False))
+
+    def _remove(self) -> None:
+        row = self._selected_row()
+        if row is None:
+            return
+        app = row.app
+        credentials = " Its vendor credentials are removed from the OS keyring." if row.credentials == STORED else ""
+        if not self._confirm(
+            self,
+            f"Remove {app.name}?",
+            f"Telemetry Tray forgets {app.name}: its batches that were not sent yet are discarded and its "
+            f"settings are deleted.{credentials} The history keeps its receipts. The app has to register "
+            "again before it can send anything.",
+            "Remove",
+        ):
+            return
+        app_id, broker, secrets = app.app_id, self._broker, self._secrets
+        # Whatever the last look at the keyring said (it may have been locked then): a
+        # secret left behind would go to the next app that registers under this id.
+        clear = needs_secret(app.manifest.auth)
+
+        def remove() -> str:
+            broker.remove_app(app_id)
+            if clear:
+                try:
+                    secrets.clear(app_id)
+                except CredentialsError as exc:
+                    if row.credentials != STORED and not secrets.available():
+                        return ""  # no keyring now, and none was seen holding one
+                    return f"{app.name} was removed, but its credentials could not be cleared: {exc.message}"
+            return ""
+
+        self._change(remove, lambda note: self._show_banner(note, error=True) if note else None)
+
+    def _ask_secret(self) -> None:
+        row = self._selected_row()
+        if row is None or self._snapshot is None:
+            return
+        dialog = CredentialsDialog(self, row.app, self._snapshot.keyring_status)
+        app = row.app
+        dialog.accepted.connect(lambda: self._store_secret(app, dialog.take_secret()))
+        dialog.finished.connect(lambda _: dialog.deleteLater())
+        dialog.open()
+
+    def _store_secret(self, app: AppInfo, secret: str) -> None:
+        app_id, broker, secrets = app.app_id, self._broker, self._secrets
+
+        def store() -> int:
+            secrets.set(app_id, secret)
+            return broker.credentials_changed(app_id)
+
+        def stored(waiting: object) -> None:
+            note = f"Credentials for {app.name} are stored in the OS keyring."
+            if isinstance(waiting, int) and waiting:
+                note += f" {waiting} batch(es) that waited for them will be sent now."
+            self._show_banner(note, error=False)
+
+        self._change(store, stored)
+
+    def _clear_secret(self) -> None:
+        row = self._selected_row()
+        if row is None:
+            return
+        app = row.app
+        if not self._confirm(
+            self,
+            f"Clear the credentials for {app.name}?",
+            f"The secret for {app.vendor} is removed from the OS keyring. Approved batches of {app.name} "
+            "wait until you set credentials again.",
+            "Clear",
+        ):
+            return
+        app_id, secrets = app.app_id, self._secrets
+        self._change(lambda: secrets.clear(app_id))
+
+    def _retention_entered(self) -> None:
+        days = self.retention_spin.value()
+        if self._syncing or self._snapshot is None or days == self._retention_shown:
+            return
+        self._retention_shown = days
+        broker = self._broker
+        self._change(lambda: broker.set_retention_days(days))
+
+    def _preference_toggled(self, key: str, on: bool) -> None:
+        if self._syncing:
+            return
+        broker = self._broker
+        self._change(lambda: broker.set_preference(key, "on" if on else "off"))
+
+    def _start_at_login_toggled(self, on: bool) -> None:
+        if self._syncing:
+            return
+        broker, autostart = self._broker, self._autostart
+
+        def apply() -> None:
+            if on:
+                autostart.enable()
+            else:
+                autostart.disable()
+            broker.set_preference("start_at_login", "on" if on else "off")
+
+        self._change(apply)
+
+    def _pause_all_toggled(self, on: bool) -> None:
+        if self._syncing:
+            return
+        broker = self._broker
+        self._change(lambda: broker.set_paused_all(on))
+
+    # -- running work --------------------------------------------------------------------
+
+    def finish_changes(self, msecs: int) -> None:
+        """Wait (at most ``msecs``) for changes still being applied: before the app quits."""
+        self._pool.waitForDone(msecs)
+
+    def _change(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None) -> None:
+        """Run a change in the background; then say so, and read everything again."""
+
+        def done(result: Any) -> None:
+            self._hide_banner()
+            if on_done is not None:
+                on_done(result)
+            self.changed.emit()
+            self.refresh()
+
+        def failed(exc: BaseException) -> None:
+            self._show_error(exc)
+            self.refresh()  # the controls go back to what is true
+
+        self._run(fn, done, failed)
+
+    def _run(
+        self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_failed: Callable[[BaseException], None]
+    ) -> None:
+        self._pending += 1
+
+        def done(result: Any) -> None:
+            try:
+                on_done(result)
+            finally:
+                self._pending -= 1
+
+        def failed(exc: BaseException) -> None:
+            try:
+                on_failed(exc)
+            finally:
+                self._pending -= 1
+
+        run_task(fn, done, failed, pool=self._pool)
+
+    def _show_error(self, exc: BaseException) -> None:
+        if isinstance(exc, TrayError):
+            text = f"{exc.title}: {exc.message}"
+        else:
+            text = f"Something went wrong: {' '.join(str(exc).split()) or type(exc).__name__}"
+        self._show_banner(text, error=True)
+
+    def _show_banner(self, text: str, *, error: bool) -> None:
+        self.banner_label.setText(text)
+        self.banner.setProperty("error", error)
+        self.banner.setStyleSheet(
+            "#banner { background: #fdecea; border: 1px solid #e0a8a4; border-radius: 4px; }"
+            "#banner QLabel { color: #5f2120; }"
+            if error
+            else "#banner { background: #e8f1fb; border: 1px solid #a9c7e8; border-radius: 4px; }"
+            "#banner QLabel { color: #0d3c61; }"
+        )
+        self.banner.setAccessibleDescription(text)
+        self.banner.show()
+
+    def _hide_banner(self) -> None:
+        self.banner.hide()
+        self.banner_label.clear()
