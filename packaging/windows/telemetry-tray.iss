@@ -16,7 +16,7 @@
 #define GuiExe "telemetry-trayw.exe"
 ; Where platformdirs puts the data, configuration and cache (tray_app/core/paths.py).
 #define DataDir "{localappdata}\telemetry-tray"
-; The value tray_app.core.autostart.WindowsRunAutostart reads and writes: the Settings
+; The value tray_app.core.platform.autostart.WindowsRunAutostart reads and writes: the Settings
 ; switch and this installer's task are one and the same setting.
 #define RunKey "Software\Microsoft\Windows\CurrentVersion\Run"
 #define RunValue "Telemetry Tray"
@@ -58,7 +58,7 @@ Name: "{group}\{#AppName}"; Filename: "{app}\{#GuiExe}"; Comment: "Review the te
 Name: "{group}\Uninstall {#AppName}"; Filename: "{uninstallexe}"
 
 [Registry]
-; The same command line as tray_app.core.autostart.run_command_line: the program in quotes.
+; The same command line as tray_app.core.platform.autostart.run_command_line: the program in quotes.
 Root: HKCU; Subkey: "{#RunKey}"; ValueType: string; ValueName: "{#RunValue}"; ValueData: """{app}\{#GuiExe}"""; Flags: uninsdeletevalue; Tasks: startatlogin
 
 [Run]
