@@ -28,6 +28,7 @@ from time import perf_counter
 
 import httpx
 
+from tests.support.processes import stop_process
 from tray_app import __version__
 from tray_app.core import Broker, Locations
 from tray_app.core.forwarder import SENDERS, Forwarder
@@ -36,7 +37,6 @@ from tray_app.core.rules.manifest import manifest_from_obj
 
 from .core_bench import ROOT, BenchError
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
-from .instance import stop_process
 
 BATCHES = 1_000
 APP_ID = "org.example.bench-deliver"
@@ -178,6 +178,8 @@ class _Vendor:
 
     def stop(self) -> None:
         stop_process(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _check_received(logged: Logged, sent: Sent, who: str) -> None:

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from time import perf_counter
 
+from tests.support.processes import Proc
 from tray_app.core import Locations
 
 from .core_bench import (
@@ -28,7 +29,6 @@ from .core_bench import (
     report_body,
 )
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
-from .instance import HeadlessInstance
 
 REPORTS = 100_000
 SINGLE_REQUESTS = 2_000
@@ -86,7 +86,7 @@ def bench_http(settings: Settings) -> Figures:
         counter = itertools.count()
 
         def http_trial(keyed: bool = False) -> float:
-            instance = HeadlessInstance(tmp / f"http-{next(counter)}")
+            instance = Proc(tmp / f"http-{next(counter)}")
             try:
                 token = _register(instance.port)
                 shares = [batch_bodies[i::CLIENT_THREADS] for i in range(CLIENT_THREADS)]
@@ -98,17 +98,17 @@ def bench_http(settings: Settings) -> Figures:
                     thread.join()
                 elapsed = perf_counter() - start
             finally:
-                instance.stop()
+                instance.stop(timeout=30)
             _check_count(instance.home, REPORTS)
             return elapsed
 
         def single_trial() -> float:
-            instance = HeadlessInstance(tmp / f"single-{next(counter)}")
+            instance = Proc(tmp / f"single-{next(counter)}")
             try:
                 token = _register(instance.port)
                 times = _send_all(instance.port, token, single_bodies)
             finally:
-                instance.stop()
+                instance.stop(timeout=30)
             _check_count(instance.home, SINGLE_REQUESTS)
             if not latencies or sorted(times)[len(times) // 2] < statistics.median(latencies):
                 latencies[:] = times

@@ -2,10 +2,11 @@
 
 The tray (Qt offscreen, so its review window is open, with the instance inside it: endpoint,
 housekeeping, delivery) runs in this process; the clients run in another
-(:mod:`bench.load_clients`); a vendor on 127.0.0.1 takes ``vendor_delay_s`` to answer each
-batch, so the delivery threads are busy all along. Measured: requests and errors, reports
-accepted and reports stored (nothing may be lost), the UI thread's event-loop lag (a 20 ms
-timer's lateness), before the load (the baseline) and during it, and the process's memory.
+(:mod:`bench.load_clients`); the tests' vendor on 127.0.0.1 (:mod:`tests.support.fake_vendor`)
+takes ``vendor_delay_s`` to answer each batch, so the delivery threads are busy all along.
+Measured: requests and errors, reports accepted and reports stored (nothing may be lost), the
+UI thread's event-loop lag (a 20 ms timer's lateness), before the load (the baseline) and
+during it, and the process's memory.
 :func:`run_load` is also what ``tests/promises/test_load.py`` runs, shorter.
 """
 
@@ -16,15 +17,14 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from statistics import mean
 from time import perf_counter
+
+from tests.support.fake_vendor import vendor
 
 from .core_bench import ROOT, BenchError
 from .figures import Benchmark, Figure, Figures, Settings, temp_home
@@ -58,44 +58,6 @@ class LoadResult:
     @property
     def lost(self) -> int:
         return self.accepted - self.stored
-
-
-class SlowVendor:
-    """A vendor on 127.0.0.1 that takes ``delay_s`` to answer 200 to each batch."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.received = 0
-        lock = threading.Lock()
-        vendor = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                time.sleep(delay_s)
-                with lock:
-                    vendor.received += 1
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        class Server(ThreadingHTTPServer):
-            def handle_error(self, request: object, client_address: object) -> None:
-                pass  # a sender cut off when the tray quits: expected, not worth a traceback
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/batches"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _prepare(home: Path, vendor_url: str, approved: int) -> str:
@@ -159,10 +121,9 @@ def run_load(
 
     qt = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(qt, QApplication)
-    vendor = SlowVendor(vendor_delay_s)
-    with temp_home() as tmp:
+    with vendor([("hang", vendor_delay_s)]) as slow, temp_home() as tmp:
         home = tmp / "home"
-        token = _prepare(home, vendor.url, approved)
+        token = _prepare(home, slow.url, approved)
         tray = TrayApp(Locations.under(home), autostart=XdgAutostart(tmp / "config"))
         lags: list[float] = []
         last = [perf_counter()]
@@ -214,10 +175,9 @@ def run_load(
             probe.stop()
             out, _ = load.communicate()
             summary = json.loads(out.strip().splitlines()[-1])
-            deliveries = vendor.received
+            deliveries = len(slow.received)
         finally:
             tray.quit()
-            vendor.close()
         database = Locations.under(home).database
         with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True) as conn:
             stored = int(conn.execute("SELECT count(*) FROM reports").fetchone()[0])

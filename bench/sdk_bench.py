@@ -18,12 +18,12 @@ from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
+from tests.support.processes import Proc
 from tray_app.client import ClientStats, TelemetryClient
 from tray_app.core import Broker, Locations
 
 from .core_bench import PHOTOEDIT, BenchError, make_reports
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
-from .instance import HeadlessInstance
 
 CALLS = 200_000
 DISTINCT = 10_000  # distinct reports, handed in over and over
@@ -57,7 +57,7 @@ def bench_report(settings: Settings) -> Figures:
     otel_exported: list[int] = []
 
     with temp_home() as home:
-        instance = HeadlessInstance(home)
+        instance = Proc(home)
         try:
             locations = Locations.under(home)
             registered = TelemetryClient.register(PHOTOEDIT, locations=locations)
@@ -117,7 +117,7 @@ def bench_report(settings: Settings) -> Figures:
 
             best = best_of(settings.repeat, {"sdk": sdk_trial, "otel": otel_trial, "delivered": delivered_trial})
         finally:
-            instance.stop()
+            instance.stop(timeout=30)
 
     sdk_us = best["sdk"] / CALLS * 1e6
     otel_us = best["otel"] / CALLS * 1e6

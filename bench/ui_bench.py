@@ -27,6 +27,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
 
+from tests.support.processes import stop_process
+
 from .core_bench import ROOT, BenchError, big_pending_batch, chunks, make_reports, open_app
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
 
@@ -109,7 +111,7 @@ def x_display() -> Iterator[str]:
         os.close(read_end)
         for proc in (trayer, xvfb):
             if proc is not None:
-                _end(proc)
+                stop_process(proc, timeout=5)
 
 
 def _read_display_number(fd: int, xvfb: subprocess.Popen[bytes]) -> int:
@@ -127,17 +129,6 @@ def _read_display_number(fd: int, xvfb: subprocess.Popen[bytes]) -> int:
                 raise BenchError(f"Xvfb did not start (exit code {xvfb.wait(5)})")
             text += chunk
     return int(text)
-
-
-def _end(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    """SIGTERM; SIGKILL if it is still there after 5 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class _Child:
@@ -188,7 +179,7 @@ class _Child:
             return "\n".join(line for _, line in self._lines[-lines:])
 
     def stop(self) -> None:
-        _end(self.proc)
+        stop_process(self.proc, timeout=5)
         self._reader.join(5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()

@@ -10,9 +10,7 @@ import argparse
 import getpass
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -27,7 +25,6 @@ from .core import (
     Scope,
     TrayError,
     decode_reports,
-    from_iso,
     load_manifest,
     plain_text,
     repair_permissions,
@@ -136,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     history = verb("history", _history, "list every decision and delivery")
     history.add_argument("--app", metavar="APP", help="only this app")
     history.add_argument("--verify", action="store_true", help="check the hash chain of the receipts")
+    history.add_argument(
+        "--export", metavar="FILE", help="write every receipt and the chain's head hash to FILE as JSON"
+    )
     _json_flag(history)
 
     credentials = verb(
@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     credentials.add_argument("action", choices=("set", "clear"))
     credentials.add_argument("app", metavar="APP")
+
+    remove = verb(
+        "remove",
+        _remove,
+        "forget an app: its undelivered batches are discarded and its credentials cleared (receipts stay)",
+    )
+    remove.add_argument("app", metavar="APP")
 
     quit_ = verb("quit", _quit, "stop the running instance of this home (the tray or run --headless)")
     quit_.add_argument(
@@ -425,22 +432,11 @@ def _deliver(args: argparse.Namespace) -> int:
     broker = _broker()
     if broker.paused_all:
         return _fail("Pause all is on, so nothing is sent; turn it off first", EXIT_FAILURE)
-    forwarder = Forwarder(broker, SecretStore(), timeout=timeout_from_env())
-    deadline = time.monotonic() + args.wait
-    outcomes = []
+    forwarder = Forwarder(broker.deliveries, SecretStore(), timeout=timeout_from_env())
     try:
-        while True:
-            outcomes.extend(forwarder.deliver_due())
-            waiting = [d for d in broker.open_deliveries() if d.waiting_for is None]
-            left = deadline - time.monotonic()
-            if not waiting or left <= 0:
-                break
-            due = broker.next_delivery_due()
-            pause = (from_iso(due) - datetime.now(UTC)).total_seconds() if due else left
-            time.sleep(min(left, max(0.05, pause)))
+        outcomes, remaining = forwarder.deliver_all(args.wait)
     finally:
         forwarder.close()
-    remaining = broker.open_deliveries()
     if args.json:
         _print_json(
             {
@@ -467,29 +463,43 @@ def _deliver(args: argparse.Namespace) -> int:
 
 
 def _credentials(args: argparse.Namespace) -> int:
-    from .core import SecretStore, needs_secret
+    from .core import Credentials, SecretStore
 
-    broker = _broker()
-    app = broker.app(args.app)
     store = SecretStore()
+    credentials = Credentials(_broker(), store)
     if args.action == "clear":
-        removed = store.clear(app.app_id)
+        app = credentials.broker.app(args.app)
+        removed = credentials.clear(app.app_id)
         _out(
             f"{app.name}: credentials removed from {store.status()}." if removed else f"{app.name} had no credentials."
         )
         return EXIT_OK
-    if not needs_secret(app.manifest.auth):
-        raise UsageError(f"{app.name}'s vendor needs no credentials (auth = {app.manifest.auth}); nothing to store")
+    app = credentials.app_needing_secret(args.app)
     if sys.stdin.isatty():
         secret = getpass.getpass(f"Secret for {app.name} ({app.manifest.vendor}): ")
     else:
         secret = sys.stdin.read(64 * 1024)
-    store.set(app.app_id, secret)
-    held = broker.credentials_changed(app.app_id)
+    held = credentials.set(app.app_id, secret)
     wake_instance(Locations.from_env())
     _out(f"{app.name}: credentials stored in the OS keyring.")
     if held:
         _out(f"{held} batch(es) that waited for them will be sent now.")
+    return EXIT_OK
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from .core import Credentials, SecretStore
+
+    removed = Credentials(_broker(), SecretStore()).remove_app(args.app)
+    wake_instance(Locations.from_env())
+    _out(f"Removed {removed.name} ({removed.app_id}): its manifest, settings and saved scope are gone.")
+    if removed.discarded:
+        _out(f"{removed.discarded} batch(es) not sent yet were discarded; nothing of them was sent.")
+    if removed.secret_cleared:
+        _out("Its vendor credentials were removed from the OS keyring.")
+    _out(f"The history keeps its receipts. To send again it must register again: {PROG} register MANIFEST")
+    if removed.problem:
+        return _fail(removed.problem, EXIT_FAILURE)
     return EXIT_OK
 
 
@@ -506,6 +516,21 @@ def _quit(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     broker = _broker()
+    if args.export is not None:
+        if args.app or args.verify or args.json:
+            raise UsageError("--export writes the whole chain; it takes no --app, --verify or --json")
+        try:
+            exported = broker.export_history(args.export)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.export}: {exc.strerror or exc}") from None
+        if not exported.verified:
+            return _fail(
+                f"exported {exported.count} receipt(s) to {args.export}, but the chain does not verify: "
+                f"{exported.problem}",
+                EXIT_FAILURE,
+            )
+        _out(f"Exported {exported.count} receipt(s) to {args.export}; the chain is intact, head {exported.head}.")
+        return EXIT_OK
     if args.verify:
         check = broker.verify_history()
         if not check.ok:

@@ -553,3 +553,21 @@ def test_preferences(broker: Broker) -> None:
     assert broker.preference("notifications") == "off"
     with pytest.raises(InputError):
         broker.preference("colour")
+
+
+def test_the_journal_writes_only_inside_the_brokers_transaction(broker: Broker, photoedit: Manifest) -> None:
+    allowed(broker, photoedit)
+    batch_id = broker.ingest(photoedit.app_id, [{"event": "open", "app_version": "3.2.1"}]).batch_id
+    assert batch_id is not None
+    batch = broker.store.batch(batch_id)
+    assert batch is not None
+    receipts = broker.history()
+    with pytest.raises(RuntimeError, match="inside the broker's write transaction"):
+        broker.journal.discard(batch, by="person")
+    with pytest.raises(RuntimeError), broker.reading():
+        broker.journal.record(batch, "discarded", {"by": "person"})
+    # Nothing was written: the batch and its reports are as they were, and no receipt came.
+    assert broker.history() == receipts
+    assert broker.view(batch_id).batch.status == "open" and broker.view(batch_id).reports == 1
+    broker.discard(batch_id)  # through the broker, inside its write
+    assert [r.action for r in broker.history()][len(receipts) :] == ["discarded"]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,7 @@ from tests.support.builders import allowed, tiny
 from tray_app.core.broker import Broker
 from tray_app.core.platform.paths import Locations
 from tray_app.core.rules.columns import ReportColumns
-from tray_app.core.rules.payload import BatchFrame, render
+from tray_app.core.rules.payload import BatchFrame, reference_render
 from tray_app.core.rules.reports import Report
 from tray_app.core.rules.scope import Scope, check_scope
 
@@ -51,9 +52,10 @@ def _both(reports: list[Report], scope: Scope, min_count: int = 2) -> tuple[byte
     fast = columns.render(FRAME, m, scope)
     again = columns.render(FRAME, m, scope)  # from the pieces it kept
     assert again == fast
-    return fast.body, render(FRAME, m, scope, reports).body
+    return fast.body, reference_render(FRAME, m, scope, reports).body
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(reports=st.lists(_report, max_size=30), scope=_scope(), min_count=st.integers(2, 5))
 @example(reports=[{"x": 1}, {"x": 1.0}, {"x": True}, {"x": -0.0}, {"x": 0}], scope=Scope(("x",)), min_count=2)
@@ -73,7 +75,7 @@ def test_one_columns_object_renders_many_scopes(reports: list[Report], data: st.
     for _ in range(4):
         scope = data.draw(_scope())
         check_scope(scope, m)
-        assert columns.render(FRAME, m, scope).body == render(FRAME, m, scope, reports).body
+        assert columns.render(FRAME, m, scope).body == reference_render(FRAME, m, scope, reports).body
 
 
 def test_every_coarsening_level_matches() -> None:
@@ -131,7 +133,7 @@ def test_approval_sends_what_the_kept_preview_showed(tmp_path: Path) -> None:
     approved = broker.approve(batch_id, narrowed, expected_sha256=shown.sha256)
     assert approved.payload == shown
     # The decided batch's reports are gone, and so are the decoded ones kept for it.
-    assert broker._preview is None
+    assert broker.previews.kept_batch is None
     assert broker.store.report_stamp(batch_id) == (0, 0)
 
 
@@ -140,9 +142,9 @@ def test_forget_preview_lets_go_of_the_decoded_reports(tmp_path: Path) -> None:
     batch_id = broker.ingest(app_id, [{"s": "a"}]).batch_id
     assert batch_id is not None
     broker.view(batch_id)
-    assert broker._preview is not None
+    assert broker.previews.kept_batch == batch_id
     broker.forget_preview()
-    assert broker._preview is None
+    assert broker.previews.kept_batch is None
     assert broker.view(batch_id).payload is not None
 
 
@@ -152,4 +154,4 @@ def test_a_frame_is_the_batch_it_renders() -> None:
     other = BatchFrame("org.example.tiny", "b2", 1, "2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z")
     body = columns.render(other, m, Scope(("s",))).body
     assert json.loads(body)["batch_id"] == "b2"
-    assert body == render(other, m, Scope(("s",)), [{"s": "a"}]).body
+    assert body == reference_render(other, m, Scope(("s",)), [{"s": "a"}]).body

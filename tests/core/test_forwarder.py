@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -14,9 +15,10 @@ import trustme
 
 from tests.support.builders import Clock, allowed, tiny
 from tests.support.fake_vendor import vendor
+from tests.support.keyring_session import real_keyring
 from tray_app import __version__
 from tray_app.core import Broker, Locations
-from tray_app.core.broker import LEASE_S
+from tray_app.core.deliveries import LEASE_S
 from tray_app.core.forwarder import Forwarder, SendTimeout
 from tray_app.core.platform.secrets import SecretStore
 
@@ -42,7 +44,7 @@ def _approved(broker: Broker, url: str, n: int = 1, **manifest: object) -> list[
 
 def _forwarder(broker: Broker, **kw: object) -> Forwarder:
     kw.setdefault("secret_store", NoKeyring())
-    return Forwarder(broker, **kw)  # type: ignore[arg-type]
+    return Forwarder(broker.deliveries, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -208,13 +210,13 @@ def test_two_senders_at_once_send_each_batch_once(home: Path, clock: Clock) -> N
 def test_a_crashed_sender_is_replaced_after_its_lease_with_the_same_key(broker: Broker, clock: Clock) -> None:
     with vendor([200]) as v:
         (batch,) = _approved(broker, v.url)
-        (claim,) = broker.claim_deliveries("sender-that-dies")
-        assert broker.claim_deliveries("another") == []  # claimed: nobody else takes it
+        (claim,) = broker.deliveries.claim("sender-that-dies")
+        assert broker.deliveries.claim("another") == []  # claimed: nobody else takes it
         clock.advance(seconds=LEASE_S + 1)  # the lease ran out: the first sender is presumed dead
         forwarder = _forwarder(broker)
         assert [o.outcome for o in forwarder.deliver_due()] == ["delivered"]
         # The dead sender's late answer changes nothing.
-        late = broker.finish_delivery(claim, status=200)
+        late = broker.deliveries.finish(claim, status=200)
         assert late.outcome.startswith("already")
         assert [r.headers["idempotency-key"] for r in v.received] == [batch]
     assert _actions(broker).count("delivered") == 1
@@ -284,24 +286,20 @@ def test_a_huge_error_answer_is_not_read_whole(broker: Broker) -> None:
 def test_pause_all_means_no_wake_ups(broker: Broker) -> None:
     with vendor([200]) as v:
         _approved(broker, v.url)
-        assert broker.next_delivery_due() is not None
+        assert broker.deliveries.next_delivery_due() is not None
         broker.set_paused_all(True)
-        assert broker.next_delivery_due() is None  # the delivery thread sleeps until woken
+        assert broker.deliveries.next_delivery_due() is None  # the delivery thread sleeps until woken
 
 
 def test_a_secret_echoed_by_the_vendor_never_reaches_a_receipt(broker: Broker, clock: Clock) -> None:
-    store = SecretStore()
-    if not store.available():
-        pytest.skip(
-            "needs an OS keyring (CI runs the tests inside tests/support/keyring_session.py): " + store.status()
-        )
+    store = real_keyring()
     secret = "tt-echo-" + "x7" * 12
     try:
         store.set(APP, secret)
         echo = f"bad credentials: Bearer {secret}".encode()
         with vendor([("body", 401, echo)]) as v:
             _approved(broker, v.url, auth="bearer")
-            (outcome,) = Forwarder(broker, store).deliver_due()
+            (outcome,) = Forwarder(broker.deliveries, store).deliver_due()
             assert v.received[0].headers["authorization"] == f"Bearer {secret}"
             assert outcome.outcome == "failed"
             assert secret not in (outcome.error or "") and "[secret]" in (outcome.error or "")
@@ -315,18 +313,14 @@ def test_a_secret_echoed_by_the_vendor_never_reaches_a_receipt(broker: Broker, c
 def test_a_long_echoed_secret_leaves_no_part_behind(broker: Broker) -> None:
     # A receipt keeps 300 characters of the answer: cut before redacting, the start of a
     # 600-character token would have been kept.
-    store = SecretStore()
-    if not store.available():
-        pytest.skip(
-            "needs an OS keyring (CI runs the tests inside tests/support/keyring_session.py): " + store.status()
-        )
+    store = real_keyring()
     secret = "eyJ" + "k9Z" * 200
     try:
         store.set(APP, secret)
         echo = f"token  rejected:   {secret} (expired)".encode()
         with vendor([("body", 401, echo)]) as v:
             _approved(broker, v.url, auth="bearer")
-            (outcome,) = Forwarder(broker, store).deliver_due()
+            (outcome,) = Forwarder(broker.deliveries, store).deliver_due()
         error = outcome.error or ""
         assert "[secret]" in error and secret[:40] not in error and len(error) <= 300
         for path in broker.store.path.parent.iterdir():
@@ -369,3 +363,34 @@ def test_a_client_that_cannot_be_made_is_a_failed_attempt_on_record(
         assert v.received == []
     receipt = broker.history()[-1]
     assert (receipt.action, receipt.batch_id) == ("retrying", batch) and "no trust store" in str(receipt.detail)
+
+
+def test_deliver_all_sends_what_is_due_and_says_what_is_left(broker: Broker) -> None:
+    with vendor([503]) as v:
+        (batch,) = _approved(broker, v.url)
+        forwarder = _forwarder(broker)
+        try:
+            outcomes, remaining = forwarder.deliver_all(0)
+        finally:
+            forwarder.close()
+        assert [(o.batch_id, o.outcome, o.status) for o in outcomes] == [(batch, "retrying", 503)]
+        assert [(d.batch_id, d.waiting_for) for d in remaining] == [(batch, None)]
+        assert remaining[0].next_attempt_at == outcomes[0].next_attempt_at
+        assert len(v.received) == 1
+
+
+def test_deliver_all_does_not_wait_for_credentials_no_wait_can_bring(broker: Broker) -> None:
+    from keyring.backends import fail
+
+    with vendor([200]) as v:
+        (batch,) = _approved(broker, v.url, auth="bearer")
+        forwarder = _forwarder(broker, secret_store=SecretStore(fail.Keyring()))
+        started = time.monotonic()
+        try:
+            outcomes, remaining = forwarder.deliver_all(60)
+        finally:
+            forwarder.close()
+        assert time.monotonic() - started < 10
+        assert [o.outcome for o in outcomes] == ["waiting for credentials"]
+        assert [(d.batch_id, d.waiting_for) for d in remaining] == [(batch, "credentials")]
+        assert v.received == []

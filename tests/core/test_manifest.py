@@ -8,8 +8,15 @@ from typing import Any
 import pytest
 
 from tests.support.builders import NOTESYNC, PHOTOEDIT, manifest_obj, tiny
-from tray_app.core.errors import ManifestError, TrayError
-from tray_app.core.rules.manifest import diff_manifests, load_manifest, manifest_from_obj, parse_manifest
+from tray_app.core.errors import ConflictError, ManifestError, TrayError
+from tray_app.core.rules.manifest import (
+    Upgrade,
+    diff_manifests,
+    load_manifest,
+    manifest_from_obj,
+    parse_manifest,
+    upgrade,
+)
 
 
 def test_example_manifests_load() -> None:
@@ -169,3 +176,61 @@ def test_a_byte_order_mark_at_the_start_is_ignored(tmp_path: Path) -> None:
         copy = tmp_path / source.name
         copy.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
         assert load_manifest(copy) == load_manifest(source)
+
+
+# -- the version rule: what registering a manifest for a known app does ---------------
+
+
+@pytest.mark.parametrize("status", ["awaiting_consent", "allowed", "blocked"])
+def test_the_same_version_with_the_same_content_is_nothing_new(status: str) -> None:
+    assert upgrade(tiny(), tiny(), status) is None
+    assert upgrade(tiny(version=4), manifest_from_obj(tiny(version=4).to_obj()), status) is None
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"purpose": "Other"}, {"name": "Tiny 2"}, {"min_count": 9}, {"endpoint": "https://other.example.org/"}],
+)
+def test_the_same_version_with_other_content_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(ConflictError) as caught:
+        upgrade(tiny(version=2), tiny(version=2, **changes), "allowed")
+    assert caught.value.message == (
+        "manifest version 2 is already registered with different content; raise 'version' to change it"
+    )
+
+
+def test_an_older_version_is_refused_even_if_identical_otherwise() -> None:
+    with pytest.raises(ConflictError) as caught:
+        upgrade(tiny(version=3), tiny(version=2), "allowed")
+    assert caught.value.message == "manifest version 2 is older than the registered version 3"
+
+
+def test_a_newer_version_that_keeps_the_terms_keeps_the_status() -> None:
+    fields = [*tiny().to_obj()["fields"], {"name": "extra", "type": "boolean", "description": "new"}]
+    for status in ("awaiting_consent", "allowed", "blocked"):
+        step = upgrade(tiny(), tiny(version=2, fields=fields), status)
+        assert step == Upgrade(diff_manifests(tiny(), tiny(version=2, fields=fields)), status)
+        assert step.change.added == ("extra",) and step.change.reconsent == ()
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"endpoint": "https://other.example.org/v1"}, "it now sends to other.example.org"),
+        ({"vendor": "Someone Else"}, "the vendor is now Someone Else"),
+        ({"purpose": "Advertising"}, "its stated purpose changed"),
+        ({"retention_days": 365}, "the vendor now keeps data 365 days, not 30"),
+    ],
+)
+def test_a_newer_version_that_changes_the_terms_asks_again_if_allowed(changes: dict[str, Any], reason: str) -> None:
+    step = upgrade(tiny(), tiny(version=2, **changes), "allowed")
+    assert step is not None and step.status == "awaiting_consent"
+    assert step.change.reconsent == (reason,)
+    # A blocked app stays blocked; one still waiting keeps waiting.
+    assert upgrade(tiny(), tiny(version=2, **changes), "blocked") == Upgrade(step.change, "blocked")
+    assert upgrade(tiny(), tiny(version=2, **changes), "awaiting_consent") == Upgrade(step.change, "awaiting_consent")
+
+
+def test_a_shorter_retention_is_no_reason_to_ask_again() -> None:
+    step = upgrade(tiny(), tiny(version=2, retention_days=7), "allowed")
+    assert step is not None and step.status == "allowed" and step.change.reconsent == ()

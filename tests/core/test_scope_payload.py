@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.support.builders import tiny
 from tray_app.core.errors import ScopeError
 from tray_app.core.rules.clock import to_iso
-from tray_app.core.rules.payload import OTHER, BatchFrame, Payload, aggregate, canonical_bytes, fold, render
+from tray_app.core.rules.payload import OTHER, BatchFrame, Payload, aggregate, canonical_bytes, fold, reference_render
 from tray_app.core.rules.reports import Report, check_reports
 from tray_app.core.rules.scope import (
     Scope,
@@ -168,7 +168,7 @@ def test_carry_scope_excludes_new_and_changed_fields() -> None:
 def test_records_payload_is_canonical_and_scoped() -> None:
     m = tiny(fields=FIELDS)
     reports: list[Report] = [{"s": "ü", "t": "2026-11-24T10:11:12Z", "who": "alice"}, {"i": 5}]
-    payload = render(FRAME, m, Scope(("s", "t", "i"), {"t": "day", "i": "bucket"}), reports)
+    payload = reference_render(FRAME, m, Scope(("s", "t", "i"), {"t": "day", "i": "bucket"}), reports)
     expected = {
         "app_id": "org.example.tiny",
         "batch_id": "b1",
@@ -186,7 +186,7 @@ def test_records_payload_is_canonical_and_scoped() -> None:
 def test_aggregate_payload_folds_rare_values() -> None:
     m = tiny(fields=FIELDS, min_count=3)
     reports: list[Report] = [{"e": "a"}] * 5 + [{"e": "b"}] * 2 + [{"e": "c"}] * 1 + [{"s": "x"}] * 2
-    obj = render(FRAME, m, Scope(("e", "s"), mode="aggregate"), reports).obj()
+    obj = reference_render(FRAME, m, Scope(("e", "s"), mode="aggregate"), reports).obj()
     assert "reports" not in obj
     assert obj["aggregates"] == {"e": {"a": 5, OTHER: 3}, "s": {}}
 
@@ -228,13 +228,13 @@ def _scope(draw: st.DrawFn) -> Scope:
 def test_payload_properties(reports: list[Report], scope: Scope, min_count: int) -> None:
     m = tiny(fields=FIELDS, min_count=min_count)
     check_scope(scope, m)
-    payload = render(FRAME, m, scope, reports)
+    payload = reference_render(FRAME, m, scope, reports)
     # The digest is of exactly these bytes, and the bytes are canonical.
     assert payload.sha256 == hashlib.sha256(payload.body).hexdigest()
     obj = payload.obj()
     assert canonical_bytes(obj) == payload.body
     # Deterministic: the same inputs give the same bytes.
-    assert render(FRAME, m, scope, [dict(reversed(list(r.items()))) for r in reports]).body == payload.body
+    assert reference_render(FRAME, m, scope, [dict(reversed(list(r.items()))) for r in reports]).body == payload.body
     excluded = set(_values) - set(scope.fields)
     if scope.mode == "records":
         assert len(obj["reports"]) == len(reports)
@@ -287,7 +287,7 @@ def test_pretty_start_is_the_start_of_the_whole_pretty_payload(
     m = tiny(fields=FIELDS)
     check_scope(scope, m)
     # Copies make bodies longer than the start it decodes first (4 × limit + 4 KiB).
-    payload = render(FRAME, m, scope, reports * copies)
+    payload = reference_render(FRAME, m, scope, reports * copies)
     whole = json.dumps(payload.obj(), indent=2, ensure_ascii=False)
     assert payload.pretty_start(limit) == (whole[:limit], len(whole) > limit)
 
@@ -295,7 +295,7 @@ def test_pretty_start_is_the_start_of_the_whole_pretty_payload(
 def test_pretty_start_decodes_only_the_reports_it_shows() -> None:
     m = tiny(fields=FIELDS)
     reports: list[Report] = [{"s": "x" * 50, "i": n} for n in range(20_000)]
-    payload = render(FRAME, m, Scope(("i", "s")), reports)
+    payload = reference_render(FRAME, m, Scope(("i", "s")), reports)
     text, more = payload.pretty_start(2_000)
     assert more and len(text) == 2_000
     assert text == json.dumps(payload.obj(), indent=2, ensure_ascii=False)[:2_000]

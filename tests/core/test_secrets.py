@@ -24,6 +24,7 @@ from keyring import errors as kerrors
 from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 
+from tests.support.keyring_session import real_keyring
 from tray_app.core.errors import CredentialsError, InputError, ManifestError, TrayError
 from tray_app.core.platform import secrets as secrets_module
 from tray_app.core.platform.secrets import (
@@ -543,13 +544,7 @@ def test_vendors_without_auth_never_touch_the_keyring() -> None:
 @pytest.fixture
 def real_store() -> SecretStore:
     """The OS keyring that detection finds, and an app id no one else uses."""
-    store = SecretStore()
-    if not store.available():
-        pytest.skip(
-            "real keyring: needs an OS keyring (in CI: gnome-keyring in a private D-Bus session; "
-            "locally: .venv/bin/python tests/support/keyring_session.py .venv/bin/pytest tests/core/test_secrets.py). "
-            + store.status()
-        )
+    store = real_keyring()
     if os.environ.get("CI") and sys.platform.startswith("linux"):
         assert "(Secret Service" in store.status(), store.status()
     return store

@@ -36,6 +36,8 @@ from tray_app.core.rules.intake import MAX_BODY_BYTES
 from tray_app.ingest.routes import IngestApp
 from tray_app.ingest.server import IngestServer
 
+pytestmark = pytest.mark.slow
+
 TALLY = Tally("endpoint")
 # Each example costs a junk request, a good one and two looks at the database (~5 ms);
 # the counts keep the whole file well under a minute on a busy two-core machine.

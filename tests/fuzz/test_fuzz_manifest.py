@@ -21,6 +21,8 @@ from tray_app.core.errors import ManifestError
 from tray_app.core.rules.manifest import MAX_ENUM_VALUES, MAX_FIELDS, MAX_MANIFEST_BYTES, Manifest, manifest_from_obj
 from tray_app.core.rules.manifest import parse_manifest as _parse_manifest
 
+pytestmark = pytest.mark.slow
+
 TALLY = Tally("manifest")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

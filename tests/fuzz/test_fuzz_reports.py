@@ -24,6 +24,8 @@ from tray_app.core.rules.manifest import Manifest
 from tray_app.core.rules.payload import canonical_bytes
 from tray_app.core.rules.reports import MAX_DROPPED_NAMES, MAX_STRING, ReportCheck, check_reports
 
+pytestmark = pytest.mark.slow
+
 TALLY = Tally("reports")
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TODAY = date(2026, 11, 24)

@@ -36,12 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.builders import ROOT, db_at_version, manifest_obj
 from tests.support.fake_vendor import Vendor, vendor
 from tests.support.processes import Proc, Run, post, record_figure, tray_cli, tray_env
 from tray_app.core import Broker, Locations
 from tray_app.core.rules.consent import UNDECIDED
 from tray_app.core.storage.migrations import LATEST
+
+pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(2**31))
 KILLS = 8  # kills per scenario

@@ -53,8 +53,7 @@ if hasattr(os, "geteuid") and os.geteuid() == 0 and Path("/proc/filesystems").ex
             status, body = post(proc.url, "/v1/reports", {"reports": [BIG] * 5}, token)
             assert status == 202, body
             accepted += body["accepted"]
-            proc.log.seek(0)
-            log = proc.log.read()
+            log = proc.output()
             assert "Traceback" not in log, log
             assert proc.stop() == 0
             proc = None

@@ -4,9 +4,12 @@ window's thread stays responsive (the full 50-client, 60 s run is `make bench`'s
 
 from __future__ import annotations
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from bench.load_bench import run_load
+
+pytestmark = pytest.mark.slow
 
 
 def test_twenty_clients_at_once_lose_nothing_and_the_window_keeps_up(qtbot: QtBot) -> None:

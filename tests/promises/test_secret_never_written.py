@@ -5,26 +5,22 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.builders import ROOT, manifest_obj
+from tests.support.builders import manifest_obj
 from tests.support.fake_vendor import vendor
-from tests.support.processes import tray_cli, tray_env, wait_for
-from tray_app.core.platform.secrets import SecretStore
+from tests.support.keyring_session import real_keyring
+from tests.support.processes import Proc, tray_cli, tray_env, wait_for
+
+pytestmark = pytest.mark.slow
 
 APP = "org.example.tiny"
 
 
 def test_a_planted_secret_is_only_in_the_keyring(tmp_path: Path) -> None:
-    store = SecretStore()
-    if not store.available():
-        pytest.skip(
-            "needs an OS keyring (CI runs the tests inside tests/support/keyring_session.py): " + store.status()
-        )
+    store = real_keyring()
     home = tmp_path / "home"
     env = tray_env(home)
     tt = tray_cli(env)
@@ -33,13 +29,10 @@ def test_a_planted_secret_is_only_in_the_keyring(tmp_path: Path) -> None:
     log = tmp_path / "instance.log"
     script = [("body", 503, b"no such key: " + secret.encode()), (200, {"X-Request-Id": secret})]
     try:
-        with vendor(script) as v, log.open("w") as log_file:
-            instance = subprocess.Popen(
-                [sys.executable, "-m", "tray_app", "run", "--headless"], env=env, cwd=ROOT,
-                stdout=log_file, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+        with vendor(script) as v:
+            instance = Proc(home, log=log, ready_s=20)  # its stdout and stderr, both in the log
             try:
-                assert wait_for(lambda: "listening on" in log.read_text(), 20), log.read_text()
+                assert "listening on" in log.read_text(), log.read_text()
                 manifest = tmp_path / "manifest.json"
                 manifest.write_text(json.dumps(manifest_obj(endpoint=v.url, auth="bearer")))
                 for args, stdin in [
@@ -62,8 +55,7 @@ def test_a_planted_secret_is_only_in_the_keyring(tmp_path: Path) -> None:
                 # First answer 503 echoing the key in its body, then 200 echoing it as the request id.
                 assert wait_for(delivered, 30), log.read_text()
             finally:
-                instance.terminate()
-                instance.wait(10)
+                instance.stop()
             assert [r.headers["authorization"] for r in v.received] == [f"Bearer {secret}"] * 2
         for verb in (("history", "--json"), ("show", batch["batch_id"], "--json"), ("status", "--json"), ("apps",)):
             result = tt(*verb)

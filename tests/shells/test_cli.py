@@ -351,3 +351,90 @@ def test_quit_stops_the_running_instance_of_this_home(tmp_path: Path) -> None:
     finally:
         if instance.proc.poll() is None:
             instance.kill()
+
+
+def _one_approved_and_one_waiting(tt: Run) -> tuple[str, str]:
+    tt("register", str(PHOTOEDIT))
+    tt("consent", APP, "allow")
+    tt("submit", APP, input=json.dumps(REPORTS[0]))
+    (first,) = _json(tt("close-batches", "--json"))
+    tt("approve", first["batch_id"])
+    tt("submit", APP, input=json.dumps(REPORTS[1]))
+    (second,) = _json(tt("close-batches", "--json"))
+    return first["batch_id"], second["batch_id"]
+
+
+def test_history_export_writes_the_chain_privately_and_it_verifies(tt: Run, tmp_path: Path) -> None:
+    from tray_app.core import Receipt, export_chain, verify_chain
+
+    approved, _ = _one_approved_and_one_waiting(tt)
+    target = tmp_path / "out" / "history.json"
+    target.parent.mkdir()
+    out = tt("history", "--export", str(target)).stdout
+    assert "Exported 1 receipt(s)" in out and "intact" in out
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert list(target.parent.iterdir()) == [target]  # no temporary file left behind
+    body = target.read_bytes()
+    document = json.loads(body)
+    receipts = [
+        Receipt(r["seq"], r["at"], r["batch_id"], r["app_id"], r["action"], r["detail"], r["prev_hash"], r["hash"])
+        for r in document["receipts"]
+    ]
+    assert [r.batch_id for r in receipts] == [approved]
+    check = verify_chain(receipts)
+    assert check.ok and document["verified"] is True and document["head"] == check.head and document["count"] == 1
+    assert body == export_chain(receipts, document["exported_at"])  # the core's rule, byte for byte
+    assert document["head"] in out
+
+    assert "cannot write" in tt("history", "--export", str(tmp_path / "nowhere" / "h.json"), code=2).stderr
+    assert "takes no --app" in tt("history", "--export", str(target), "--json", code=2).stderr
+
+
+def test_history_export_of_an_altered_chain_says_so(tt: Run, tmp_path: Path) -> None:
+    _one_approved_and_one_waiting(tt)
+    db = tt.home / "data" / "telemetry-tray.sqlite3"  # type: ignore[attr-defined]
+    conn = sqlite3.connect(db)
+    conn.execute('UPDATE receipts SET detail = replace(detail, \'"by":"person"\', \'"by":"policy"\')')
+    conn.commit()
+    conn.close()
+    target = tmp_path / "tampered.json"
+    result = tt("history", "--export", str(target), code=1)
+    assert "does not verify" in result.stderr
+    document = json.loads(target.read_text(encoding="utf-8"))
+    assert document["verified"] is False and "receipt 1" in document["problem"]
+
+
+def test_remove_forgets_an_app_and_says_what_went(tt: Run) -> None:
+    _, waiting = _one_approved_and_one_waiting(tt)
+    assert "No app 'org.nope.x'" in tt("remove", "org.nope.x", code=2).stderr
+    out = tt("remove", APP).stdout  # asks nothing
+    assert f"Removed PhotoEdit ({APP})" in out
+    assert "2 batch(es) not sent yet were discarded" in out  # the approved one and the waiting one
+    assert "credentials" not in out  # its vendor takes none
+    assert _json(tt("apps", "--json")) == [] and _json(tt("pending", "--json")) == []
+    history = _json(tt("history", "--json"))
+    assert [h["action"] for h in history] == ["approved", "discarded", "discarded"]
+    assert {h["detail"].get("reason") for h in history[1:]} == {"app removed"}
+    assert waiting in {h["batch_id"] for h in history}
+    assert "intact" in tt("history", "--verify").stdout
+    assert "No app" in tt("remove", APP, code=2).stderr
+
+
+def test_remove_clears_the_apps_secret_from_the_keyring(tt: Run, tmp_path: Path) -> None:
+    from tray_app.core import SecretStore
+
+    store = SecretStore()
+    if not store.available():
+        pytest.skip("needs an OS keyring (CI runs the tests inside tests/support/keyring_session.py)")
+    manifest = tmp_path / "bearer.toml"
+    manifest.write_text(PHOTOEDIT.read_text().replace('auth = "none"', 'auth = "bearer"'))
+    tt("register", str(manifest))
+    try:
+        tt("credentials", "set", APP, input="tok-remove-me\n")
+        assert store.get(APP) == "tok-remove-me"
+        out = tt("remove", APP).stdout
+        assert "Its vendor credentials were removed from the OS keyring." in out
+        assert "tok-remove-me" not in out
+        assert store.get(APP) is None
+    finally:
+        store.clear(APP)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import tray_app.core.storage.spool as spool_module
-from tests.support.builders import PHOTOEDIT, ROOT, manifest_obj
-from tests.support.processes import wait_for
 from tests.promises.test_layers import BLOCK_QT
+from tests.support.builders import PHOTOEDIT, ROOT, manifest_obj
+from tests.support.processes import Proc, wait_for
 from tray_app.client import BATCH_SIZE, ClientError, NotRunning, RegistrationRefused, TelemetryClient
 from tray_app.core import Broker, Locations, TrayError, load_manifest
 from tray_app.core.errors import ManifestError
@@ -298,19 +297,10 @@ def test_a_client_dropped_without_close_still_sends(client: TelemetryClient, ins
 def test_reports_are_not_lost_when_the_app_exits_without_close(tmp_path: Path) -> None:
     """A real instance process, a real app process that exits right after reporting."""
     home = tmp_path / "home"
-    env = {**os.environ, "TELEMETRY_TRAY_HOME": str(home), "TELEMETRY_TRAY_PORT": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tray_app", "run", "--headless"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = Proc(home)
+    env = server.env
     try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        assert "listening on http://127.0.0.1:" in line, (line, server.stderr.read() if server.stderr else "")
+        assert server.url.startswith("http://127.0.0.1:"), server.output()
         app = textwrap.dedent(
             f"""
             from tray_app.client import TelemetryClient
@@ -325,29 +315,15 @@ def test_reports_are_not_lost_when_the_app_exits_without_close(tmp_path: Path) -
             [sys.executable, "-c", app], env=env, cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
         )
         assert ran.returncode == 0, ran.stderr
-        consent = subprocess.run(
-            [sys.executable, "-m", "tray_app", "consent", APP, "allow"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        consent = server.cli("consent", APP, "allow")
         assert consent.returncode == 0, consent.stderr
-        pending = subprocess.run(
-            [sys.executable, "-m", "tray_app", "pending", "--json"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        pending = server.cli("pending", "--json")
+        assert pending.returncode == 0, pending.stderr
         assert [b["reports"] for b in json.loads(pending.stdout) if b["app_id"] == APP] == [321]
         assert spool_files(home) == []
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    assert server.returncode == 0
+        returncode = server.stop(timeout=30)
+    assert returncode == 0
     assert not Locations.under(home).endpoint_file.exists()
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from tests.support.builders import ROOT, manifest_obj
 from tests.support.fake_vendor import Vendor, vendor
-from tests.support.processes import Run, tray_cli, tray_env, wait_for
-from tray_app.core.platform.secrets import SecretStore
+from tests.support.keyring_session import real_keyring
+from tests.support.processes import Proc, Run, tray_cli, tray_env, wait_for
 from tray_app.core.rules.payload import canonical_bytes
 
 APP = "org.example.tiny"
@@ -34,6 +34,7 @@ def _approved_batch(tt: Run, tmp_path: Path, url: str, **manifest: Any) -> tuple
     return batch["batch_id"], canonical_bytes(shown["payload"])
 
 
+@pytest.mark.slow
 def test_deliver_sends_exactly_what_was_shown(tmp_path: Path) -> None:
     tt = tray_cli(tray_env(tmp_path / "home"))
     with vendor([200]) as v:
@@ -49,6 +50,7 @@ def test_deliver_sends_exactly_what_was_shown(tmp_path: Path) -> None:
     assert json.loads(tt("show", batch, "--json").stdout)["status"] == "delivered"
 
 
+@pytest.mark.slow
 def test_deliver_wait_retries_until_delivered(tmp_path: Path) -> None:
     tt = tray_cli(tray_env(tmp_path / "home"))
     with vendor([503, 200]) as v:
@@ -60,6 +62,7 @@ def test_deliver_wait_retries_until_delivered(tmp_path: Path) -> None:
         assert len(v.received) == 2
 
 
+@pytest.mark.slow
 def test_deliver_exit_codes_for_failure_and_retry(tmp_path: Path) -> None:
     tt = tray_cli(tray_env(tmp_path / "home"))
     with vendor([400]) as v:
@@ -89,17 +92,8 @@ def test_no_keyring_holds_only_the_vendors_that_need_a_secret(tmp_path: Path) ->
         assert "s3cret" not in set_result.stderr
 
 
-def _real_keyring() -> SecretStore:
-    store = SecretStore()
-    if not store.available():
-        pytest.skip(
-            "needs an OS keyring (CI runs the tests inside tests/support/keyring_session.py): " + store.status()
-        )
-    return store
-
-
 def test_credentials_from_the_keyring_and_never_in_our_files(tmp_path: Path) -> None:
-    store = _real_keyring()
+    store = real_keyring()
     home = tmp_path / "home"
     tt = tray_cli(tray_env(home))
     secret = "tt-" + secrets.token_urlsafe(24)
@@ -129,25 +123,10 @@ def test_credentials_for_an_app_without_auth_is_bad_input(tmp_path: Path) -> Non
     assert "No app" in tt("credentials", "set", "org.nope.x", input="x", code=2).stderr
 
 
-class _Instance:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tray_app", "run", "--headless"], env=env, cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        assert "listening on" in line, line
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
 def test_the_instance_sends_as_soon_as_the_cli_approves(tmp_path: Path) -> None:
     env = tray_env(tmp_path / "home")
     tt = tray_cli(env)
-    instance = _Instance(env)
+    instance = Proc(tmp_path / "home")
     try:
         with vendor([200]) as v:
             batch, shown = _approved_batch(tt, tmp_path, v.url)
@@ -158,6 +137,7 @@ def test_the_instance_sends_as_soon_as_the_cli_approves(tmp_path: Path) -> None:
         instance.stop()
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_send_never_sends_twice_and_resumes(tmp_path: Path) -> None:
     # A short send timeout makes the lease short too (2 x the timeouts + 10 s = 14 s).
     env = tray_env(tmp_path / "home", TELEMETRY_TRAY_SEND_TIMEOUT="0.5")
@@ -189,7 +169,7 @@ def test_a_batch_a_read_only_verb_closes_and_approves_is_sent_at_once(tmp_path: 
 
     env = tray_env(tmp_path / "home")
     tt = tray_cli(env)
-    instance = _Instance(env)
+    instance = Proc(tmp_path / "home")
     try:
         with vendor([200]) as v:
             path = tmp_path / "manifest.json"

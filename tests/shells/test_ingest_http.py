@@ -274,6 +274,7 @@ def test_the_servers_own_errors_are_json_too(api: Api) -> None:
     _is_error(body, "too_large")
 
 
+@pytest.mark.slow
 def test_a_stalled_client_does_not_stop_others(api: Api) -> None:
     token = api.register()
     stalled = []

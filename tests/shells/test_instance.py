@@ -121,6 +121,7 @@ def test_kill_9_right_after_202_loses_nothing(tmp_path: Path) -> None:
     assert broker.store.integrity_ok()
 
 
+@pytest.mark.slow
 def test_the_cli_and_the_instance_share_the_database(running: Proc) -> None:
     token = json.loads(running.cli("register", str(PHOTOEDIT), "--json").stdout)["token"]
     assert running.cli("consent", APP, "allow").returncode == 0

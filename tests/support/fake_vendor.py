@@ -5,7 +5,8 @@ Each request takes the next step of the script (the last one repeats):
 ``"reset"`` closes the connection without answering; ``("hang", seconds)`` waits
 before answering 200; ``("slow", seconds, status)`` waits, then answers ``status``;
 ``("body", status, data)`` answers ``status`` with ``data`` as the body. Every request
-that arrived whole is recorded.
+that arrived whole is recorded. The tests and ``bench/`` (a slow vendor: ``[("hang", 2)]``)
+use it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +32,12 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a sender cut off (the tray quit): expected
+            super().handle_error(request, client_address)
 
 
 class Vendor:
@@ -83,7 +91,7 @@ class Vendor:
                 with contextlib.suppress(OSError):
                     self.wfile.write(answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)

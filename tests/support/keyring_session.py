@@ -21,10 +21,30 @@ import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tray_app.core.platform.secrets import SecretStore
 
 READY_SECONDS = 20.0
 # The collection lives in a directory deleted afterwards: the password guards nothing.
 PASSWORD = b"telemetry-tray-tests"
+
+
+def real_keyring() -> SecretStore:
+    """The OS keyring that detection finds, for a test that needs a real one; else the test
+    is skipped (and in CI, where every test must run, the run fails: see tests/conftest.py)."""
+    import pytest
+
+    from tray_app.core.platform.secrets import SecretStore
+
+    store = SecretStore()
+    if not store.available():
+        pytest.skip(
+            "needs an OS keyring (CI runs the tests inside tests/support/keyring_session.py; locally: "
+            ".venv/bin/python tests/support/keyring_session.py .venv/bin/pytest TESTS): " + store.status()
+        )
+    return store
 
 
 def main(argv: list[str]) -> int:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
+import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -53,61 +52,99 @@ def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
     return condition()
 
 
-class Proc:
-    """``telemetry-tray run --headless`` on ``home``, ready once it printed where it listens.
+def stop_process(
+    proc: subprocess.Popen[str] | subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30.0
+) -> bool:
+    """``sig`` (SIGTERM), then SIGKILL if it has not exited within ``timeout`` seconds;
+    whether it exited of its own accord."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+    return True
 
-    Its log goes to a temporary file, so a long run never blocks on a full pipe."""
+
+class Proc:
+    """``telemetry-tray run --headless`` on ``home``, ready once it printed where it listens:
+    the one harness the tests and ``bench/`` start an instance with.
+
+    Its output (stdout and stderr together) goes to a log file, ``log`` or a new one beside
+    ``home``, never to a pipe: a long run never blocks on a full pipe, and this process holds
+    nothing of it open, whether or not the instance is stopped."""
 
     def __init__(
-        self, home: Path, port: int = 0, *, extra_env: dict[str, str] | None = None, ready_s: float = 60.0
+        self,
+        home: Path,
+        port: int = 0,
+        *,
+        extra_env: dict[str, str] | None = None,
+        ready_s: float = 60.0,
+        log: Path | None = None,
     ) -> None:
         self.home = home
-        env = tray_env(home, TELEMETRY_TRAY_PORT=str(port), **(extra_env or {}))
-        self.env = env
-        self.log = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tray_app", "run", "--headless"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        lines: queue.Queue[str] = queue.Queue()
-        stdout = self.proc.stdout
-        assert stdout is not None
-        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-        try:
-            line = lines.get(timeout=ready_s)  # generous: a busy machine starts slowly
-        except queue.Empty:
-            line = f"(nothing within {ready_s} s)"
-        if "listening on" not in line:
-            self.proc.kill()
-            self.proc.wait()
-            self.log.seek(0)
-            raise AssertionError(f"the instance did not start: {line!r}\n{self.log.read()}")
-        self.url = line.split("listening on ")[1].split()[0]
+        self.env = tray_env(home, TELEMETRY_TRAY_PORT=str(port), **(extra_env or {}))
+        if log is None:
+            home.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f"{home.name}-instance-", suffix=".log", dir=home.parent)
+            os.close(fd)
+            log = Path(name)
+        self.log = log
+        with log.open("ab") as out:
+            self._log_from = out.tell()  # a log given twice keeps the earlier run's lines
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tray_app", "run", "--headless"],
+                env=self.env,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        ready = None
+        deadline = time.monotonic() + ready_s  # generous: a busy machine starts slowly
+        while ready is None:
+            ready = re.search(r"listening on (\S+) ", self.output())
+            if ready is None and (self.proc.poll() is not None or time.monotonic() > deadline):
+                self.kill()
+                raise AssertionError(
+                    f"the instance did not start within {ready_s:g} s (exit code {self.proc.returncode}):\n"
+                    + self.output()
+                )
+            if ready is None:
+                time.sleep(0.02)
+        self.url = ready[1]
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def __enter__(self) -> Proc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.kill()
+
+    def output(self) -> str:
+        """What it has written so far, stdout and stderr interleaved."""
+        with self.log.open("rb") as log:
+            log.seek(self._log_from)
+            return log.read().decode("utf-8", "replace")
 
     def endpoint(self) -> dict[str, Any]:
         return dict(json.loads((self.home / "endpoint.json").read_text()))
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(10)
-        self.close()
-        return code
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """``sig`` and its exit code; a failure (after SIGKILL) if it takes over ``timeout`` seconds."""
+        if not stop_process(self.proc, sig, timeout):
+            raise AssertionError(f"the instance did not exit within {timeout:g} s of signal {sig}:\n{self.output()}")
+        return self.proc.returncode
 
     def kill(self) -> None:
         """SIGKILL (TerminateProcess on Windows): no clean-up of any kind."""
         self.proc.kill()
         self.proc.wait()
-        self.close()
-
-    def close(self) -> None:
-        """Our ends of its pipe and log, once it has exited."""
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.log.close()
 
     def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

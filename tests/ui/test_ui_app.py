@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,8 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
     assert vendor is not None
     qtbot.waitUntil(lambda: len(vendor.received) == 1, timeout=10000)  # sent by the instance at once
     assert json.loads(vendor.received[0].body) == json.loads(shown)
-    page = urllib.request.urlopen(vendor.url, timeout=5).read().decode()
+    with urllib.request.urlopen(vendor.url, timeout=5) as answer:
+        page = answer.read().decode()
     assert "Demo vendor: what arrived" in page and vendor.received[0].idempotency_key in page
 
 
@@ -164,7 +166,8 @@ def test_batches_waiting_for_credentials_show_as_a_problem(broker: Broker) -> No
     broker.ingest(manifest.app_id, [{"event": "e"}])
     (closed,) = broker.close_batches(force=True)
     broker.approve(closed.batch_id)
-    (outcome,) = Forwarder(broker, NoKeyring()).deliver_due()
+    with closing(Forwarder(broker, NoKeyring())) as forwarder:
+        (outcome,) = forwarder.deliver_due()
     assert outcome.outcome == "waiting for credentials"
     tray = Tray(TrayMenu())
     tray.show_snapshot(take_snapshot(broker))
@@ -198,6 +201,8 @@ def test_the_tray_process_quits_cleanly_on_a_signal(tmp_path: Path, sig: str) ->
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def _register_over_http(app: TrayApp, manifest: Manifest) -> None:
@@ -272,3 +277,28 @@ def test_without_a_tray_quit_in_the_window_quits(qtbot: QtBot, tmp_path: Path) -
     QTest.mouseClick(_menu_buttons(app)["Quit"], Qt.MouseButton.LeftButton)
     assert read_endpoint(app.locations) is None  # the instance stopped
     assert not review.isVisible()
+
+
+def test_the_tray_snapshot_is_the_brokers_overview_in_one_read(
+    broker: Broker, photoedit: Manifest, notesync: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed(broker, photoedit)
+    broker.register(notesync)
+    broker.ingest(photoedit.app_id, [EVENT])
+    (closed,) = broker.close_batches(force=True)
+    reads: list[str] = []
+    real = broker.overview
+
+    def overview() -> object:
+        reads.append("overview")
+        return real()
+
+    monkeypatch.setattr(broker, "overview", overview)
+    for name in ("apps", "pending", "failures_since", "open_deliveries", "history"):
+        monkeypatch.setattr(broker, name, lambda *a, **k: pytest.fail("the tray read more than the overview"))
+    snapshot = take_snapshot(broker)
+    assert reads == ["overview"]
+    assert [(a.app_id, a.name) for a in snapshot.awaiting_consent] == [(notesync.app_id, "NoteSync")]
+    assert [(b.batch_id, b.app_id) for b in snapshot.waiting] == [(closed.batch_id, photoedit.app_id)]
+    assert snapshot.waiting_by_app() == {photoedit.app_id: 1} and snapshot.app_name(photoedit.app_id) == "PhotoEdit"
+    assert snapshot.ready and snapshot.summary() == "1 batch waiting from 1 app; 1 new app asking to send"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -443,7 +444,8 @@ def test_a_vendors_answer_is_shown_with_its_hidden_characters_spelt_out(
         allowed(broker, manifest)
         batch = _close_one(broker, manifest.app_id, [{"event": "open"}])
         broker.approve(batch)
-        (outcome,) = Forwarder(broker, SecretStore(fail.Keyring())).deliver_due()
+        with closing(Forwarder(broker, SecretStore(fail.Keyring()))) as forwarder:
+            (outcome,) = forwarder.deliver_due()
         assert outcome.status == 400 and len(v.received) == 1
     _shown(qtbot, window)
     receipt = next(r for r in window.model.receipts() if r.batch_id == batch and r.action != "approved")
@@ -462,3 +464,54 @@ def test_a_vendors_answer_is_shown_with_its_hidden_characters_spelt_out(
     shown += [str(window.proxy.index(row, column).data()) for column in range(window.proxy.columnCount())]
     for text in shown:
         assert not any(char in text for char in "\u202e\u200b\x1b\r"), text
+
+
+def test_the_window_and_the_cli_export_the_same_bytes(
+    qtbot: QtBot,
+    window: HistoryWindow,
+    broker: Broker,
+    decided: Decided,
+    home: Path,
+    clock: Clock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tray_app import cli
+    from tray_app.core import export_chain
+
+    _shown(qtbot, window)
+    from_window, from_cli = tmp_path / "window.json", tmp_path / "cli.json"
+    with qtbot.waitSignal(window.exported, timeout=TIMEOUT_MS):
+        window.export_to(str(from_window))
+
+    # The CLI's own verb, in this process, on the same home and the same (fixed) clock.
+    opened: list[Broker] = []
+    real_open = Broker.open.__func__  # type: ignore[attr-defined]
+
+    def open_with_clock(cls: type[Broker], locations: object, clock_: object = None) -> Broker:
+        opened.append(real_open(cls, locations, clock))
+        return opened[-1]
+
+    monkeypatch.setenv("TELEMETRY_TRAY_HOME", str(home))
+    monkeypatch.setattr(Broker, "open", classmethod(open_with_clock))
+    try:
+        assert cli.main(["history", "--export", str(from_cli)]) == 0
+    finally:
+        for other in opened:
+            other.close()
+    assert "Exported 4 receipt(s)" in capsys.readouterr().out
+
+    body = from_window.read_bytes()
+    assert from_cli.read_bytes() == body
+    assert body == export_chain(broker.history(), "2026-11-24T10:30:00Z")
+    for path in (from_window, from_cli):
+        assert path.stat().st_mode & 0o777 == 0o600
+    document = json.loads(body)
+    rebuilt = [
+        Receipt(r["seq"], r["at"], r["batch_id"], r["app_id"], r["action"], r["detail"], r["prev_hash"], r["hash"])
+        for r in document["receipts"]
+    ]
+    check = verify_chain(rebuilt)
+    assert check.ok and check.count == document["count"] == 4 and check.head == document["head"]
+    assert list(document) == ["exported_at", "count", "head", "verified", "receipts"]

@@ -18,6 +18,8 @@ import pytest
 
 from tests.support.builders import ROOT
 
+pytestmark = pytest.mark.slow
+
 CHECK = r"""
 import sys
 from PySide6.QtCore import QTimer

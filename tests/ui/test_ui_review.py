@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import closing
 from typing import Any
 
 import pytest
 from PySide6 import QtGui
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QComboBox,
+    QLabel,
+    QStyle,
+    QStyleOptionViewItem,
+    QTableView,
+    QWidget,
+)
 from pytestqt.qtbot import QtBot
 
 from tests.support.builders import allowed, tiny
@@ -127,7 +137,8 @@ def test_approving_a_narrowed_scope_sends_exactly_the_previewed_bytes(qtbot: QtB
         with qtbot.waitSignal(window.decided, timeout=5000):
             qtbot.mouseClick(window.approve_button, Qt.MouseButton.LeftButton)
         assert broker.view(batch).batch.status == "approved"
-        Forwarder(broker, NoKeyring()).deliver_due()
+        with closing(Forwarder(broker, NoKeyring())) as forwarder:
+            forwarder.deliver_due()
         assert v.bodies() == [shown_bytes]
         assert b"alice" not in v.bodies()[0]
 
@@ -142,7 +153,8 @@ def test_discard_sends_nothing(qtbot: QtBot, window: ReviewWindow, broker: Broke
         with qtbot.waitSignal(window.decided, timeout=5000):
             qtbot.mouseClick(window.discard_button, Qt.MouseButton.LeftButton)
         assert broker.view(batch).batch.status == "discarded"
-        assert Forwarder(broker, NoKeyring()).deliver_due() == []
+        with closing(Forwarder(broker, NoKeyring())) as forwarder:
+            assert forwarder.deliver_due() == []
         assert v.received == []
     qtbot.waitUntil(lambda: window.pages.currentWidget() is window.empty)
 
@@ -303,7 +315,8 @@ def test_a_batch_can_be_narrowed_and_approved_with_the_keyboard_alone(qtbot: QtB
         shown = canonical_bytes(_shown_payload(window))
         with qtbot.waitSignal(window.decided, timeout=5000):
             qtbot.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)  # &Approve and send
-        Forwarder(broker, NoKeyring()).deliver_due()
+        with closing(Forwarder(broker, NoKeyring())) as forwarder:
+            forwarder.deliver_due()
         assert v.bodies() == [shown]
 
 
@@ -468,3 +481,45 @@ def test_dropped_field_names_are_shown_with_invisible_characters_spelt_out(
     assert "Dropped on arrival" in seen
     assert "user\\u3164name (1)" in seen and "tag\\ufe0f (1)" in seen
     assert "\u3164" not in seen and "\ufe0f" not in seen
+
+
+def _click_checkbox(view: QTableView, index: QModelIndex) -> None:
+    """Click a cell's check box where the style draws it, as a person does."""
+    view.scrollTo(index)
+    option = QStyleOptionViewItem()
+    option.initFrom(view)
+    option.rect = view.visualRect(index)
+    option.features |= QStyleOptionViewItem.ViewItemFeature.HasCheckIndicator
+    box = view.style().subElementRect(QStyle.SubElement.SE_ItemViewItemCheckIndicator, option, view)
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, box.center())
+
+
+def test_ticking_a_field_with_a_mouse_click_applies_its_manifest_coarsening(
+    qtbot: QtBot, window: ReviewWindow, broker: Broker
+) -> None:
+    fields = [
+        {"name": "event", "type": "string", "description": "what happened", "required": True},
+        {"name": "files", "type": "integer", "description": "files open", "sensitivity": "pseudonymous",
+         "coarsen": "bucket"},
+    ]  # fmt: skip
+    manifest = tiny(fields=fields)
+    allowed(broker, manifest)
+    batch = _pending(broker, manifest, [{"event": "a", "files": 13}, {"event": "b", "files": 700}])
+    window.refresh()
+    _loaded(qtbot, window, batch)
+    model = window.scope_model
+    row = _row(model, "files")
+    assert "files" not in window.scope_model.scope().fields  # pseudonymous: starts excluded
+    assert all("files" not in r for r in _shown_payload(window)["reports"])
+    before = window._shown_sha
+    _click_checkbox(window.scope_view, model.index(row, ScopeModel.INCLUDE))
+    qtbot.waitUntil(lambda: window._shown_sha != before and window.approve_button.isEnabled(), timeout=5000)
+    assert model.index(row, ScopeModel.INCLUDE).data(Qt.ItemDataRole.CheckStateRole) == Qt.CheckState.Checked
+    assert model.index(row, ScopeModel.COARSEN).data() == "bucket"
+    payload = _shown_payload(window)
+    assert [r["files"] for r in payload["reports"]] == [8, 512]  # bucketed, as the manifest asks
+    assert payload["scope"]["coarsen"] == {"files": "bucket"}
+    # The same edit as the core's rule (and the CLI's --include).
+    view = broker.view(batch)
+    assert view.scope is not None
+    assert window.scope_model.scope() == view.scope.edited(view.manifest, include=["files"])

@@ -10,14 +10,16 @@ Inside, a folder is a layer:
 * ``platform/``: the operating system (paths and files, keyring, start at login, the
   running instance's lock and ``endpoint.json``);
 * at the root, the services: :class:`Broker` (the facade, and the only place a
-  transaction starts), the views it hands out, the journal, the deliveries ledger, the
-  forwarder, the schedules and the demo.
+  transaction starts), the views it hands out, the journal, the deliveries ledger,
+  :class:`Credentials` (vendor secrets with the broker), the forwarder, the schedules
+  and the demo; their threads are each a :class:`BackgroundLoop` (``loop.py``).
 
 Errors are one tree (:mod:`tray_app.core.errors`), each with a ``title`` and ``message``
 fit to show a person.
 """
 
 from .broker import MAX_RETENTION_DAYS, Broker
+from .credentials import Credentials, Removal
 from .demo import DemoVendor, SampleStream, load_demo
 from .errors import (
     AlreadyRunning,
@@ -38,6 +40,7 @@ from .errors import (
     TrayError,
 )
 from .forwarder import DeliveryLoop, Forwarder, timeout_from_env
+from .loop import BackgroundLoop
 from .platform.autostart import APP_ID, Autostart, autostart_for_platform
 from .platform.endpoint_file import (
     Endpoint,
@@ -55,7 +58,7 @@ from .rules.consent import POLICIES, UNDECIDED
 from .rules.intake import MAX_BODY_BYTES, decode_reports, unique_keys
 from .rules.manifest import MAX_MANIFEST_BYTES, FieldSpec, Manifest, load_manifest, manifest_from_obj, parse_manifest
 from .rules.payload import PREVIEW_CHARS, Payload, plain_text, plainly
-from .rules.receipts import ACTIONS, GENESIS, ChainCheck, Receipt, verify_chain
+from .rules.receipts import ACTIONS, GENESIS, ChainCheck, ChainExport, Receipt, export_chain, verify_chain
 from .rules.scope import MODES, Scope
 from .schedules import Housekeeper
 from .storage.spool import Spool
@@ -77,12 +80,15 @@ __all__ = [
     "AuthError",
     "Autostart",
     "AutostartError",
+    "BackgroundLoop",
     "BatchSummary",
     "BatchView",
     "BlockedError",
     "Broker",
     "ChainCheck",
+    "ChainExport",
     "ConflictError",
+    "Credentials",
     "CredentialsError",
     "DeliveryLoop",
     "DemoVendor",
@@ -102,6 +108,7 @@ __all__ = [
     "Payload",
     "Receipt",
     "Registration",
+    "Removal",
     "SampleStream",
     "Scope",
     "ScopeError",
@@ -114,6 +121,7 @@ __all__ = [
     "TrayError",
     "autostart_for_platform",
     "decode_reports",
+    "export_chain",
     "from_iso",
     "load_demo",
     "load_manifest",

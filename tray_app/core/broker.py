@@ -4,7 +4,9 @@ It owns the rules of DESIGN.md: registration and consent, report checking, batch
 windows, the route a closed batch takes, approval with a scope, discard, retention
 and the receipts. Every decision is written in the same transaction as the state it
 changes (status, stored payload bytes, receipt), so nothing can act on a decision
-that was not recorded.
+that was not recorded. Transactions start here only: the receipts are written by the
+journal (``journal.py``) and the delivery rows by the ledger (``deliveries.py``,
+``broker.deliveries``), both inside the broker's own transactions.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from .deliveries import Deliveries
 from .errors import (
     AuthError,
     BlockedError,
@@ -28,15 +32,17 @@ from .errors import (
     NotFoundError,
     TooManyWaiting,
 )
+from .journal import Journal
 from .platform.paths import Locations
-from .rules import consent, retry
+from .previews import Previews, frame
+from .rules import consent
 from .rules.clock import Clock, to_iso, utc_now
-from .rules.columns import ReportColumns
-from .rules.consent import APPROVED, DECIDED, DELIVERED, DISCARDED, EXPIRED, FAILED, HELD, OPEN, PENDING, UNDECIDED
-from .rules.manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj
-from .rules.payload import BatchFrame, Payload, sha256_hex
-from .rules.receipts import Action, ChainCheck, Receipt, seal, verify_chain
-from .rules.reports import Report, ReportCheck, check_reports
+from .rules.columns import encode_report
+from .rules.consent import APPROVED, DECIDED, DELIVERED, DISCARDED, FAILED, HELD, OPEN, PENDING, UNDECIDED
+from .rules.manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj, upgrade
+from .rules.payload import Payload, sha256_hex
+from .rules.receipts import ChainCheck, ChainExport, Receipt, chain_export, verify_chain
+from .rules.reports import check_reports
 from .rules.scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
 from .rules.windows import window_for
 from .storage.spool import Spool, SpoolDrain
@@ -57,7 +63,6 @@ from .views import (
 DEFAULT_RETENTION_DAYS = 30
 # Settings of the shells (not rules), with their defaults.
 PREFERENCES = {"notifications": "on", "new_app_prompts": "on", "start_at_login": "off"}
-LEASE_S = 120.0  # longer than a send can take (connect + read timeouts), so a live send keeps its claim
 MAX_RETENTION_DAYS = 3650
 # New apps waiting for the person's consent at once: more would bury the review under
 # prompts (a program, or another local user, registering in a loop).
@@ -84,10 +89,14 @@ class Broker:
         # approved something commits: the forwarder wakes on it instead of polling.
         self.on_approved: list[Callable[[], None]] = []
         self._local = threading.local()
-        # The decoded reports of the batch a person last looked at, so re-rendering it
-        # under another scope, and approving it, need not decode them again.
-        self._preview: tuple[tuple[str, int, int], ReportColumns] | None = None
-        self._preview_lock = threading.Lock()
+        self.previews = Previews(store)  # the decoded reports of the batch a person looks at
+        self.journal = Journal(store, self._now, self.previews.delete_reports)
+        # The deliveries ledger, in the broker's own transactions (see deliveries.py).
+        self.deliveries = Deliveries(
+            store, self.journal, writing=self._writing, reading=self.reading, now=self._now,
+            manifest=self._manifest, paused=lambda: self.paused_all, due_now=self._announce,
+            on_approved=self.on_approved,
+        )  # fmt: skip
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -111,6 +120,10 @@ class Broker:
             self._local.approved = False
             for listener in list(self.on_approved):
                 listener()
+
+    def _announce(self) -> None:
+        """Inside a write: once it commits, the listeners hear that something is due."""
+        self._local.approved = True
 
     @classmethod
     def open(cls, locations: Locations, clock: Clock = utc_now) -> Broker:
@@ -166,26 +179,15 @@ class Broker:
                 )
             old = self._manifest(record.app_id, record.manifest_version)
             issued = secrets.token_urlsafe(32) if new_token else (token or "")
-            if manifest.version < old.version:
-                raise ConflictError(
-                    f"manifest version {manifest.version} is older than the registered version {old.version}"
-                )
-            if manifest.version == old.version:
-                if manifest.to_json() != old.to_json():
-                    raise ConflictError(
-                        f"manifest version {manifest.version} is already registered with different content; "
-                        "raise 'version' to change it"
-                    )
+            step = upgrade(old, manifest, record.status)
+            if step is None:  # the same version again
                 if new_token:
                     self.store.update_app(record.app_id, token_hash=hash_token(issued), updated_at=at)
                 return Registration(record.app_id, issued, record.status, created=False)
-            change = diff_manifests(old, manifest)
             current = self.store.open_batch(record.app_id)
             if current is not None:
                 self._close(current, record)
-            status = record.status
-            if change.reconsent and status == "allowed":
-                status = "awaiting_consent"
+            status = step.status
             scope = carry_scope(Scope.from_obj(json.loads(record.scope)), old, manifest)
             self.store.insert_manifest(manifest.app_id, manifest.version, manifest.to_json(), at)
             self.store.update_app(
@@ -199,7 +201,7 @@ class Broker:
                 token_hash=hash_token(issued) if new_token else record.token_hash,
                 updated_at=at,
             )
-            return Registration(record.app_id, issued, status, created=False, change=change)
+            return Registration(record.app_id, issued, status, created=False, change=step.change)
 
     def authenticate(self, token: str) -> AppInfo:
         """The app a token belongs to. Tokens are stored only as SHA-256 hashes."""
@@ -241,8 +243,8 @@ class Broker:
             else:
                 self.store.update_app(app_id, status="blocked", updated_at=at)
                 for batch in self.store.batches((*UNDECIDED, APPROVED), app_id=app_id):
-                    if not self._in_flight(batch):
-                        self._discard(batch, by="person", reason="app blocked")
+                    if not self.deliveries.in_flight(batch):
+                        self.journal.discard(batch, by="person", reason="app blocked")
             return self.app(app_id)
 
     def set_policy(self, app_id: str, policy: str) -> AppInfo:
@@ -254,18 +256,20 @@ class Broker:
             self._route_held(app_id)
             return self.app(app_id)
 
-    def remove_app(self, app_id: str) -> None:
+    def remove_app(self, app_id: str) -> int:
         """Forget an app: what it left undelivered is discarded (with receipts), then the
-        app, its manifests and batches go. The history keeps its receipts."""
+        app, its manifests and batches go. The history keeps its receipts. Returns how
+        many batches were discarded. (Its keyring secret: :meth:`Credentials.remove_app`.)"""
         with self._writing():
             record = self._app_record(app_id)
             leftovers = self.store.batches((*UNDECIDED, APPROVED), app_id=app_id)
-            if any(self._in_flight(batch) for batch in leftovers):
+            if any(self.deliveries.in_flight(batch) for batch in leftovers):
                 raise ConflictError(f"A batch of {record.name} is being sent right now; try again in a minute.")
             for batch in leftovers:
-                self._discard(batch, by="person", reason="app removed")
+                self.journal.discard(batch, by="person", reason="app removed")
             self.store.delete_app(app_id)
         self._manifests = {key: m for key, m in self._manifests.items() if key[0] != app_id}
+        return len(leftovers)
 
     def preference(self, key: str) -> str | None:
         """A shell's own setting (e.g. notifications on or off), kept in the database."""
@@ -319,9 +323,9 @@ class Broker:
         manifest = self._manifest(app_id, record.manifest_version)
         check = check_reports(manifest, reports, now.date())
         if not check.accepted:
-            return _ingest_result(check, None)
+            return IngestResult.of(check, None)
         # Encoded and hashed before the write lock: other writers need not wait for it.
-        bodies = [_report_json(r) for r in check.accepted]
+        bodies = [encode_report(r) for r in check.accepted]
         request_sha256 = _request_digest(reports, bodies) if key is not None else ""
         with self._writing():
             current = self._app_record(app_id)
@@ -330,8 +334,8 @@ class Broker:
                 # A new manifest version arrived meanwhile; check against that one.
                 check = check_reports(self._manifest(app_id, current.manifest_version), reports, now.date())
                 if not check.accepted:
-                    return _ingest_result(check, None)
-                bodies = [_report_json(r) for r in check.accepted]
+                    return IngestResult.of(check, None)
+                bodies = [encode_report(r) for r in check.accepted]
             if key is not None:
                 earlier = self._earlier_request(app_id, key, request_sha256)
                 if earlier is not None:
@@ -340,10 +344,9 @@ class Broker:
             self.store.insert_reports(batch.batch_id, to_iso(now), bodies)
             if check.dropped:
                 self.store.add_dropped(batch.batch_id, check.dropped)
-            result = _ingest_result(check, batch.batch_id)
+            result = IngestResult.of(check, batch.batch_id)
             if key is not None:
-                answer = json.dumps(result.to_obj(), separators=(",", ":"))
-                self.store.insert_ingest_key(app_id, key, request_sha256, answer, to_iso(now))
+                self.store.insert_ingest_key(app_id, key, request_sha256, result.answer(), to_iso(now))
             return result
 
     def _earlier_request(self, app_id: str, key: str, request_sha256: str) -> IngestResult | None:
@@ -354,9 +357,7 @@ class Broker:
             raise ConflictError(
                 f"The Idempotency-Key {key!r} was already used for other reports. Use a new key for each request."
             )
-        obj = json.loads(earlier[1])
-        rejected = [(int(r["index"]), str(r["error"])) for r in obj["rejected"]]
-        return IngestResult(int(obj["accepted"]), rejected, list(obj["dropped_fields"]), None, repeated=True)
+        return IngestResult.repeat(earlier[1])
 
     def close_batches(self, *, force: bool = False) -> list[ClosedBatch]:
         """Close open batches whose window has ended (all of them with ``force``)."""
@@ -376,17 +377,7 @@ class Broker:
     def pending(self) -> list[BatchSummary]:
         """Batches waiting for a decision: open, held and pending."""
         with self.store.read():
-            return [
-                BatchSummary(
-                    b.batch_id,
-                    b.app_id,
-                    b.status,
-                    self.store.report_count(b.batch_id),
-                    b.window_start,
-                    b.window_end,
-                )
-                for b in self.store.batches(UNDECIDED)
-            ]
+            return [BatchSummary.of(b, self.store.report_count(b.batch_id)) for b in self.store.batches(UNDECIDED)]
 
     def batch_scope(self, batch_ref: str) -> Scope:
         """The scope an undecided batch starts with (the app's saved scope, fitted)."""
@@ -424,11 +415,11 @@ class Broker:
             shown: Scope | None
             if batch.status in UNDECIDED:
                 shown = self._scope_for(batch, record, manifest, scope)
-                columns = self._columns(batch, manifest, keep=True)
-                payload = columns.render(_frame(batch), manifest, shown)
+                columns = self.previews.columns(batch, manifest, keep=True)
+                payload = columns.render(frame(batch), manifest, shown)
                 reports = columns.count
             else:
-                reports = self._report_count(batch)
+                reports = self.journal.reports_in(batch)
                 if scope is not None:
                     raise ConflictError(f"batch {batch.batch_id} is already {batch.status}; its scope is fixed")
                 shown = Scope.from_obj(json.loads(batch.scope)) if batch.scope else None
@@ -491,167 +482,24 @@ class Broker:
         with self._writing():
             batch = self._find_batch(batch_ref)
             self._require_undecided(batch, "discard")
-            self._discard(batch, by="person")
+            self.journal.discard(batch, by="person")
             return self.view(batch.batch_id)
 
     # -- delivery --------------------------------------------------------------------
 
-    def claim_deliveries(self, owner: str, *, limit: int = 16, lease_s: float = LEASE_S) -> list[Claim]:
-        """Claim due deliveries for ``owner`` under a lease, so no other sender takes
-        them until the lease expires (a sender that died is replaced then, and sends the
-        same bytes with the same Idempotency-Key). Nothing is claimed while paused."""
-        now = self._now()
-        claims = []
-        with self._writing():
-            if self.paused_all:
-                return []
-            expires = to_iso(now + timedelta(seconds=lease_s))
-            for due in self.store.due_deliveries(to_iso(now), limit):
-                batch = self.store.batch(due.batch_id)
-                body = self.store.payload(due.batch_id)
-                if batch is None or body is None or batch.endpoint is None or batch.payload_sha256 is None:
-                    continue
-                if self._app_record(batch.app_id).status == "blocked":
-                    # Blocked while this batch was being sent and then retried: stop here.
-                    self._discard(batch, by="person", reason="app blocked")
-                    continue
-                self.store.update_delivery(due.batch_id, lease_owner=owner, lease_expires_at=expires)
-                manifest = self._manifest(batch.app_id, batch.manifest_version)
-                claims.append(
-                    Claim(
-                        batch.batch_id, batch.app_id, batch.endpoint, manifest.auth, body, batch.payload_sha256, owner
-                    )
-                )
-        return claims
+    # Kept for the shells that call them on the broker; the ledger is broker.deliveries.
 
-    def finish_delivery(
-        self,
-        claim: Claim,
-        *,
-        status: int | None,
-        error: str | None = None,
-        retry_after: str | None = None,
-        request_id: str | None = None,
-        elapsed_ms: float | None = None,
-    ) -> DeliveryOutcome:
-        """Record what the vendor answered (``status``, its ``Retry-After`` header) or the
-        network error (``status=None``), with a receipt."""
-        now = self._now()
-        with self._writing():
-            batch = self.store.batch(claim.batch_id)
-            current = self.store.delivery(claim.batch_id)
-            if batch is None or current is None or batch.status != APPROVED:
-                return DeliveryOutcome(claim.batch_id, claim.app_id, f"already {batch.status if batch else 'gone'}")
-            if current.lease_owner != claim.owner:
-                # Our lease ran out and another sender took the batch; it will record the
-                # outcome of its own send (same bytes, same Idempotency-Key).
-                return DeliveryOutcome(claim.batch_id, claim.app_id, "taken over by another sender")
-            attempts = current.attempts + 1
-            common: dict[str, Any] = {"endpoint": claim.endpoint, "attempts": attempts}
-            if status is not None:
-                common["status"] = status
-            if error:
-                common["error"] = error[:300]
-            result = retry.verdict(status)
-            if result != "delivered" and self._app_record(batch.app_id).status == "blocked":
-                self.store.update_delivery(claim.batch_id, attempts=attempts, lease_owner=None, lease_expires_at=None)
-                self._discard(batch, by="person", reason="app blocked")
-                return DeliveryOutcome(claim.batch_id, claim.app_id, "discarded: app blocked", status, error)
-            if result == "delivered":
-                self.store.update_batch(claim.batch_id, status=DELIVERED)
-                self.store.update_delivery(
-                    claim.batch_id, attempts=attempts, lease_owner=None, lease_expires_at=None, last_status=status,
-                    last_error=None,
-                )  # fmt: skip
-                detail = {
-                    **common,
-                    "payload_sha256": claim.payload_sha256,
-                    "payload_bytes": len(claim.payload),
-                    "request_id": request_id,
-                    "elapsed_ms": round(elapsed_ms, 1) if elapsed_ms is not None else None,
-                }
-                self._record(batch, "delivered", detail)
-                return DeliveryOutcome(claim.batch_id, claim.app_id, "delivered", status)
-            if result == "retry":
-                wait = retry.retry_after_s(retry_after, now)
-                when = to_iso(retry.next_attempt(now, attempts, wait))
-                self.store.update_delivery(
-                    claim.batch_id, attempts=attempts, next_attempt_at=when, lease_owner=None, lease_expires_at=None,
-                    last_status=status, last_error=error,
-                )  # fmt: skip
-                self._record(batch, "retrying", {**common, "next_attempt_at": when})
-                return DeliveryOutcome(claim.batch_id, claim.app_id, "retrying", status, error, when)
-            self.store.update_batch(claim.batch_id, status=FAILED)
-            self.store.update_delivery(
-                claim.batch_id, attempts=attempts, lease_owner=None, lease_expires_at=None, last_status=status,
-                last_error=error,
-            )  # fmt: skip
-            self._record(batch, "failed", common)
-            return DeliveryOutcome(claim.batch_id, claim.app_id, "failed", status, error)
+    def claim_deliveries(self, owner: str, *, limit: int = 16) -> list[Claim]:
+        return self.deliveries.claim(owner, limit=limit)
 
-    def renew_claims(self, claims: Sequence[Claim], lease_s: float) -> None:
-        """Extend the leases of sends still in progress (a slow vendor is not a dead sender)."""
-        expires = to_iso(self._now() + timedelta(seconds=lease_s))
-        with self._writing():
-            for claim in claims:
-                current = self.store.delivery(claim.batch_id)
-                if current is not None and current.lease_owner == claim.owner:
-                    self.store.update_delivery(claim.batch_id, lease_expires_at=expires)
-
-    def still_claimed(self, claim: Claim) -> bool:
-        """Checked just before the bytes go out: still approved, app not blocked, lease ours."""
-        with self.store.read():
-            batch = self.store.batch(claim.batch_id)
-            current = self.store.delivery(claim.batch_id)
-            app = self.store.app(claim.app_id)
-            return bool(
-                batch is not None
-                and batch.status == APPROVED
-                and current is not None
-                and current.lease_owner == claim.owner
-                and (current.lease_expires_at or "") > to_iso(self._now())
-                and app is not None
-                and app.status != "blocked"
-                and not self.paused_all
-            )
-
-    def wait_for_credentials(self, claim: Claim, reason: str) -> DeliveryOutcome:
-        """Hold a claimed batch until its app has credentials in the keyring (no send, no attempt)."""
-        with self._writing():
-            current = self.store.delivery(claim.batch_id)
-            if current is not None and current.lease_owner == claim.owner:
-                self.store.update_delivery(
-                    claim.batch_id, waiting_for="credentials", lease_owner=None, lease_expires_at=None,
-                    last_error=reason,
-                )  # fmt: skip
-        return DeliveryOutcome(claim.batch_id, claim.app_id, "waiting for credentials", error=reason)
+    def finish_delivery(self, claim: Claim, *, status: int | None, **answer: Any) -> DeliveryOutcome:
+        return self.deliveries.finish(claim, status=status, **answer)
 
     def credentials_changed(self, app_id: str) -> int:
-        """An app's credentials were set: its held deliveries are due again. Returns how many."""
-        now = to_iso(self._now())
-        count = 0
-        with self._writing():
-            for waiting in self.store.open_deliveries(app_id):
-                if waiting.waiting_for == "credentials":
-                    self.store.update_delivery(waiting.batch_id, waiting_for=None, next_attempt_at=now)
-                    count += 1
-            if count:
-                self._local.approved = True  # wakes the forwarder like an approval
-        return count
+        return self.deliveries.credentials_changed(app_id)
 
     def open_deliveries(self) -> list[DeliveryRecord]:
-        """Approved batches not yet delivered: due, scheduled, in flight or waiting."""
-        return self.store.open_deliveries()
-
-    def next_delivery_due(self) -> str | None:
-        """When the forwarder next has something to do (ISO 8601), if ever (never while paused)."""
-        if self.paused_all:
-            return None
-        times = []
-        for d in self.store.open_deliveries():
-            if d.waiting_for is None:
-                times.append(max(d.next_attempt_at, d.lease_expires_at or ""))
-        return min(times) if times else None
+        return self.deliveries.open_deliveries()
 
     # -- history and retention -------------------------------------------------------
 
@@ -672,27 +520,19 @@ class Broker:
         days = self.retention_days
         cutoff = to_iso(now - timedelta(days=days))
         expired, purged = [], []
+        in_flight = self.deliveries.in_flight
         with self._writing():
             # Undecided batches age from the end of their window; approved ones from the
             # approval (the person agreed to send them then, not when they were collected).
             stale = [
                 *self.store.batches(UNDECIDED, window_end_before=cutoff),
-                *(b for b in self.store.batches((APPROVED,), decided_before=cutoff) if not self._in_flight(b)),
+                *(b for b in self.store.batches((APPROVED,), decided_before=cutoff) if not in_flight(b)),
             ]
             for batch in stale:
-                count = self._report_count(batch)
-                self._delete_reports(batch.batch_id)
-                self.store.update_batch(batch.batch_id, status=EXPIRED, payload=None)
-                what = "delivered" if batch.status == APPROVED else "decided"
-                self._record(batch, "expired", {"reason": f"not {what} within {days} days", "reports": count})
+                self.journal.expire(batch, days=days)
                 expired.append(batch.batch_id)
             for batch in self.store.batches((DELIVERED, FAILED), decided_before=cutoff, with_payload=True):
-                self.store.update_batch(batch.batch_id, payload=None)
-                self._record(
-                    batch,
-                    "expired",
-                    {"purged": "payload", "payload_sha256": batch.payload_sha256, "status": batch.status},
-                )
+                self.journal.purge(batch)
                 purged.append(batch.batch_id)
         return RetentionSweep(expired, purged)
 
@@ -710,21 +550,52 @@ class Broker:
             return self.store.purge_ingest_keys(to_iso(self._now() - INGEST_KEY_TTL))
 
     def overview(self) -> Overview:
+        """The state at a glance, in one read: what ``status`` prints and what the tray
+        and its menu show."""
         with self.store.read():
             apps = self.store.apps()
-            counts = {status: len(self.store.batches((status,))) for status in (OPEN, HELD, PENDING, APPROVED)}
+            batches = {status: self.store.batches((status,)) for status in (OPEN, HELD, PENDING, APPROVED)}
+            waiting: dict[str, list[str]] = {}
+            for batch in batches[PENDING]:
+                waiting.setdefault(batch.app_id, []).append(batch.batch_id)
+            asking = tuple(a.app_id for a in apps if a.status == "awaiting_consent")
             return Overview(
                 apps=len(apps),
-                awaiting_consent=sum(1 for a in apps if a.status == "awaiting_consent"),
-                open=counts[OPEN],
-                held=counts[HELD],
-                pending=counts[PENDING],
-                approved=counts[APPROVED],
+                awaiting_consent=len(asking),
+                open=len(batches[OPEN]),
+                held=len(batches[HELD]),
+                pending=len(batches[PENDING]),
+                approved=len(batches[APPROVED]),
                 paused_all=self.paused_all,
                 retention_days=self.retention_days,
                 spool_dropped=int(self.store.setting(_SPOOL_DROPPED) or 0),
-                delivering=len(self.store.open_deliveries()),
+                names={a.app_id: a.name for a in apps},
+                asking=asking,
+                waiting={app_id: tuple(ids) for app_id, ids in waiting.items()},
+                failed_recently=self.store.count_receipts("failed", to_iso(self._now() - timedelta(hours=24))),
+                waiting_for_credentials=sum(1 for d in self.store.open_deliveries() if d.waiting_for == "credentials"),
             )
+
+    def export_history(self, path: str | os.PathLike[str]) -> ChainExport:
+        """Write the whole hash chain as JSON (:func:`~.rules.receipts.export_chain`, made
+        now) to ``path``: a private file (0600, made by ``mkstemp``) in the folder given,
+        which must exist, put in place in one step, so never half written. What the
+        History window's *Export…* and ``history --export FILE`` both call."""
+        import tempfile
+        from pathlib import Path
+
+        with self.store.read():
+            exported = chain_export(self.store.receipts(), to_iso(self._now()))
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".json", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(exported.body)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return exported
 
     # -- internals (callers hold the write lock where they change state) -------------
 
@@ -735,16 +606,7 @@ class Broker:
         return record
 
     def _app_info(self, record: AppRecord) -> AppInfo:
-        return AppInfo(
-            app_id=record.app_id,
-            name=record.name,
-            vendor=record.vendor,
-            endpoint=record.endpoint,
-            status=record.status,
-            policy=record.policy,
-            manifest=self._manifest(record.app_id, record.manifest_version),
-            scope=Scope.from_obj(json.loads(record.scope)),
-        )
+        return AppInfo.of(record, self._manifest(record.app_id, record.manifest_version))
 
     def _manifest(self, app_id: str, version: int) -> Manifest:
         key = (app_id, version)
@@ -774,20 +636,6 @@ class Broker:
         if matches:
             raise InputError(f"'{ref}' matches more than one batch; give more of the batch id")
         raise NotFoundError(f"No batch '{ref}'. See waiting batches with: telemetry-tray pending")
-
-    def _report_count(self, batch: BatchRecord) -> int:
-        if batch.status in UNDECIDED:
-            return self.store.report_count(batch.batch_id)
-        # Decided batches keep no reports; the decision's receipt says how many there were.
-        for receipt in self.store.receipts(batch_id=batch.batch_id):
-            if receipt.action in ("approved", "discarded"):
-                return int(receipt.detail.get("reports", 0))
-        return 0
-
-    def _in_flight(self, batch: BatchRecord) -> bool:
-        """Whether a sender holds a live lease on the batch (its bytes may be on the wire)."""
-        current = self.store.delivery(batch.batch_id) if batch.status == APPROVED else None
-        return bool(current and current.lease_expires_at and current.lease_expires_at > to_iso(self._now()))
 
     def _require_undecided(self, batch: BatchRecord, verb: str) -> None:
         if batch.status not in UNDECIDED:
@@ -838,7 +686,7 @@ class Broker:
             self._approve(batch, manifest, self._scope_for(batch, record, manifest, None), by="policy")
             return APPROVED
         if where == "discard":
-            self._discard(batch, by="policy")
+            self.journal.discard(batch, by="policy")
             return DISCARDED
         status = HELD if where == "held" else PENDING
         self.store.update_batch(batch.batch_id, status=status)
@@ -856,33 +704,13 @@ class Broker:
                 saved = carry_scope(saved, current, manifest)
         return fit_scope(saved, manifest, today)
 
-    def _render(self, batch: BatchRecord, manifest: Manifest, scope: Scope) -> Payload:
-        return self._columns(batch, manifest, keep=False).render(_frame(batch), manifest, scope)
-
-    def _columns(self, batch: BatchRecord, manifest: Manifest, *, keep: bool) -> ReportColumns:
-        """The batch's reports, decoded; ``keep`` holds on to them for the next render
-        (a person is looking at the batch and may change its scope)."""
-        stamp = (batch.batch_id, *self.store.report_stamp(batch.batch_id))
-        with self._preview_lock:
-            cached = self._preview
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-        columns = ReportColumns.decode(manifest, self.store.report_bodies(batch.batch_id))
-        if keep:
-            with self._preview_lock:
-                self._preview = (stamp, columns)
-        return columns
-
     def forget_preview(self) -> None:
         """Let go of the decoded reports kept for previews (the review window closed)."""
-        with self._preview_lock:
-            self._preview = None
+        self.previews.forget()
 
-    def _delete_reports(self, batch_id: str) -> int:
-        with self._preview_lock:
-            if self._preview is not None and self._preview[0][0] == batch_id:
-                self._preview = None
-        return self.store.delete_reports(batch_id)
+    @property
+    def _preview(self) -> str | None:  # tests/ui/test_ui_review.py reads it; broker.previews.kept_batch
+        return self.previews.kept_batch
 
     def _approve(
         self,
@@ -893,7 +721,7 @@ class Broker:
         by: str,
         expected_sha256: str | None = None,
     ) -> None:
-        payload = self._render(batch, manifest, scope)
+        payload = self.previews.columns(batch, manifest, keep=False).render(frame(batch), manifest, scope)
         if expected_sha256 is not None and payload.sha256 != expected_sha256.lower():
             raise DigestMismatch(
                 f"Batch {batch.batch_id} now renders to {payload.sha256[:12]}…, not the "
@@ -914,42 +742,10 @@ class Broker:
             payload_bytes=payload.size,
         )
         # The reports are not needed once the exact bytes are kept: excluded data goes now.
-        self._delete_reports(batch.batch_id)
+        self.previews.delete_reports(batch.batch_id)
         self.store.insert_delivery(batch.batch_id, at)
-        self._local.approved = True
-        self._record(
-            batch,
-            "approved",
-            {
-                "by": by,
-                "reports": count,
-                "payload_sha256": payload.sha256,
-                "payload_bytes": payload.size,
-                "scope": scope.to_obj(),
-                "endpoint": manifest.endpoint,
-                "manifest_version": manifest.version,
-            },
-        )
-
-    def _discard(self, batch: BatchRecord, *, by: str, reason: str | None = None) -> None:
-        count = self._delete_reports(batch.batch_id)
-        at = to_iso(self._now())
-        self.store.update_batch(
-            batch.batch_id,
-            status=DISCARDED,
-            closed_at=batch.closed_at or at,
-            decided_at=at,
-            decided_by=by,
-            payload=None,
-        )
-        detail: dict[str, Any] = {"by": by, "reports": count}
-        if reason:
-            detail["reason"] = reason
-        self._record(batch, "discarded", detail)
-
-    def _record(self, batch: BatchRecord, action: Action, detail: dict[str, Any]) -> None:
-        receipt = seal(self.store.last_receipt(), to_iso(self._now()), batch.batch_id, batch.app_id, action, detail)
-        self.store.insert_receipt(receipt)
+        self._announce()
+        self.journal.approved(batch, by=by, reports=count, payload=payload, scope=scope, manifest=manifest)
 
     def _change_since_last_decision(self, batch: BatchRecord) -> ManifestChange | None:
         last = self.store.last_manifest_version(batch.app_id, DECIDED)
@@ -958,20 +754,8 @@ class Broker:
         return diff_manifests(self._manifest(batch.app_id, last), self._manifest(batch.app_id, batch.manifest_version))
 
 
-def _frame(batch: BatchRecord) -> BatchFrame:
-    return BatchFrame(batch.app_id, batch.batch_id, batch.manifest_version, batch.window_start, batch.window_end)
-
-
 def _scope_json(scope: Scope) -> str:
     return json.dumps(scope.to_obj(), sort_keys=True, separators=(",", ":"))
-
-
-# One encoder for all reports: json.dumps with options builds a new one per call.
-_REPORT_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _report_json(report: Report) -> str:
-    return _REPORT_ENCODER.encode(report)
 
 
 def _request_digest(reports: Sequence[object], bodies: list[str]) -> str:
@@ -983,7 +767,3 @@ def _request_digest(reports: Sequence[object], bodies: list[str]) -> str:
     except (TypeError, ValueError):  # not JSON after all (a Python caller's objects, a 5,000-digit int)
         text = "\x1e".join(bodies)
     return sha256_hex(text.encode("utf-8"))
-
-
-def _ingest_result(check: ReportCheck, batch_id: str | None) -> IngestResult:
-    return IngestResult(len(check.accepted), check.rejected, check.dropped_fields, batch_id)

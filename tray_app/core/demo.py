@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import random
 import threading
 from dataclasses import dataclass, replace
@@ -17,11 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .broker import Broker
+from .loop import BackgroundLoop
 from .platform.paths import resources_dir
 from .rules.manifest import Manifest, load_manifest
 
 DEMO_FILES = ("photoedit.toml", "notes-sync.json")
 MAX_KEPT = 200
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,30 +121,32 @@ def load_demo(broker: Broker, vendor: DemoVendor) -> list[str]:
 
 
 class SampleStream:
-    """A trickle of sample reports from the demo apps, as if they were being used."""
+    """A trickle of sample reports from the demo apps, as if they were being used: a
+    :class:`~tray_app.core.loop.BackgroundLoop` sending a few every ``every_s`` seconds.
+    A round that fails (the app was removed, say) is logged and the trickle goes on; it
+    never disturbs the real work."""
 
     def __init__(self, broker: Broker, app_ids: list[str], every_s: float = 5.0) -> None:
         self.broker = broker
         self.app_ids = app_ids
         self.every_s = every_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-reports", daemon=True)
+        self._rng = random.Random()
+        self._loop = BackgroundLoop(
+            "demo-reports", self._step, error_wait_s=every_s, logger=log, doing="demo sample reports"
+        )
 
     def start(self) -> SampleStream:
-        self._thread.start()
+        self._loop.start(after_s=self.every_s)
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
+    def stop(self, timeout: float = 0) -> None:
+        """Stop the trickle (by default without waiting for a round under way)."""
+        self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        rng = random.Random()
-        while not self._stop.wait(self.every_s):
-            app_id = rng.choice(self.app_ids)
-            try:
-                self.broker.ingest(app_id, sample_reports(app_id, rng.randint(1, 3), rng))
-            except Exception:  # noqa: S112 - the demo never disturbs the real work
-                continue
+    def _step(self, woken: bool) -> float:
+        app_id = self._rng.choice(self.app_ids)
+        self.broker.ingest(app_id, sample_reports(app_id, self._rng.randint(1, 3), self._rng))
+        return self.every_s
 
 
 def sample_reports(app_id: str, count: int, rng: random.Random | None = None) -> list[dict[str, Any]]:

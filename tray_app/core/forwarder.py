@@ -4,8 +4,9 @@ One pooled httpx client (HTTP/1.1, and HTTP/2 where the vendor offers it), TLS a
 verified against the operating system's trust store (truststore: the same roots the
 browser trusts, including ones an organisation installed; see docs/forwarding.md),
 no redirects (the person consented to one destination), and timeouts on every phase.
-Which batches to send, and what an answer means, is the broker's business; this
-module only claims, sends and reports back.
+Which batches to send, and what an answer means, is the deliveries ledger's business
+(:mod:`tray_app.core.deliveries`, in the broker's transactions); this module only
+claims, sends and reports back to it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from .broker import Broker
+from .deliveries import Deliveries
 from .errors import CredentialsError, InputError, TrayError
 from .platform.secrets import SecretStore, auth_headers, needs_secret
 from .rules.clock import from_iso, utc_now
+from .storage.store import DeliveryRecord
 from .views import Claim, DeliveryOutcome
 
 if TYPE_CHECKING:
@@ -84,16 +87,19 @@ def system_tls() -> ssl.SSLContext:
 
 
 class Forwarder:
+    """Sends what the deliveries ledger has due. It depends on the ledger alone; given a
+    :class:`Broker` it takes the broker's ledger (``broker.deliveries``)."""
+
     def __init__(
         self,
-        broker: Broker,
+        deliveries: Deliveries | Broker,
         secret_store: SecretStore | None = None,
         *,
         verify: ssl.SSLContext | None = None,
         timeout: SendTimeout | None = None,
         owner: str | None = None,
     ) -> None:
-        self.broker = broker
+        self.deliveries = deliveries.deliveries if isinstance(deliveries, Broker) else deliveries
         self.secrets = secret_store or SecretStore()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.timeout = timeout or send_timeout()
@@ -140,12 +146,30 @@ class Forwarder:
         """Claim what is due now, as many as can be sent at once, and send them."""
         outcomes: list[DeliveryOutcome] = []
         while not self._closing.is_set():
-            claims = self.broker.claim_deliveries(self.owner, limit=SENDERS, lease_s=self.lease_s)
+            claims = self.deliveries.claim(self.owner, limit=SENDERS, lease_s=self.lease_s)
             if not claims:
                 break
             with self._renewing(claims):
                 outcomes.extend(self._pool.map(self.send, claims))
         return outcomes
+
+    def deliver_all(self, wait_s: float) -> tuple[list[DeliveryOutcome], list[DeliveryRecord]]:
+        """Send what is due, and keep at it for up to ``wait_s`` seconds while batches are
+        scheduled for a retry (sleeping until the next is due). Returns the outcomes of
+        every send and the deliveries still open at the end (retrying, or waiting for
+        credentials, which no waiting here can bring)."""
+        deadline = time.monotonic() + wait_s
+        outcomes: list[DeliveryOutcome] = []
+        while True:
+            outcomes.extend(self.deliver_due())
+            waiting = [d for d in self.deliveries.open_deliveries() if d.waiting_for is None]
+            left = deadline - time.monotonic()
+            if not waiting or left <= 0 or self._closing.is_set():
+                break
+            due = self.deliveries.next_delivery_due()
+            pause = (from_iso(due) - utc_now()).total_seconds() if due else left
+            self._closing.wait(min(left, max(0.05, pause)))
+        return outcomes, self.deliveries.open_deliveries()
 
     @contextmanager
     def _renewing(self, claims: list[Claim]) -> Iterator[None]:
@@ -155,7 +179,7 @@ class Forwarder:
         def renew() -> None:
             while not done.wait(self.lease_s / 3):
                 try:
-                    self.broker.renew_claims(claims, self.lease_s)
+                    self.deliveries.renew(claims, self.lease_s)
                 except TrayError as exc:
                     log.warning("could not renew delivery claims: %s", exc.message)
 
@@ -172,19 +196,19 @@ class Forwarder:
         if needs_secret(claim.auth):
             if not self.secrets.available():
                 # No OS keyring at all: held (no attempt spent) until credentials can be set.
-                return self.broker.wait_for_credentials(claim, self.secrets.status())
+                return self.deliveries.wait_for_credentials(claim, self.secrets.status())
             try:
                 secret = self.secrets.get(claim.app_id)
             except CredentialsError as exc:
                 # The keyring is there but locked or failing: try again later, like a network error.
                 return self._finish(claim, None, f"keyring: {exc.message}", None, None, time.perf_counter())
             if secret is None:
-                return self.broker.wait_for_credentials(claim, "no credentials stored for this app")
+                return self.deliveries.wait_for_credentials(claim, "no credentials stored for this app")
             try:
                 headers.update(auth_headers(claim.auth, secret, app_id=claim.app_id))
             except CredentialsError as exc:
-                return self.broker.wait_for_credentials(claim, exc.message)
-        if not self.broker.still_claimed(claim):
+                return self.deliveries.wait_for_credentials(claim, exc.message)
+        if not self.deliveries.still_claimed(claim):
             # Discarded, blocked, paused or taken over since it was claimed: nothing goes out.
             return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: no longer due")
         import httpx
@@ -227,7 +251,7 @@ class Forwarder:
     ) -> DeliveryOutcome:
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
-            return self.broker.finish_delivery(
+            return self.deliveries.finish(
                 claim, status=status, error=error, retry_after=retry_after, request_id=request_id,
                 elapsed_ms=elapsed_ms,
             )  # fmt: skip
@@ -274,7 +298,9 @@ class DeliveryLoop:
     """Sends as soon as something is approved, then sleeps until the next retry is due.
 
     Woken by the broker's approval signal (no polling); ``wake()`` is also what the
-    endpoint calls when another process (the CLI) approved something.
+    endpoint calls when another process (the CLI) approved something. The thread is a
+    :class:`~tray_app.core.loop.BackgroundLoop`; after a round that failed it waits for
+    the next wake, or an hour.
     """
 
     def __init__(
@@ -283,48 +309,39 @@ class DeliveryLoop:
         clock: Callable[[], datetime] = utc_now,
         on_change: Callable[[], None] | None = None,
     ) -> None:
+        from .loop import LONGEST_SLEEP_S, BackgroundLoop
+
         self.forwarder = forwarder
         self._clock = clock
         self.on_change = on_change
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        forwarder.broker.on_approved.append(self.wake)
+        self._loop = BackgroundLoop(
+            "delivery", self._step, error_wait_s=LONGEST_SLEEP_S, logger=log, doing="delivery round"
+        )
+        forwarder.deliveries.on_approved.append(self.wake)
+
+    @property
+    def _thread(self) -> threading.Thread | None:
+        return self._loop.thread
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="delivery", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.wake in self.forwarder.broker.on_approved:
-            self.forwarder.broker.on_approved.remove(self.wake)
+        self._loop.stop(timeout)
+        if self.wake in self.forwarder.deliveries.on_approved:
+            self.forwarder.deliveries.on_approved.remove(self.wake)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                outcomes = self.forwarder.deliver_due()
-                for outcome in outcomes:
-                    log.info("batch %s of %s: %s", outcome.batch_id, outcome.app_id, outcome.outcome)
-                if outcomes and self.on_change is not None:
-                    self.on_change()
-                due = self.forwarder.broker.next_delivery_due()
-            except TrayError as exc:
-                log.warning("delivery round failed: %s", exc.message)
-                due = None
-            except Exception:
-                log.exception("delivery round failed")
-                due = None
-            wait = 3600.0
-            if due is not None:
-                wait = min(wait, max(0.0, (from_iso(due) - self._clock()).total_seconds()) + 0.05)
-            # Cleared only after waiting: a stop() or wake() that came during the round
-            # ends this wait at once instead of being lost.
-            self._wake.wait(wait)
-            self._wake.clear()
+    def _step(self, woken: bool) -> float | None:
+        """Send what is due; sleep until the next retry is due (or until woken)."""
+        outcomes = self.forwarder.deliver_due()
+        for outcome in outcomes:
+            log.info("batch %s of %s: %s", outcome.batch_id, outcome.app_id, outcome.outcome)
+        if outcomes and self.on_change is not None:
+            self.on_change()
+        due = self.forwarder.deliveries.next_delivery_due()
+        if due is None:
+            return None
+        return max(0.0, (from_iso(due) - self._clock()).total_seconds()) + 0.05

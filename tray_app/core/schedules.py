@@ -3,24 +3,25 @@ retention, pick up the spool, and sleep in between.
 
 No polling: the thread sleeps until the earliest open window ends (or an hour for
 retention), and is woken early only when something may have moved that time (a
-report opened a new batch, a setting changed).
+report opened a new batch, a setting changed). The thread is a
+:class:`~tray_app.core.loop.BackgroundLoop`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .broker import Broker
-from .errors import TrayError
+from .loop import BackgroundLoop
 from .rules.clock import from_iso
 from .storage.spool import Spool, SpoolDrain
 
 log = logging.getLogger(__name__)
 
 RETENTION_EVERY = timedelta(hours=1)
+RETRY_AFTER_S = 60.0  # after a round that failed (a busy database, say)
 
 
 class Housekeeper:
@@ -35,25 +36,22 @@ class Housekeeper:
         self.spool = spool
         self.on_change = on_change
         self._clock = clock or broker._clock
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.rounds = 0  # how many times it did its work: for tests and status
         self._keys_forgotten: datetime | None = None
+        self._due: datetime | None = None  # when run_once is next due (None: at once)
+        self._loop = BackgroundLoop(
+            "housekeeper", self._step, error_wait_s=RETRY_AFTER_S, logger=log, doing="housekeeping"
+        )
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="housekeeper", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
 
     def wake(self) -> None:
         """Something changed: look at the schedule again."""
-        self._wake.set()
+        self._loop.wake()
 
     def run_once(self) -> None:
         closed, sweep = self.broker.tidy()
@@ -100,27 +98,16 @@ class Housekeeper:
             due = min(due, from_iso(earliest))
         return due
 
-    def _run(self) -> None:
-        due = self._clock()
-        woken = False
-        while not self._stop.is_set():
-            now = self._clock()
-            try:
-                if now >= due:
-                    self.run_once()
-                elif woken:
-                    # Woken early (a report came in): a client may have spooled while
-                    # the endpoint was briefly unreachable; take that in now.
-                    self.drain_spool()
-            except TrayError as exc:
-                log.warning("housekeeping failed: %s", exc.message)
-            except Exception:
-                log.exception("housekeeping failed")
-            now = self._clock()
-            try:
-                due = self.next_due(now)
-            except TrayError as exc:
-                log.warning("cannot read the schedule: %s", exc.message)
-                due = now + timedelta(minutes=1)
-            woken = self._wake.wait(max(0.0, (due - now).total_seconds()))
-            self._wake.clear()
+    def _step(self, woken: bool) -> float:
+        """One round of the loop: the work if it is due, else (woken early, a report came
+        in) the spool, which a client may have written to while the endpoint was briefly
+        unreachable. Returns the seconds until the work is due. A round that fails is
+        tried again after :data:`RETRY_AFTER_S` (the work is still due then)."""
+        now = self._clock()
+        if self._due is None or now >= self._due:
+            self.run_once()
+        elif woken:
+            self.drain_spool()
+        now = self._clock()
+        self._due = self.next_due(now)
+        return (self._due - now).total_seconds()

@@ -6,13 +6,15 @@ which are contracts: DESIGN.md, "CLI" and "Local ingest HTTP API").
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from .rules.manifest import Manifest, ManifestChange
 from .rules.payload import Payload
+from .rules.reports import ReportCheck
 from .rules.scope import Scope
-from .storage.store import BatchRecord
+from .storage.store import AppRecord, BatchRecord
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,14 @@ class AppInfo:
     policy: str
     manifest: Manifest
     scope: Scope
+
+    @classmethod
+    def of(cls, record: AppRecord, manifest: Manifest) -> AppInfo:
+        """An app as its row says, with its current ``manifest``."""
+        scope = Scope.from_obj(json.loads(record.scope))
+        return cls(
+            record.app_id, record.name, record.vendor, record.endpoint, record.status, record.policy, manifest, scope
+        )
 
     def to_obj(self) -> dict[str, Any]:
         """The shape of ``apps --json``."""
@@ -60,6 +70,21 @@ class IngestResult:
     batch_id: str | None = None
     repeated: bool = False  # the answer to an earlier request with the same key: nothing new stored
 
+    @classmethod
+    def of(cls, check: ReportCheck, batch_id: str | None) -> IngestResult:
+        return cls(len(check.accepted), check.rejected, check.dropped_fields, batch_id)
+
+    @classmethod
+    def repeat(cls, answer: str) -> IngestResult:
+        """The result remembered under an Idempotency-Key (:meth:`answer`), given again."""
+        obj = json.loads(answer)
+        rejected = [(int(r["index"]), str(r["error"])) for r in obj["rejected"]]
+        return cls(int(obj["accepted"]), rejected, list(obj["dropped_fields"]), None, repeated=True)
+
+    def answer(self) -> str:
+        """The HTTP answer as compact JSON, as it is remembered under an Idempotency-Key."""
+        return json.dumps(self.to_obj(), separators=(",", ":"))
+
     def to_obj(self) -> dict[str, Any]:
         """The shape of the HTTP 202 answer."""
         return {
@@ -77,6 +102,10 @@ class BatchSummary:
     reports: int
     window_start: str
     window_end: str
+
+    @classmethod
+    def of(cls, batch: BatchRecord, reports: int) -> BatchSummary:
+        return cls(batch.batch_id, batch.app_id, batch.status, reports, batch.window_start, batch.window_end)
 
     def to_obj(self) -> dict[str, Any]:
         """The shape of one ``pending --json`` entry."""
@@ -154,6 +183,9 @@ class DeliveryOutcome:
 
 @dataclass(frozen=True)
 class Overview:
+    """The state at a glance, read in one go: what ``status`` prints and what the tray and
+    its menu show (the counts, who asks, what waits, what went wrong)."""
+
     apps: int
     awaiting_consent: int
     open: int
@@ -163,4 +195,12 @@ class Overview:
     paused_all: bool
     retention_days: int
     spool_dropped: int
-    delivering: int
+    names: dict[str, str]  # every registered app's name, by app id
+    asking: tuple[str, ...]  # the apps awaiting consent, by app id
+    waiting: dict[str, tuple[str, ...]]  # the batches waiting for a decision (pending), by app id
+    failed_recently: int  # deliveries that failed for good in the last 24 hours
+    waiting_for_credentials: int  # approved batches held: no secret, or no keyring
+
+    def name(self, app_id: str) -> str:
+        """An app's name (its id once it is gone)."""
+        return self.names.get(app_id, app_id)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,11 +64,8 @@ from ..core import (
     from_iso,
     plain_text,
     plainly,
-    to_iso,
-    utc_now,
-    verify_chain,
 )
-from .worker import run_task
+from .worker import Latest, run_task
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
@@ -324,35 +319,11 @@ def load_payload(broker: Broker, batch_id: str) -> StoredPayload:
     return StoredPayload(batch_id, view.batch.status, payload.body, payload.sha256, pretty)
 
 
-def export_document(receipts: Sequence[Receipt]) -> dict[str, Any]:
-    """The export: every receipt of the chain, its head hash and whether it verifies."""
-    check = verify_chain(receipts)
-    document: dict[str, Any] = {
-        "exported_at": to_iso(utc_now().replace(microsecond=0)),
-        "count": len(receipts),
-        "head": receipts[-1].hash if receipts else GENESIS,
-        "verified": check.ok,
-        "receipts": [receipt.to_export() for receipt in receipts],
-    }
-    if not check.ok:
-        document["problem"] = check.problem
-    return document
-
-
 def write_export(broker: Broker, path: str) -> ExportResult:
-    """Write the whole chain as JSON to ``path`` (replaced in one step, never half-written)."""
-    document = export_document(broker.history())
-    target = Path(path)
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".json", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return ExportResult(str(target), document["count"], document["head"], document["verified"])
+    """Write the whole chain as JSON to ``path``: the core's export
+    (:meth:`Broker.export_history`), the same bytes as ``history --export FILE``."""
+    exported = broker.export_history(path)
+    return ExportResult(str(Path(path)), exported.count, exported.head, exported.verified)
 
 
 # -- models --------------------------------------------------------------------------------
@@ -555,7 +526,7 @@ class HistoryWindow(QWidget):
         self._retention_days: int | None = None
         self._loading = False
         self._reload_again = False
-        self._payload_ticket = 0
+        self._payloads = Latest()  # the payload pane shows the answer for the newest selection only
         self._verified_head: str | None = None
         self._busy: set[str] = set()
         self._shown_seq: int | None = -1
@@ -892,7 +863,7 @@ class HistoryWindow(QWidget):
             self.refresh()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._payload_ticket += 1  # a payload still loading is not needed any more
+        self._payloads.drop()  # a payload still loading is not needed any more
         super().closeEvent(event)
 
     # -- results ---------------------------------------------------------------------------
@@ -989,7 +960,7 @@ class HistoryWindow(QWidget):
     def _show_receipt(self, receipt: Receipt | None) -> None:
         while self.receipt_form.rowCount():
             self.receipt_form.removeRow(0)
-        self._payload_ticket += 1
+        ticket = self._payloads.new()
         self._shown_seq = receipt.seq if receipt is not None else None
         self.payload_view.clear()
         if receipt is None:
@@ -1019,20 +990,22 @@ class HistoryWindow(QWidget):
             self.receipt_form.addRow(name, field)
         self.payload_label.setText("Loading the stored payload…")
         self.payload_view.setEnabled(False)
-        ticket = self._payload_ticket
         broker, batch_id = self.broker, receipt.batch_id
         expected = self._expected_digest(receipt)
 
         def done(result: object) -> None:
-            if ticket == self._payload_ticket and isinstance(result, StoredPayload):
+            if isinstance(result, StoredPayload):
                 self._show_payload(result, expected)
 
         def failed(exc: BaseException) -> None:
-            if ticket == self._payload_ticket:
-                self.payload_label.setText("The payload could not be loaded.")
-                self.show_error(exc)
+            self.payload_label.setText("The payload could not be loaded.")
+            self.show_error(exc)
 
-        run_task(lambda: load_payload(broker, batch_id), self._guard(done), self._guard(failed))
+        run_task(
+            lambda: load_payload(broker, batch_id),
+            self._guard(self._payloads.only(ticket, done)),
+            self._guard(self._payloads.only(ticket, failed)),
+        )
 
     def _update_receipt_warning(self) -> None:
         bad = self.model.bad_seq

@@ -1,8 +1,8 @@
 """The review window: pending batches by app, the scope editor, and the exact payload.
 
 Everything that reads the database or renders a payload runs on the thread pool
-(:func:`run_task`); results come back as signals. A render is tagged with a number so a
-slow answer for an old scope never overwrites a newer one. *Approve and send* passes the
+(:func:`run_task`); results come back as signals. A render is tagged (:class:`Latest`) so
+a slow answer for an old scope never overwrites a newer one. *Approve and send* passes the
 SHA-256 of the payload on screen, so what is approved is exactly what was shown.
 """
 
@@ -48,11 +48,12 @@ from ..core import (
     FieldSpec,
     Manifest,
     Scope,
+    ScopeError,
     TrayError,
     plain_text,
     plainly,
 )
-from .worker import run_task
+from .worker import Latest, run_task
 
 NOTHING_WAITING = (
     "<h3>Nothing is waiting for you.</h3><p>Telemetry Tray holds what your apps want to send "
@@ -76,7 +77,11 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 class ScopeModel(QAbstractTableModel):
-    """One row per declared field: include, name, sensitivity, coarsening, description."""
+    """One row per declared field: include, name, sensitivity, coarsening, description.
+
+    Ticking or unticking a field is the core's own edit (:meth:`Scope.edited`), so a field
+    ticked starts at the coarsening its manifest asks for, as the CLI's ``--include``
+    does; the model keeps no copy of that rule."""
 
     INCLUDE, FIELD, SENSITIVITY, COARSEN, DESCRIPTION = range(5)
     HEADERS = ("Send", "Field", "Sensitivity", "Coarsen to", "What it is")
@@ -84,6 +89,7 @@ class ScopeModel(QAbstractTableModel):
 
     def __init__(self) -> None:
         super().__init__()
+        self._manifest: Manifest | None = None
         self._fields: list[FieldSpec] = []
         self._included: set[str] = set()
         self._coarsen: dict[str, str] = {}
@@ -92,6 +98,7 @@ class ScopeModel(QAbstractTableModel):
 
     def load(self, manifest: Manifest, scope: Scope, editable: bool) -> None:
         self.beginResetModel()
+        self._manifest = manifest
         self._fields = list(manifest.fields)
         self._included = set(scope.fields)
         self._coarsen = dict(scope.coarsen)
@@ -166,9 +173,17 @@ class ScopeModel(QAbstractTableModel):
         # commits again when it loses focus (to the Approve button, say).
         if index.column() == self.INCLUDE and role == Qt.ItemDataRole.CheckStateRole:
             checked = Qt.CheckState(value) == Qt.CheckState.Checked if not isinstance(value, bool) else value
-            if checked == (spec.name in self._included):
+            if checked == (spec.name in self._included) or self._manifest is None:
                 return True
-            (self._included.add if checked else self._included.discard)(spec.name)
+            name = [spec.name]
+            try:
+                edited = self.scope().edited(
+                    self._manifest, include=name if checked else (), exclude=() if checked else name
+                )
+            except ScopeError:
+                return False
+            self._included = set(edited.fields)
+            self._coarsen = dict(edited.coarsen)
         elif index.column() == self.COARSEN and role == Qt.ItemDataRole.EditRole:
             if value != "exact" and value not in spec.coarsen_levels:
                 return False
@@ -230,7 +245,7 @@ class ReviewWindow(QWidget):
         self.setWindowTitle("Telemetry Tray — Review")
         self.setAccessibleName("Review pending telemetry")
         self.resize(1100, 720)
-        self._generation = 0
+        self._latest = Latest()  # renders and loads: an answer for an older request is dropped
         self._current: BatchView | None = None
         self._shown_sha: str | None = None
         self._pending_select: str | None = None
@@ -486,7 +501,7 @@ class ReviewWindow(QWidget):
         found = self._select_key(keep) or self._select_first()
         self.tree.selectionModel().blockSignals(False)
         if not found:
-            self._generation += 1
+            self._latest.drop()
             self._cancel_approval()
             self._current = None
             self.pages.setCurrentWidget(self.empty)
@@ -565,16 +580,15 @@ class ReviewWindow(QWidget):
             "<p>If you allow it, nothing is sent until you approve each batch, or set a standing default.</p>"
         )
         self.consent_text.setOpenExternalLinks(True)
-        self._generation += 1
+        self._latest.drop()
         self._cancel_approval()
         self._render_again = False
         self.pages.setCurrentIndex(2)
         self._current = None
 
     def _load_batch(self, batch_id: str) -> None:
-        self._generation += 1
+        generation = self._latest.new()
         self._cancel_approval()
-        generation = self._generation
         self._render_again = False  # a scope edit of the previous batch must not render over this one
         self._current = None  # nothing is approvable until this batch is on screen
         self._payload_current = False
@@ -592,7 +606,7 @@ class ReviewWindow(QWidget):
         )
 
     def _loaded(self, generation: int, rendered: _Rendered) -> None:
-        if generation != self._generation:
+        if not self._latest.is_current(generation):
             return  # the person has moved on
         view = rendered.view
         self._current = view
@@ -619,7 +633,7 @@ class ReviewWindow(QWidget):
         self._payload_current = False
         self.approve_button.setEnabled(False)  # until the payload on screen matches the scope
         self.payload_info.setText("Updating…")
-        self._generation += 1  # a render under way is out of date now
+        self._latest.drop()  # a render under way is out of date now
         if self._rendering:
             self._render_again = True
         else:
@@ -628,8 +642,7 @@ class ReviewWindow(QWidget):
     def _render(self) -> None:
         if self._current is None:
             return
-        self._generation += 1
-        generation = self._generation
+        generation = self._latest.new()
         batch_id = self._current.batch.batch_id
         scope = self.scope_model.scope()
         broker = self.broker
@@ -651,7 +664,7 @@ class ReviewWindow(QWidget):
         return False
 
     def _rendered(self, generation: int, rendered: _Rendered) -> None:
-        if self._render_done() or generation != self._generation:
+        if self._render_done() or not self._latest.is_current(generation):
             return
         self._current = rendered.view
         self._show_payload(rendered)
@@ -665,12 +678,12 @@ class ReviewWindow(QWidget):
         view = self._current
         if view is None or view.payload is None:
             return
-        payload, generation = view.payload, self._generation
+        payload, generation = view.payload, self._latest.ticket
         self.show_all.setEnabled(False)
 
         def done(text: str) -> None:
             self.show_all.setEnabled(True)
-            if generation == self._generation and self._shown_sha == payload.sha256:
+            if self._latest.is_current(generation) and self._shown_sha == payload.sha256:
                 self.payload.setPlainText(text)
                 self.show_all.hide()
 
@@ -774,7 +787,7 @@ class ReviewWindow(QWidget):
         self.refresh()
 
     def _render_failed(self, generation: int, exc: BaseException) -> None:
-        if self._render_done() or generation != self._generation:
+        if self._render_done() or not self._latest.is_current(generation):
             return  # about a batch or scope no longer on screen
         not_approved = self._approving is not None
         self._cancel_approval()

@@ -7,8 +7,10 @@ a keyring waiting on its unlock prompt never freezes the window. After a change 
 window reads everything again; a failure shows its ``title`` and ``message`` in the
 banner at the top and the controls go back to what is true.
 
-Vendor secrets go from the password field straight to :meth:`SecretStore.set` and the
-field is cleared; the window only ever shows whether one is stored.
+Vendor secrets go from the password field straight to the core's :meth:`Credentials.set`
+(the keyring, then the deliveries that waited for it) and the field is cleared; the
+window only ever shows whether one is stored. Removing an app is
+:meth:`Credentials.remove_app`, which clears its secret too.
 """
 
 from __future__ import annotations
@@ -55,14 +57,16 @@ from ..core import (
     AppInfo,
     Autostart,
     Broker,
+    Credentials,
     CredentialsError,
     Manifest,
+    Removal,
     Scope,
     SecretStore,
     TrayError,
     needs_secret,
 )
-from .worker import run_task
+from .worker import Latest, run_task
 
 __all__ = [
     "APP_ID_ROLE",
@@ -368,13 +372,14 @@ class SettingsWindow(QWidget):
         super().__init__(parent)
         self._broker = broker
         self._secrets = secrets
+        self._credentials = Credentials(broker, secrets)
         self._autostart = autostart
         self._confirm: Confirm = confirm or ask_confirmation
         # One thread: changes apply in the order they were made.
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._pending = 0
-        self._generation = 0
+        self._reads = Latest()  # an older read's answer is dropped when a newer one is on its way
         self._snapshot: SettingsSnapshot | None = None
         self._syncing = False
 
@@ -398,12 +403,11 @@ class SettingsWindow(QWidget):
 
     def refresh(self) -> None:
         """Read everything again, off the UI thread."""
-        self._generation += 1
-        generation = self._generation
+        ticket = self._reads.new()
         broker, secrets, autostart = self._broker, self._secrets, self._autostart
         self._run(
             lambda: load_snapshot(broker, secrets, autostart),
-            lambda snapshot: self._apply(generation, snapshot),
+            self._reads.only(ticket, self._apply),
             self._show_error,
         )
 
@@ -622,9 +626,7 @@ class SettingsWindow(QWidget):
         if not event.spontaneous() and self._snapshot is not None:
             self.refresh()
 
-    def _apply(self, generation: int, snapshot: SettingsSnapshot) -> None:
-        if generation != self._generation:
-            return  # a newer read is on its way
+    def _apply(self, snapshot: SettingsSnapshot) -> None:
         selected = self.selected_app()
         self._snapshot = snapshot
         self._syncing = True
@@ -725,33 +727,24 @@ class SettingsWindow(QWidget):
         if row is None:
             return
         app = row.app
-        credentials = " Its vendor credentials are removed from the OS keyring." if row.credentials == STORED else ""
+        secret = " Its vendor credentials are removed from the OS keyring." if row.credentials == STORED else ""
         if not self._confirm(
             self,
             f"Remove {app.name}?",
             f"Telemetry Tray forgets {app.name}: its batches that were not sent yet are discarded and its "
-            f"settings are deleted.{credentials} The history keeps its receipts. The app has to register "
+            f"settings are deleted.{secret} The history keeps its receipts. The app has to register "
             "again before it can send anything.",
             "Remove",
         ):
             return
-        app_id, broker, secrets = app.app_id, self._broker, self._secrets
-        # Whatever the last look at the keyring said (it may have been locked then): a
-        # secret left behind would go to the next app that registers under this id.
-        clear = needs_secret(app.manifest.auth)
+        app_id, credentials = app.app_id, self._credentials
 
-        def remove() -> str:
-            broker.remove_app(app_id)
-            if clear:
-                try:
-                    secrets.clear(app_id)
-                except CredentialsError as exc:
-                    if row.credentials != STORED and not secrets.available():
-                        return ""  # no keyring now, and none was seen holding one
-                    return f"{app.name} was removed, but its credentials could not be cleared: {exc.message}"
-            return ""
+        def removed(removal: object) -> None:
+            if isinstance(removal, Removal) and removal.problem:
+                self._show_banner(removal.problem, error=True)
 
-        self._change(remove, lambda note: self._show_banner(note, error=True) if note else None)
+        # The core clears its secret too, whatever the last look at the keyring said.
+        self._change(lambda: credentials.remove_app(app_id), removed)
 
     def _ask_secret(self) -> None:
         row = self._selected_row()
@@ -764,11 +757,10 @@ class SettingsWindow(QWidget):
         dialog.open()
 
     def _store_secret(self, app: AppInfo, secret: str) -> None:
-        app_id, broker, secrets = app.app_id, self._broker, self._secrets
+        app_id, credentials = app.app_id, self._credentials
 
         def store() -> int:
-            secrets.set(app_id, secret)
-            return broker.credentials_changed(app_id)
+            return credentials.set(app_id, secret)
 
         def stored(waiting: object) -> None:
             note = f"Credentials for {app.name} are stored in the OS keyring."
@@ -791,8 +783,8 @@ class SettingsWindow(QWidget):
             "Clear",
         ):
             return
-        app_id, secrets = app.app_id, self._secrets
-        self._change(lambda: secrets.clear(app_id))
+        app_id, credentials = app.app_id, self._credentials
+        self._change(lambda: credentials.clear(app_id))
 
     def _retention_entered(self) -> None:
         days = self.retention_spin.value()

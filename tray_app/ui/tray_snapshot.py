@@ -1,30 +1,53 @@
-"""What the tray and its menu show, read from the broker in one go off the UI thread."""
+"""What the tray and its menu show: the broker's :class:`~tray_app.core.Overview`, read in
+one go off the UI thread, in the words of the menu."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core import AppInfo, BatchSummary, Broker
+from ..core import Broker, Overview
+
+
+@dataclass(frozen=True)
+class AppEntry:
+    """An app the menu names."""
+
+    app_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class WaitingBatch:
+    """A batch waiting for the person's decision."""
+
+    batch_id: str
+    app_id: str
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    apps: list[AppInfo] = field(default_factory=list)
-    batches: list[BatchSummary] = field(default_factory=list)
+    awaiting_consent: tuple[AppEntry, ...] = ()  # new apps asking to send, by app id
+    waiting: tuple[WaitingBatch, ...] = ()  # batches to decide on (not the ones still collecting)
+    names: dict[str, str] = field(default_factory=dict)
     paused_all: bool = False
     failed_deliveries: int = 0  # failed for good in the last 24 hours
     waiting_for_credentials: int = 0  # approved batches held: no secret, or no keyring
     ready: bool = False
     problem: str = ""  # e.g. the instance could not start; shown in the menu and tooltip
 
-    @property
-    def waiting(self) -> list[BatchSummary]:
-        """Batches the person is asked to decide on (not the ones still collecting)."""
-        return [b for b in self.batches if b.status == "pending"]
-
-    @property
-    def awaiting_consent(self) -> list[AppInfo]:
-        return [a for a in self.apps if a.status == "awaiting_consent"]
+    @classmethod
+    def of(cls, overview: Overview) -> Snapshot:
+        return cls(
+            awaiting_consent=tuple(AppEntry(app_id, overview.name(app_id)) for app_id in overview.asking),
+            waiting=tuple(
+                WaitingBatch(batch_id, app_id) for app_id, ids in overview.waiting.items() for batch_id in ids
+            ),
+            names=dict(overview.names),
+            paused_all=overview.paused_all,
+            failed_deliveries=overview.failed_recently,
+            waiting_for_credentials=overview.waiting_for_credentials,
+            ready=True,
+        )
 
     def waiting_by_app(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -33,7 +56,7 @@ class Snapshot:
         return counts
 
     def app_name(self, app_id: str) -> str:
-        return next((a.name for a in self.apps if a.app_id == app_id), app_id)
+        return self.names.get(app_id, app_id)
 
     def summary(self) -> str:
         """The status line, in words: "3 batches waiting from 2 apps"."""
@@ -59,16 +82,8 @@ class Snapshot:
 
 
 def take_snapshot(broker: Broker) -> Snapshot:
-    failed = broker.failures_since(hours=24)
-    held = sum(1 for d in broker.open_deliveries() if d.waiting_for == "credentials")
-    return Snapshot(
-        apps=broker.apps(),
-        batches=broker.pending(),
-        paused_all=broker.paused_all,
-        failed_deliveries=failed,
-        waiting_for_credentials=held,
-        ready=True,
-    )
+    """What the tray shows now: one read (:meth:`Broker.overview`); call it off the UI thread."""
+    return Snapshot.of(broker.overview())
 
 
 def _count(n: int, one: str, many: str) -> str:

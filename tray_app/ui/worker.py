@@ -2,18 +2,21 @@
 
 The function runs on a pool thread; its result or its exception comes back as a signal,
 delivered on the UI thread (queued connection). Errors always reach ``failed``; nothing
-is printed or swallowed.
+is printed or swallowed. :class:`Latest` drops an answer that arrives after a newer
+request was made (the person moved on): the windows tag their requests with it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class TaskSignals(QObject):
@@ -66,3 +69,40 @@ def _is_tray_error(exc: BaseException) -> bool:
     from ..core import TrayError
 
     return isinstance(exc, TrayError)
+
+
+class Latest:
+    """Tags background requests of one kind, so an answer that arrives after a newer
+    request was made is dropped instead of shown over the newer one.
+
+    ``ticket = latest.new()`` when a request starts (from then on every earlier one is
+    stale); ``latest.is_current(ticket)`` when its answer comes back, or wrap the callback
+    with ``latest.only(ticket, callback)``. ``latest.drop()`` makes every request under
+    way stale (the person moved on and nothing new is asked); ``latest.ticket`` is the
+    newest request's ticket. Used on the UI thread only."""
+
+    def __init__(self) -> None:
+        self._newest = 0
+
+    @property
+    def ticket(self) -> int:
+        return self._newest
+
+    def new(self) -> int:
+        self._newest += 1
+        return self._newest
+
+    def drop(self) -> None:
+        self._newest += 1
+
+    def is_current(self, ticket: int) -> bool:
+        return ticket == self._newest
+
+    def only(self, ticket: int, callback: Callable[[T], None]) -> Callable[[T], None]:
+        """``callback``, called only while ``ticket`` is the newest request's."""
+
+        def call(value: T) -> None:
+            if ticket == self._newest:
+                callback(value)
+
+        return call

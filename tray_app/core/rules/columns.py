@@ -1,7 +1,7 @@
 """A batch's reports decoded once into columns, so any scope renders in a fraction of the time.
 
 The review window re-renders a batch every time the person changes its scope, and a
-batch can hold 100,000 reports. :func:`tray_app.core.rules.payload.render` (the reference:
+batch can hold 100,000 reports. :func:`tray_app.core.rules.payload.reference_render` (the reference:
 one dict per report, then ``json.dumps``) takes about half a second for that; most of
 it is decoding the stored reports and building and encoding 100,000 small dicts again.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any, Final
@@ -27,7 +27,7 @@ from .payload import BatchFrame, Payload, canonical_bytes, envelope, fold, sha25
 from .reports import JSONScalar
 from .scope import Scope, coarsen_timestamps, coarsen_value
 
-__all__ = ["ReportColumns"]
+__all__ = ["ReportColumns", "encode_report"]
 
 
 class _Missing:
@@ -41,10 +41,16 @@ class _Missing:
 
 MISSING: Final = _Missing()
 
+# One encoder for all reports: json.dumps with options builds a new one per call.
+_REPORT_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 # What json.dumps(..., ensure_ascii=False) uses for strings (the C version when built).
 _encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
-# Never in canonical JSON text: json.dumps escapes every control character in strings.
-_MARK: Final = "\x00"
+
+
+def encode_report(report: Mapping[str, Any]) -> str:
+    """A checked report as it is stored (compact JSON, keys sorted), what :meth:`ReportColumns.decode` reads."""
+    return _REPORT_ENCODER.encode(report)
 
 
 def _encode(value: JSONScalar) -> str:
@@ -81,7 +87,7 @@ class ReportColumns:
         return cls(manifest, reports)
 
     def render(self, frame: BatchFrame, manifest: Manifest, scope: Scope) -> Payload:
-        """The payload of this batch under ``scope``: the same bytes as :func:`payload.render`."""
+        """The payload of this batch under ``scope``: the same bytes as :func:`payload.reference_render`."""
         outside = envelope(frame, scope)
         if scope.mode == "aggregate":
             outside["aggregates"] = {

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from ..errors import ManifestError
+from ..errors import ConflictError, ManifestError
 from .windows import CADENCES, Cadence
 
 FieldType = Literal["string", "integer", "number", "boolean", "timestamp", "version", "enum"]
@@ -193,6 +193,36 @@ def diff_manifests(old: Manifest, new: Manifest) -> ManifestChange:
     )
 
 
+@dataclass(frozen=True)
+class Upgrade:
+    """What registering a newer manifest version does: its change, and the app's status after."""
+
+    change: ManifestChange
+    status: str
+
+
+def upgrade(old: Manifest, new: Manifest, status: str) -> Upgrade | None:
+    """The version rule, for ``new`` sent for an app registered with ``old`` whose status is ``status``.
+
+    The same version with the same content is nothing new (None). The same version with
+    other content, or an older version, is refused (:class:`ConflictError`): a version
+    names one content. A newer version is taken; if it changes what the person
+    consented to (where the data goes, who gets it, why, how long it is kept) an allowed
+    app awaits their consent again; a blocked or waiting app stays as it is.
+    """
+    if new.version < old.version:
+        raise ConflictError(f"manifest version {new.version} is older than the registered version {old.version}")
+    if new.version == old.version:
+        if new.to_json() != old.to_json():
+            raise ConflictError(
+                f"manifest version {new.version} is already registered with different content; "
+                "raise 'version' to change it"
+            )
+        return None
+    change = diff_manifests(old, new)
+    return Upgrade(change, "awaiting_consent" if change.reconsent and status == "allowed" else status)
+
+
 def _reconsent_reasons(old: Manifest, new: Manifest) -> tuple[str, ...]:
     """What in a new version undoes the person's consent to the app as a whole: where the
     data goes, who gets it, why, and (longer) how long they keep it."""
@@ -338,10 +368,10 @@ def _field(index: int, obj: object) -> FieldSpec:
     ftype = spec.get("type")
     if ftype not in FIELD_TYPES:
         raise ManifestError(f"{where}.type", f"{_show(ftype)} is not one of {', '.join(FIELD_TYPES)}")
-    sensitivity = _optional(spec, "sensitivity", "anonymous", where)
+    sensitivity = _optional(spec, "sensitivity", "anonymous")
     if sensitivity not in SENSITIVITIES:
         raise ManifestError(f"{where}.sensitivity", f"{_show(sensitivity)} is not one of {', '.join(SENSITIVITIES)}")
-    required = _optional(spec, "required", False, where)
+    required = _optional(spec, "required", False)
     if not isinstance(required, bool):
         raise ManifestError(f"{where}.required", f"{_show(required)} is not true or false")
     values: tuple[str, ...] = ()
@@ -458,7 +488,7 @@ def _no_unknown_keys(where: str, obj: Mapping[str, object], allowed: set[str]) -
             raise ManifestError(f"{where}.{key}" if where else key, "is null; leave the key out to use its default")
 
 
-def _optional(obj: Mapping[str, object], key: str, default: object, where: str = "") -> object:
+def _optional(obj: Mapping[str, object], key: str, default: object) -> object:
     value = obj.get(key, default)
     return default if value is None else value
 

@@ -194,7 +194,10 @@ class BatchFrame:
     window_end: str
 
 
-def render(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> Payload:
+def reference_render(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> Payload:
+    """The payload, the slow and obvious way (one dict per report, then ``json.dumps``):
+    the reference that :meth:`~tray_app.core.rules.columns.ReportColumns.render`, which
+    the broker uses, is tested against byte for byte."""
     return Payload.of(payload_object(frame, manifest, scope, reports))
 
 

@@ -4,13 +4,14 @@ Each receipt holds the SHA-256 of the one before it and its own hash covers its
 sequence number, time, batch, app, action, detail and that previous hash, so editing,
 reordering or deleting a receipt in the middle of the chain is detectable by
 :func:`verify`. (Cutting receipts off the *end* leaves a valid shorter chain; the
-exported head hash is what a person keeps to detect that.)
+exported head hash is what a person keeps to detect that.) :func:`export_chain` is
+what *History → Export* and ``history --export FILE`` write, byte for byte.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -126,3 +127,42 @@ def verify_chain(receipts: Iterable[Receipt]) -> ChainCheck:
         expected_seq += 1
         count += 1
     return ChainCheck(True, count, prev_hash)
+
+
+@dataclass(frozen=True)
+class ChainExport:
+    """A history export: its bytes, and what they say in numbers."""
+
+    body: bytes
+    count: int
+    head: str
+    verified: bool
+    problem: str = ""
+
+
+def chain_export(receipts: Sequence[Receipt], exported_at: str) -> ChainExport:
+    """The history export, made at ``exported_at`` (ISO 8601): UTF-8 JSON, indented two
+    spaces for a person to read, ending with a newline, holding in this order
+
+    ``exported_at``, ``count`` (receipts), ``head`` (the last receipt's hash, or
+    :data:`GENESIS`), ``verified`` (whether the chain verifies), ``receipts`` (each as
+    :meth:`Receipt.to_export`: its fields, ``seq``, ``prev_hash`` and ``hash``), and
+    ``problem`` (the first break) only when it does not verify."""
+    check = verify_chain(receipts)
+    head = receipts[-1].hash if receipts else GENESIS
+    document: dict[str, Any] = {
+        "exported_at": exported_at,
+        "count": len(receipts),
+        "head": head,
+        "verified": check.ok,
+        "receipts": [receipt.to_export() for receipt in receipts],
+    }
+    if not check.ok:
+        document["problem"] = check.problem
+    body = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return ChainExport(body, len(receipts), head, check.ok, check.problem)
+
+
+def export_chain(receipts: Sequence[Receipt], exported_at: str) -> bytes:
+    """The bytes of the history export (see :func:`chain_export`)."""
+    return chain_export(receipts, exported_at).body

@@ -8,9 +8,13 @@ They follow the OTLP exporter rules (DESIGN.md): 2xx is delivered; 408, 429, 502
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Literal
+from typing import Any, Literal
+
+from .clock import to_iso
+from .consent import DELIVERED, FAILED
 
 Verdict = Literal["delivered", "retry", "failed"]
 
@@ -59,3 +63,69 @@ def next_attempt(now: datetime, attempts: int, retry_after: float | None, rng: r
     if retry_after is not None:
         wait = max(wait, retry_after)
     return now + timedelta(seconds=wait)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What to record for one answer: the whole outcome of a send, decided before any write.
+
+    ``delivery`` is every field of the delivery row to change (the lease always ends);
+    ``batch_status`` the batch's new status (None: it stays approved); ``discard`` that
+    the batch is to be discarded instead (its app was blocked meanwhile), with its own
+    receipt; otherwise ``action`` and ``detail`` are the receipt's.
+    """
+
+    outcome: str  # DeliveryOutcome.outcome: delivered | retrying | failed | discarded: app blocked
+    delivery: dict[str, object]
+    batch_status: str | None = None
+    discard: bool = False
+    action: Literal["delivered", "retrying", "failed"] | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # the outcome's error (none for a delivery)
+    next_attempt_at: str | None = None
+
+
+def settle(
+    *,
+    status: int | None,
+    error: str | None,
+    retry_after: str | None,
+    attempts: int,
+    now: datetime,
+    app_blocked: bool,
+    endpoint: str,
+    payload_sha256: str,
+    payload_bytes: int,
+    request_id: str | None = None,
+    elapsed_ms: float | None = None,
+    rng: random.Random | None = None,
+) -> Settlement:
+    """What an answer (``status``, or None for a network error) to the ``attempts``-th
+    send means: delivered, retried at a time from the backoff and ``Retry-After``, failed
+    for good, or, unless delivered, discarded because the person blocked the app meanwhile."""
+    lease_ends: dict[str, object] = {"attempts": attempts, "lease_owner": None, "lease_expires_at": None}
+    result = verdict(status)
+    if result != "delivered" and app_blocked:
+        return Settlement("discarded: app blocked", lease_ends, discard=True, error=error)
+    common: dict[str, Any] = {"endpoint": endpoint, "attempts": attempts}
+    if status is not None:
+        common["status"] = status
+    if error:
+        common["error"] = error[:300]
+    if result == "delivered":
+        detail = {
+            **common,
+            "payload_sha256": payload_sha256,
+            "payload_bytes": payload_bytes,
+            "request_id": request_id,
+            "elapsed_ms": round(elapsed_ms, 1) if elapsed_ms is not None else None,
+        }
+        fields = {**lease_ends, "last_status": status, "last_error": None}
+        return Settlement("delivered", fields, DELIVERED, action="delivered", detail=detail)
+    fields = {**lease_ends, "last_status": status, "last_error": error}
+    if result == "retry":
+        when = to_iso(next_attempt(now, attempts, retry_after_s(retry_after, now), rng))
+        fields["next_attempt_at"] = when
+        detail = {**common, "next_attempt_at": when}
+        return Settlement("retrying", fields, action="retrying", detail=detail, error=error, next_attempt_at=when)
+    return Settlement("failed", fields, FAILED, action="failed", detail=common, error=error)

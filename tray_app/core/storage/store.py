@@ -160,6 +160,11 @@ class Store:
         with self._transaction("BEGIN IMMEDIATE"):
             yield
 
+    @property
+    def in_write(self) -> bool:
+        """Whether this thread is inside a write transaction."""
+        return bool(getattr(self._local, "depth", 0)) and self._local.kind != "BEGIN"
+
     @contextmanager
     def read(self) -> Iterator[None]:
         """A consistent snapshot for several reads."""

@@ -1,0 +1,201 @@
+"""The deliveries ledger: claims, leases and outcomes of approved batches.
+
+An approved batch has one delivery row. A sender claims due rows under a lease (so no
+other sender takes them until it expires), renews the lease while its sends are in
+progress, checks its claim just before the bytes go out, and records the answer; what
+an answer means is the pure rule :func:`tray_app.core.rules.retry.settle`, applied here
+with one write path.
+
+Design: the broker builds the ledger (``broker.deliveries``) and hands it its own
+``writing``/``reading`` context managers, its clock, its manifest cache and its wake
+signal. So transactions still start only in the broker (its ``_writing`` is also where
+listeners hear, after the commit, that something became due), while the ledger holds
+everything about delivery rows, and the forwarder depends on this ledger alone, not
+on every decision the broker can take.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+
+from .journal import Journal
+from .rules import retry
+from .rules.clock import to_iso
+from .rules.consent import APPROVED
+from .rules.manifest import Manifest
+from .storage.store import BatchRecord, DeliveryRecord, Store
+from .views import Claim, DeliveryOutcome
+
+LEASE_S = 120.0  # longer than a send can take (connect + read timeouts), so a live send keeps its claim
+
+Transaction = Callable[[], AbstractContextManager[None]]
+
+
+class Deliveries:
+    """The ledger of deliveries; every method runs in a transaction of the broker."""
+
+    def __init__(
+        self,
+        store: Store,
+        journal: Journal,
+        *,
+        writing: Transaction,
+        reading: Transaction,
+        now: Callable[[], datetime],
+        manifest: Callable[[str, int], Manifest],
+        paused: Callable[[], bool],
+        due_now: Callable[[], None],
+        on_approved: list[Callable[[], None]],
+    ) -> None:
+        self._store = store
+        self._journal = journal
+        self._writing = writing
+        self._reading = reading
+        self._now = now
+        self._manifest = manifest
+        self._paused = paused
+        self._due_now = due_now  # listeners hear, once the write commits, that something is due
+        # The broker's listeners (called after a write that made something due commits).
+        self.on_approved = on_approved
+
+    def claim(self, owner: str, *, limit: int = 16, lease_s: float = LEASE_S) -> list[Claim]:
+        """Claim due deliveries for ``owner`` under a lease, so no other sender takes
+        them until the lease expires (a sender that died is replaced then, and sends the
+        same bytes with the same Idempotency-Key). Nothing is claimed while paused."""
+        now = self._now()
+        claims = []
+        with self._writing():
+            if self._paused():
+                return []
+            expires = to_iso(now + timedelta(seconds=lease_s))
+            for due in self._store.due_deliveries(to_iso(now), limit):
+                batch = self._store.batch(due.batch_id)
+                body = self._store.payload(due.batch_id)
+                if batch is None or body is None or batch.endpoint is None or batch.payload_sha256 is None:
+                    continue
+                if self._blocked(batch.app_id):
+                    # Blocked while this batch was being sent and then retried: stop here.
+                    self._journal.discard(batch, by="person", reason="app blocked")
+                    continue
+                self._store.update_delivery(due.batch_id, lease_owner=owner, lease_expires_at=expires)
+                auth = self._manifest(batch.app_id, batch.manifest_version).auth
+                claims.append(
+                    Claim(batch.batch_id, batch.app_id, batch.endpoint, auth, body, batch.payload_sha256, owner)
+                )
+        return claims
+
+    def finish(
+        self,
+        claim: Claim,
+        *,
+        status: int | None,
+        error: str | None = None,
+        retry_after: str | None = None,
+        request_id: str | None = None,
+        elapsed_ms: float | None = None,
+    ) -> DeliveryOutcome:
+        """Record what the vendor answered (``status``, its ``Retry-After`` header) or the
+        network error (``status=None``), with a receipt."""
+        now = self._now()
+        with self._writing():
+            batch = self._store.batch(claim.batch_id)
+            current = self._store.delivery(claim.batch_id)
+            if batch is None or current is None or batch.status != APPROVED:
+                return DeliveryOutcome(claim.batch_id, claim.app_id, f"already {batch.status if batch else 'gone'}")
+            if current.lease_owner != claim.owner:
+                # Our lease ran out and another sender took the batch; it will record the
+                # outcome of its own send (same bytes, same Idempotency-Key).
+                return DeliveryOutcome(claim.batch_id, claim.app_id, "taken over by another sender")
+            settled = retry.settle(
+                status=status, error=error, retry_after=retry_after, attempts=current.attempts + 1, now=now,
+                app_blocked=self._blocked(batch.app_id), endpoint=claim.endpoint,
+                payload_sha256=claim.payload_sha256, payload_bytes=len(claim.payload), request_id=request_id,
+                elapsed_ms=elapsed_ms,
+            )  # fmt: skip
+            self._store.update_delivery(claim.batch_id, **settled.delivery)
+            if settled.discard:
+                self._journal.discard(batch, by="person", reason="app blocked")
+            else:
+                if settled.batch_status is not None:
+                    self._store.update_batch(claim.batch_id, status=settled.batch_status)
+                assert settled.action is not None
+                self._journal.record(batch, settled.action, settled.detail)
+            return DeliveryOutcome(
+                claim.batch_id, claim.app_id, settled.outcome, status, settled.error, settled.next_attempt_at
+            )
+
+    def renew(self, claims: Sequence[Claim], lease_s: float) -> None:
+        """Extend the leases of sends still in progress (a slow vendor is not a dead sender)."""
+        expires = to_iso(self._now() + timedelta(seconds=lease_s))
+        with self._writing():
+            for claim in claims:
+                current = self._store.delivery(claim.batch_id)
+                if current is not None and current.lease_owner == claim.owner:
+                    self._store.update_delivery(claim.batch_id, lease_expires_at=expires)
+
+    def still_claimed(self, claim: Claim) -> bool:
+        """Checked just before the bytes go out: still approved, app not blocked, lease ours."""
+        with self._reading():
+            batch = self._store.batch(claim.batch_id)
+            current = self._store.delivery(claim.batch_id)
+            app = self._store.app(claim.app_id)
+            return bool(
+                batch is not None
+                and batch.status == APPROVED
+                and current is not None
+                and current.lease_owner == claim.owner
+                and (current.lease_expires_at or "") > to_iso(self._now())
+                and app is not None
+                and app.status != "blocked"
+                and not self._paused()
+            )
+
+    def in_flight(self, batch: BatchRecord) -> bool:
+        """Whether a sender holds a live lease on the batch (its bytes may be on the wire)."""
+        current = self._store.delivery(batch.batch_id) if batch.status == APPROVED else None
+        return bool(current and current.lease_expires_at and current.lease_expires_at > to_iso(self._now()))
+
+    def wait_for_credentials(self, claim: Claim, reason: str) -> DeliveryOutcome:
+        """Hold a claimed batch until its app has credentials in the keyring (no send, no attempt)."""
+        with self._writing():
+            current = self._store.delivery(claim.batch_id)
+            if current is not None and current.lease_owner == claim.owner:
+                self._store.update_delivery(
+                    claim.batch_id, waiting_for="credentials", lease_owner=None, lease_expires_at=None,
+                    last_error=reason,
+                )  # fmt: skip
+        return DeliveryOutcome(claim.batch_id, claim.app_id, "waiting for credentials", error=reason)
+
+    def credentials_changed(self, app_id: str) -> int:
+        """An app's credentials were set: its held deliveries are due again. Returns how many."""
+        now = to_iso(self._now())
+        count = 0
+        with self._writing():
+            for waiting in self._store.open_deliveries(app_id):
+                if waiting.waiting_for == "credentials":
+                    self._store.update_delivery(waiting.batch_id, waiting_for=None, next_attempt_at=now)
+                    count += 1
+            if count:
+                self._due_now()  # wakes the forwarder like an approval
+        return count
+
+    def open_deliveries(self) -> list[DeliveryRecord]:
+        """Approved batches not yet delivered: due, scheduled, in flight or waiting."""
+        return self._store.open_deliveries()
+
+    def next_delivery_due(self) -> str | None:
+        """When the forwarder next has something to do (ISO 8601), if ever (never while paused)."""
+        if self._paused():
+            return None
+        times = [
+            max(d.next_attempt_at, d.lease_expires_at or "")
+            for d in self._store.open_deliveries()
+            if d.waiting_for is None
+        ]
+        return min(times) if times else None
+
+    def _blocked(self, app_id: str) -> bool:
+        app = self._store.app(app_id)
+        return app is not None and app.status == "blocked"
