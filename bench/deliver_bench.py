@@ -218,8 +218,8 @@ def _approved_batches(broker: Broker, endpoint: str, count: int) -> Sent:
         if body is None:
             raise BenchError(f"approved batch {batch_id} has no stored payload")
         sent.append((batch_id, body))
-    if len(broker.open_deliveries()) != count:
-        raise BenchError(f"{len(broker.open_deliveries())} deliveries are open, not {count}")
+    if len(broker.deliveries.open_deliveries()) != count:
+        raise BenchError(f"{len(broker.deliveries.open_deliveries())} deliveries are open, not {count}")
     return sent
 
 
@@ -235,8 +235,8 @@ def _check_delivered(broker: Broker, sent: Sent) -> None:
             f"the history has {sum(delivered.values())} delivered receipts for {len(delivered)} batches, "
             f"not one for each of {len(sent)}"
         )
-    if broker.open_deliveries():
-        raise BenchError(f"{len(broker.open_deliveries())} deliveries are still open after delivering")
+    if broker.deliveries.open_deliveries():
+        raise BenchError(f"{len(broker.deliveries.open_deliveries())} deliveries are still open after delivering")
 
 
 # -- the benchmark ---------------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_storing_a_secret_wakes_the_deliveries_that_waited_for_it(broker: Broker
     assert Credentials(broker, secrets).set(APP, SECRET + "\n") == 1
     assert keyring.items == {(SERVICE, APP): SECRET}
     assert woken == ["wake"]  # the delivery loop hears of it at once
-    (delivery,) = broker.open_deliveries()
+    (delivery,) = broker.deliveries.open_deliveries()
     assert delivery.batch_id == batch and delivery.waiting_for is None
     assert Credentials(broker, secrets).set(APP, "another") == 0  # nothing waits any more
 

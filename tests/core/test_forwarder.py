@@ -6,6 +6,7 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -42,9 +43,22 @@ def _approved(broker: Broker, url: str, n: int = 1, **manifest: object) -> list[
     return ids
 
 
+_OPEN: list[Forwarder] = []
+
+
 def _forwarder(broker: Broker, **kw: object) -> Forwarder:
+    """A forwarder closed when the test ends (its pooled connections with it)."""
     kw.setdefault("secret_store", NoKeyring())
-    return Forwarder(broker.deliveries, **kw)  # type: ignore[arg-type]
+    forwarder = Forwarder(broker.deliveries, **kw)  # type: ignore[arg-type]
+    _OPEN.append(forwarder)
+    return forwarder
+
+
+@pytest.fixture(autouse=True)
+def _close_forwarders() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
 
 
 @pytest.fixture
@@ -299,7 +313,7 @@ def test_a_secret_echoed_by_the_vendor_never_reaches_a_receipt(broker: Broker, c
         echo = f"bad credentials: Bearer {secret}".encode()
         with vendor([("body", 401, echo)]) as v:
             _approved(broker, v.url, auth="bearer")
-            (outcome,) = Forwarder(broker.deliveries, store).deliver_due()
+            (outcome,) = _forwarder(broker, secret_store=store).deliver_due()
             assert v.received[0].headers["authorization"] == f"Bearer {secret}"
             assert outcome.outcome == "failed"
             assert secret not in (outcome.error or "") and "[secret]" in (outcome.error or "")
@@ -320,7 +334,7 @@ def test_a_long_echoed_secret_leaves_no_part_behind(broker: Broker) -> None:
         echo = f"token  rejected:   {secret} (expired)".encode()
         with vendor([("body", 401, echo)]) as v:
             _approved(broker, v.url, auth="bearer")
-            (outcome,) = Forwarder(broker.deliveries, store).deliver_due()
+            (outcome,) = _forwarder(broker, secret_store=store).deliver_due()
         error = outcome.error or ""
         assert "[secret]" in error and secret[:40] not in error and len(error) <= 300
         for path in broker.store.path.parent.iterdir():

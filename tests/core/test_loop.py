@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.builders import Clock, allowed, tiny
+from tests.support.processes import wait_for
 from tray_app.core import BackgroundLoop, Broker, Locations, SampleStream
 from tray_app.core.errors import StoreError
 from tray_app.core.forwarder import DeliveryLoop, Forwarder
@@ -22,12 +23,7 @@ WAIT_S = 5.0
 
 
 def _until(condition: Callable[[], bool], timeout: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+    return wait_for(condition, timeout)
 
 
 class Steps:

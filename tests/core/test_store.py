@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.builders import db_at_version, tiny
+from tests.support.builders import db_at_version, integrity_ok, tiny
 from tray_app.core import Broker, Locations
 from tray_app.core.errors import NewerDatabaseError, StoreError
 from tray_app.core.storage.migrations import LATEST, MIGRATIONS
@@ -76,7 +76,7 @@ def test_upgrade_from_every_earlier_schema(tmp_path: Path, start: int) -> None:
         conn.close()
     store = Store.open(db)
     assert store.schema_version() == LATEST
-    assert store.integrity_ok()
+    assert integrity_ok(db)
     if start in _SEED:
         assert store.app("org.a.b") is not None
         assert store.setting("retention_days") == "12"

@@ -320,8 +320,8 @@ def test_show_and_history_print_hidden_characters_as_escapes(tt: Run) -> None:
 
     broker = Broker.open(Locations.under(tt.home))  # type: ignore[attr-defined]
     try:
-        (claim,) = broker.claim_deliveries("test")
-        broker.finish_delivery(claim, status=400, error=f"bad field: {spoof}")
+        (claim,) = broker.deliveries.claim("test")
+        broker.deliveries.finish(claim, status=400, error=f"bad field: {spoof}")
     finally:
         broker.close()
     for args in (["history"], ["history", "--json"]):
@@ -421,11 +421,9 @@ def test_remove_forgets_an_app_and_says_what_went(tt: Run) -> None:
 
 
 def test_remove_clears_the_apps_secret_from_the_keyring(tt: Run, tmp_path: Path) -> None:
-    from tray_app.core import SecretStore
+    from tests.support.keyring_session import real_keyring
 
-    store = SecretStore()
-    if not store.available():
-        pytest.skip("needs an OS keyring (CI runs the tests inside tests/support/keyring_session.py)")
+    store = real_keyring()
     manifest = tmp_path / "bearer.toml"
     manifest.write_text(PHOTOEDIT.read_text().replace('auth = "none"', 'auth = "bearer"'))
     tt("register", str(manifest))

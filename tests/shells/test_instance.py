@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.builders import PHOTOEDIT, tiny
+from tests.support.builders import PHOTOEDIT, integrity_ok, tiny
 from tests.support.processes import Proc, post
 from tray_app import __version__
 from tray_app.core import Broker, Locations
@@ -118,7 +118,7 @@ def test_kill_9_right_after_202_loses_nothing(tmp_path: Path) -> None:
     proc.stop()
     broker = Broker.open(Locations.under(home))
     assert sum(b.reports for b in broker.pending()) == accepted == 150
-    assert broker.store.integrity_ok()
+    assert integrity_ok(broker.store.path) and broker.verify_history().ok
 
 
 @pytest.mark.slow

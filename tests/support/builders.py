@@ -65,6 +65,15 @@ def allowed(broker: Broker, manifest: Manifest) -> str:
     return token
 
 
+def integrity_ok(path: Path) -> bool:
+    """SQLite's own check of the whole database file, on a connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        return bool(conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+    finally:
+        conn.close()
+
+
 def db_at_version(path: Path, version: int) -> None:
     """A database built by the first ``version`` migrations, as an older release left it."""
     conn = sqlite3.connect(path)

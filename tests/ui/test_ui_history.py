@@ -45,9 +45,9 @@ def decided(broker: Broker) -> Decided:
     allowed(broker, tiny(app_id=OTHER, name="Other", endpoint="https://other.example.net/in"))
     first = _close_one(broker, m.app_id, [{"event": "open", "n": 3}, {"event": "save", "n": 5}])
     broker.approve(first)
-    (claim,) = broker.claim_deliveries("t")
+    (claim,) = broker.deliveries.claim("t")
     assert claim.batch_id == first
-    broker.finish_delivery(claim, status=200, request_id="r-1", elapsed_ms=12.5)
+    broker.deliveries.finish(claim, status=200, request_id="r-1", elapsed_ms=12.5)
     second = _close_one(broker, m.app_id, [{"event": "quit"}])
     broker.discard(second)
     third = _close_one(broker, OTHER, [{"event": "sync", "n": 1}])

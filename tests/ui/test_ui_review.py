@@ -288,9 +288,9 @@ def test_closing_the_window_lets_go_of_the_decoded_reports(qtbot: QtBot, window:
     batch = _pending(broker, photoedit)
     window.refresh()
     _loaded(qtbot, window, batch)
-    assert broker._preview is not None
+    assert broker.previews.kept_batch is not None
     window.close()
-    assert broker._preview is None
+    assert broker.previews.kept_batch is None
 
 
 def test_a_batch_can_be_narrowed_and_approved_with_the_keyboard_alone(qtbot: QtBot, window: ReviewWindow,

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
 
 from .deliveries import Deliveries
 from .errors import (
@@ -46,14 +45,12 @@ from .rules.reports import check_reports
 from .rules.scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
 from .rules.windows import window_for
 from .storage.spool import Spool, SpoolDrain
-from .storage.store import AppRecord, BatchRecord, DeliveryRecord, Store
+from .storage.store import AppRecord, BatchRecord, Store
 from .views import (
     AppInfo,
     BatchSummary,
     BatchView,
-    Claim,
     ClosedBatch,
-    DeliveryOutcome,
     IngestResult,
     Overview,
     Registration,
@@ -485,22 +482,6 @@ class Broker:
             self.journal.discard(batch, by="person")
             return self.view(batch.batch_id)
 
-    # -- delivery --------------------------------------------------------------------
-
-    # Kept for the shells that call them on the broker; the ledger is broker.deliveries.
-
-    def claim_deliveries(self, owner: str, *, limit: int = 16) -> list[Claim]:
-        return self.deliveries.claim(owner, limit=limit)
-
-    def finish_delivery(self, claim: Claim, *, status: int | None, **answer: Any) -> DeliveryOutcome:
-        return self.deliveries.finish(claim, status=status, **answer)
-
-    def credentials_changed(self, app_id: str) -> int:
-        return self.deliveries.credentials_changed(app_id)
-
-    def open_deliveries(self) -> list[DeliveryRecord]:
-        return self.deliveries.open_deliveries()
-
     # -- history and retention -------------------------------------------------------
 
     def history(self, app_id: str | None = None) -> list[Receipt]:
@@ -707,10 +688,6 @@ class Broker:
     def forget_preview(self) -> None:
         """Let go of the decoded reports kept for previews (the review window closed)."""
         self.previews.forget()
-
-    @property
-    def _preview(self) -> str | None:  # tests/ui/test_ui_review.py reads it; broker.previews.kept_batch
-        return self.previews.kept_batch
 
     def _approve(
         self,

@@ -55,7 +55,7 @@ class Credentials:
         waited for credentials due now (the forwarder wakes). Returns how many."""
         app = self.app_needing_secret(app_id)
         self.secrets.set(app.app_id, secret)
-        return self.broker.credentials_changed(app.app_id)
+        return self.broker.deliveries.credentials_changed(app.app_id)
 
     def clear(self, app_id: str) -> bool:
         """Remove ``app_id``'s secret from the keyring; whether there was one. Its

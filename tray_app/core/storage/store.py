@@ -307,9 +307,6 @@ class Store:
         os.replace(partial, dest)
         return dest
 
-    def integrity_ok(self) -> bool:
-        return bool(self._execute("PRAGMA integrity_check").fetchone()[0] == "ok")
-
     # -- apps and manifests ----------------------------------------------------------
 
     def app(self, app_id: str) -> AppRecord | None:
