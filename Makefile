@@ -4,16 +4,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Node's OpenTelemetry SDK for the OTLP tests, as its lockfile pins it; npm ci writes the
+# hidden lockfile .package-lock.json in node_modules, which is this rule's stamp.
+NODE_OTEL := tests/support/node_otel
+NODE_STAMP := $(NODE_OTEL)/node_modules/.package-lock.json
 
 .PHONY: install run test lint bench clean screenshots package lock
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,dev,bench]'
 	touch $(STAMP)
+
+$(NODE_STAMP): $(NODE_OTEL)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		echo "npm ci in $(NODE_OTEL)"; cd $(NODE_OTEL) && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the Node OpenTelemetry SDK tests will skip (install nodejs and npm, then make install)"; \
+	fi
 
 # requirements.lock anew: the newest versions pyproject.toml allows, resolved in a fresh
 # environment (every extra, so the bundle's packages are pinned too).
@@ -53,7 +64,7 @@ $(VENV)/.installed-package: pyproject.toml requirements.lock
 	touch $@
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(NODE_OTEL)/node_modules
 
 screenshots: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tools/screenshots.py
