@@ -16,12 +16,18 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from .core import (
+    BRIEF_DETAIL_KEYS,
     MAX_BODY_BYTES,
     MODES,
+    AppStatus,
     BatchView,
     Broker,
+    ConsentAnswer,
     InputError,
     Locations,
+    Outcome,
+    Policy,
+    Remedy,
     Scope,
     TrayError,
     decode_reports,
@@ -29,6 +35,7 @@ from .core import (
     plain_text,
     repair_permissions,
     running_endpoint,
+    scope_fields_in_words,
     stop_instance,
     wake_instance,
 )
@@ -58,11 +65,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except TrayError as exc:
-        return _fail(exc.message, EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILURE)
+        return _fail(explain(exc), EXIT_USAGE if isinstance(exc, InputError) else EXIT_FAILURE)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+# What the CLI tells a person to do about each remedy, with its own commands.
+_REMEDIES: dict[Remedy, Callable[[str], str]] = {
+    Remedy.ALLOW_APP: lambda app: f"Allow it first: {PROG} consent {app} allow",
+    Remedy.PERSON_ALLOWS: lambda app: f"Only they can allow it again ({PROG} consent APP allow).",
+    Remedy.ANSWER_WAITING_APPS: lambda app: f"Allow or block some first ({PROG} apps; {PROG} consent APP allow|block).",
+    Remedy.CLOSE_BATCHES: lambda app: (
+        f"Close it first ({PROG} close-batches), or approve with the --sha256 that show printed."
+    ),
+    Remedy.SET_CREDENTIALS: lambda app: (
+        f"Set it with: {PROG} credentials set {app} (the secret is read from standard input)."
+    ),
+    Remedy.SEE_APPS: lambda app: f"See the registered apps with: {PROG} apps",
+    Remedy.SEE_PENDING: lambda app: f"See waiting batches with: {PROG} pending",
+}
+
+
+def explain(exc: TrayError) -> str:
+    """An error as the CLI says it: the problem, and its remedy as this CLI's commands."""
+    if exc.remedy is None:
+        return exc.message
+    return exc.message_with(_REMEDIES[exc.remedy](exc.app_id or "APP"))
 
 
 def _fail(message: str, code: int) -> int:
@@ -92,11 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     consent = verb("consent", _consent, "allow an app to send telemetry, or block it")
     consent.add_argument("app", metavar="APP")
-    consent.add_argument("choice", choices=("allow", "block"))
+    consent.add_argument("choice", choices=[c.value for c in ConsentAnswer])
 
     policy = verb("policy", _policy, "set an app's standing consent default")
     policy.add_argument("app", metavar="APP")
-    policy.add_argument("policy", choices=("ask", "approve", "discard", "paused"))
+    policy.add_argument("policy", choices=[p.value for p in Policy])
 
     submit = verb("submit", _submit, "submit reports for an app (JSON from FILE or stdin)")
     submit.add_argument("app", metavar="APP")
@@ -293,7 +323,7 @@ def _register(args: argparse.Namespace) -> int:
         )
         if change.excluded_until_reviewed:
             _out(f"New or changed fields, excluded until you include them: {', '.join(change.excluded_until_reviewed)}")
-        if change.reconsent and result.status == "awaiting_consent":
+        if change.reconsent and result.status == AppStatus.AWAITING_CONSENT:
             _out(f"It needs your consent again: {'; '.join(change.reconsent)}.")
         _out("A new token was issued; the old one no longer works.")
     _out("The app's token (shown only this once; give it to the app):")
@@ -302,9 +332,10 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _consent(args: argparse.Namespace) -> int:
-    app = _broker().set_consent(args.app, args.choice == "allow")
+    allow = args.choice == ConsentAnswer.ALLOW
+    app = _broker().set_consent(args.app, allow)
     wake_instance(Locations.from_env())
-    if args.choice == "allow":
+    if allow:
         _out(f"{app.name} may now send telemetry to {app.manifest.endpoint_host}, batch by batch as you decide.")
     else:
         _out(f"{app.name} is blocked: its waiting reports were deleted and nothing more is accepted from it.")
@@ -314,13 +345,7 @@ def _consent(args: argparse.Namespace) -> int:
 def _policy(args: argparse.Namespace) -> int:
     app = _broker().set_policy(args.app, args.policy)
     wake_instance(Locations.from_env())
-    meaning = {
-        "ask": "each batch waits for your review",
-        "approve": "batches are approved with the saved scope",
-        "discard": "batches are discarded",
-        "paused": "batches are held without asking",
-    }[app.policy]
-    _out(f"{app.name}: policy {app.policy} ({meaning}).")
+    _out(f"{app.name}: policy {app.policy} ({app.policy.describe()}).")
     return EXIT_OK
 
 
@@ -440,7 +465,7 @@ def _deliver(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(
             {
-                "outcomes": [o.__dict__ for o in outcomes],
+                "outcomes": [o.to_obj() for o in outcomes],
                 "undelivered": [{"batch_id": d.batch_id, "next_attempt_at": d.next_attempt_at,
                                  "waiting_for": d.waiting_for, "last_error": d.last_error} for d in remaining],
             }
@@ -448,15 +473,15 @@ def _deliver(args: argparse.Namespace) -> int:
     else:
         for o in outcomes:
             extra = f" (HTTP {o.status})" if o.status else ""
-            extra += f": {o.error}" if o.error and o.outcome != "delivered" else ""
+            extra += f": {o.error}" if o.error and o.outcome != Outcome.DELIVERED else ""
             extra += f"; next try {o.next_attempt_at}" if o.next_attempt_at else ""
-            _out(f"{o.batch_id}  {o.app_id}  {o.outcome}{extra}")
+            _out(f"{o.batch_id}  {o.app_id}  {o.text}{extra}")
         if not outcomes and not remaining:
             _out("Nothing to send.")
         for d in remaining:
             why = "waiting for credentials" if d.waiting_for else f"next try {d.next_attempt_at}"
             _out(f"{d.batch_id}  not delivered yet: {why}")
-    failed = [o for o in outcomes if o.outcome == "failed"]
+    failed = [o for o in outcomes if o.outcome == Outcome.FAILED]
     if remaining or failed:
         return _fail(f"{len(remaining)} batch(es) not delivered yet, {len(failed)} failed for good", EXIT_FAILURE)
     return EXIT_OK
@@ -552,7 +577,7 @@ def _history(args: argparse.Namespace) -> int:
 
 def _detail_text(detail: Any) -> str:
     parts = []
-    for key in ("by", "reason", "reports", "payload_bytes", "purged", "status", "error"):
+    for key in BRIEF_DETAIL_KEYS:
         if key in detail:
             parts.append(f"{key}={detail[key]}")
     return " ".join(parts)
@@ -580,11 +605,8 @@ def _describe(view: BatchView) -> None:
         _out(f"Dropped at ingest (not declared by the app): {dropped}")
     if view.scope is not None:
         _out("Fields:")
-        for spec in manifest.fields:
-            state = "send" if spec.name in view.scope.fields else "----"
-            level = view.scope.coarsen.get(spec.name)
-            extra = f", coarsened to {level}" if level else ""
-            _out(f"  [{state}] {spec.name} ({spec.type}, {spec.sensitivity}{extra}): {spec.description}")
+        for line in scope_fields_in_words(view.scope, manifest):
+            _out(f"  {line}")
         _out(f"Mode: {view.scope.mode}")
     if view.payload is None:
         _out("Payload: none (nothing was or will be sent)")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.builders import Clock, allowed, tiny
-from tray_app.core import Broker, Locations, Manifest, Scope
+from tray_app.cli import explain
+from tray_app.core import Broker, Locations, Manifest, Remedy, Scope
 from tray_app.core.errors import (
     AuthError,
     BlockedError,
@@ -113,8 +114,12 @@ def test_blocking_deletes_what_waits_and_refuses_more(broker: Broker, photoedit:
 
 
 def test_unknown_app(broker: Broker) -> None:
-    with pytest.raises(NotFoundError, match="telemetry-tray apps"):
+    # The core's words name no shell; the CLI adds its command for the remedy.
+    with pytest.raises(NotFoundError, match=r"No app 'org\.nope\.x' is registered") as caught:
         broker.ingest("org.nope.x", [EVENT])
+    assert "telemetry-tray" not in caught.value.message
+    assert caught.value.remedy == Remedy.SEE_APPS
+    assert "See the registered apps with: telemetry-tray apps" in explain(caught.value)
     with pytest.raises(NotFoundError):
         broker.set_consent("org.nope.x", True)
 

@@ -27,7 +27,7 @@ def test_example_manifests_load() -> None:
     assert photo.field("account_email") is not None
     assert photo.field("account_email").sensitivity == "identifying"  # type: ignore[union-attr]
     assert photo.field("event").values == ("open", "export", "crop", "filter", "crash")  # type: ignore[union-attr]
-    assert notes.auth == "bearer" and notes.cadence == "hourly"
+    assert str(notes.auth) == "bearer" and notes.cadence == "hourly"
     assert notes.field("legacy_format").expires == date(2027, 6, 30)  # type: ignore[union-attr]
 
 
@@ -151,7 +151,7 @@ def test_missing_file_is_a_manifest_error(tmp_path: Path) -> None:
 def test_defaults() -> None:
     obj = manifest_obj()
     m = manifest_from_obj(obj)
-    assert (m.cadence, m.auth, m.min_count) == ("daily", "none", 5)
+    assert (m.cadence, str(m.auth), m.min_count) == ("daily", "none", 5)
     assert m.field("n").sensitivity == "anonymous" and m.field("n").required is False  # type: ignore[union-attr]
 
 

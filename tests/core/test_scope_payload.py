@@ -11,18 +11,16 @@ from hypothesis import strategies as st
 
 from tests.support.builders import tiny
 from tray_app.core.errors import ScopeError
-from tray_app.core.rules.clock import to_iso
+from tray_app.core.rules.clock import period_start, to_iso
+from tray_app.core.rules.coarsening import bucket, coarsen_value
 from tray_app.core.rules.payload import OTHER, BatchFrame, Payload, aggregate, canonical_bytes, fold, reference_render
 from tray_app.core.rules.reports import Report, check_reports
 from tray_app.core.rules.scope import (
     Scope,
-    bucket,
     carry_scope,
     check_scope,
-    coarsen_value,
     default_scope,
     fit_scope,
-    period_start,
 )
 
 FIELDS: list[dict[str, Any]] = [
@@ -324,7 +322,7 @@ def test_a_start_of_a_payload_that_ends_between_members_is_not_taken_for_all_of_
 def test_plainly_hides_nothing_and_means_the_same(value: str) -> None:
     import unicodedata
 
-    from tray_app.core.rules.payload import plainly
+    from tray_app.core.rules.preview_text import plainly
 
     text = json.dumps({"s": value}, indent=2, ensure_ascii=False)
     shown = plainly(text)
@@ -335,7 +333,7 @@ def test_plainly_hides_nothing_and_means_the_same(value: str) -> None:
 
 
 def test_plainly_shows_the_characters_that_can_smuggle_data() -> None:
-    from tray_app.core.rules.payload import plainly
+    from tray_app.core.rules.preview_text import plainly
 
     # Variation selectors can carry a byte each after any visible letter ("emoji smuggling");
     # fillers and odd spaces look like nothing or like a space.

@@ -25,7 +25,8 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 
 from tests.support.keyring_session import real_keyring
-from tray_app.core.errors import CredentialsError, InputError, ManifestError, TrayError
+from tray_app.cli import explain
+from tray_app.core.errors import CredentialsError, InputError, ManifestError, Remedy, TrayError
 from tray_app.core.platform import secrets as secrets_module
 from tray_app.core.platform.secrets import (
     MAX_SECRET_CHARS,
@@ -507,14 +508,22 @@ def test_auth_headers() -> None:
 def test_a_missing_secret_says_how_to_set_it(auth: str) -> None:
     with pytest.raises(CredentialsError, match="none is stored") as caught:
         auth_headers(auth, None, app_id=APP)
+    # The core's words name no shell; the remedy is the CLI's to spell (as it always did).
     assert caught.value.message == (
+        f"org.example.photoedit's vendor needs a secret (auth = {auth}) and none is stored in the OS keyring. "
+        "Set the vendor's secret for this app."
+    )
+    assert (caught.value.remedy, caught.value.app_id) == (Remedy.SET_CREDENTIALS, APP)
+    assert explain(caught.value) == (
         f"org.example.photoedit's vendor needs a secret (auth = {auth}) and none is stored in the OS keyring. "
         "Set it with: telemetry-tray credentials set org.example.photoedit (the secret is read from standard input)."
     )
-    with pytest.raises(CredentialsError, match="credentials set APP"):
+    with pytest.raises(CredentialsError) as without_app:
         auth_headers(auth, None)
-    with pytest.raises(CredentialsError, match=r"credentials set org\.example\.photoedit"):
+    assert "credentials set APP" in explain(without_app.value)
+    with pytest.raises(CredentialsError) as from_store:
         SecretStore(MemoryKeyring()).headers_for(APP, auth)
+    assert "credentials set org.example.photoedit" in explain(from_store.value)
 
 
 @pytest.mark.parametrize("stored", ["tok\nX-Injected: 1", "tök", "", " tok"])

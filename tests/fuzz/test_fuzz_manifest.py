@@ -76,7 +76,7 @@ def assert_shown_safely(manifest: Manifest) -> None:
     for text in (manifest.app_id, manifest.name, manifest.vendor, manifest.endpoint, manifest.privacy_policy):
         assert shown_safely(text), repr(text)
     assert shown_safely(manifest.purpose, multiline=True), repr(manifest.purpose)
-    assert shown_safely(manifest.auth), repr(manifest.auth)
+    assert shown_safely(str(manifest.auth)), repr(manifest.auth)
     for spec in manifest.fields:
         assert shown_safely(spec.name), repr(spec.name)
         assert shown_safely(spec.description, multiline=True), repr(spec.description)

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from tests.support.builders import tiny
 from tests.support.fuzz_inputs import Tally, assert_clear_refusal, junk_values, nasty_text, shown_safely
+from tray_app.core.rules.canonical_json import canonical_bytes
 from tray_app.core.rules.intake import MAX_BODY_BYTES, decode_reports
 from tray_app.core.rules.manifest import Manifest
-from tray_app.core.rules.payload import canonical_bytes
 from tray_app.core.rules.reports import MAX_DROPPED_NAMES, MAX_STRING, ReportCheck, check_reports
 
 pytestmark = pytest.mark.slow

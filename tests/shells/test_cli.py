@@ -16,7 +16,9 @@ import pytest
 
 from tests.support.builders import NOTESYNC, PHOTOEDIT, ROOT
 from tray_app import __version__
-from tray_app.core.rules.payload import canonical_bytes
+from tray_app.cli import explain
+from tray_app.core import Remedy, TrayError
+from tray_app.core.rules.canonical_json import canonical_bytes
 from tray_app.core.storage.migrations import LATEST
 
 APP = "org.example.photoedit"
@@ -436,3 +438,67 @@ def test_remove_clears_the_apps_secret_from_the_keyring(tt: Run, tmp_path: Path)
         assert store.get(APP) is None
     finally:
         store.clear(APP)
+
+
+# -- remedies: the core's messages name no shell; the CLI says its own commands ----------
+
+
+def _remedied(problem: str, remedy: Remedy, app_id: str | None = None) -> TrayError:
+    return TrayError(problem, remedy=remedy, app_id=app_id)
+
+
+@pytest.mark.parametrize(
+    ("error", "cli_text"),
+    [
+        (
+            _remedied("PhotoEdit is not allowed to send telemetry yet.", Remedy.ALLOW_APP, "org.example.photoedit"),
+            "PhotoEdit is not allowed to send telemetry yet. "
+            "Allow it first: telemetry-tray consent org.example.photoedit allow",
+        ),
+        (
+            _remedied("The person blocked PhotoEdit; its reports are not accepted.", Remedy.PERSON_ALLOWS, "x"),
+            "The person blocked PhotoEdit; its reports are not accepted. "
+            "Only they can allow it again (telemetry-tray consent APP allow).",
+        ),
+        (
+            _remedied("32 apps already wait for your consent, so no new one is taken.", Remedy.ANSWER_WAITING_APPS),
+            "32 apps already wait for your consent, so no new one is taken. Allow or block some first "
+            "(telemetry-tray apps; telemetry-tray consent APP allow|block).",
+        ),
+        (
+            _remedied("Batch b is still collecting reports, so it may hold more than you saw.", Remedy.CLOSE_BATCHES),
+            "Batch b is still collecting reports, so it may hold more than you saw. "
+            "Close it first (telemetry-tray close-batches), or approve with the --sha256 that show printed.",
+        ),
+        (
+            _remedied("No app 'org.nope.x' is registered.", Remedy.SEE_APPS, "org.nope.x"),
+            "No app 'org.nope.x' is registered. See the registered apps with: telemetry-tray apps",
+        ),
+        (
+            _remedied("No batch 'abcd'.", Remedy.SEE_PENDING),
+            "No batch 'abcd'. See waiting batches with: telemetry-tray pending",
+        ),
+        (
+            _remedied("This vendor needs a secret (auth = bearer) and none is stored.", Remedy.SET_CREDENTIALS),
+            "This vendor needs a secret (auth = bearer) and none is stored. "
+            "Set it with: telemetry-tray credentials set APP (the secret is read from standard input).",
+        ),
+    ],
+)
+def test_the_cli_words_each_remedy_as_it_always_did(error: TrayError, cli_text: str) -> None:
+    assert "telemetry-tray" not in error.message
+    assert explain(error) == cli_text
+
+
+def test_every_remedy_has_words_in_each_shell() -> None:
+    from tray_app.cli import _REMEDIES
+
+    assert set(_REMEDIES) == set(Remedy)
+    for remedy in Remedy:
+        assert "telemetry-tray" not in remedy.neutral
+
+
+def test_the_cli_prints_the_remedy_of_a_core_error(tt: Run) -> None:
+    result = tt("show", "abcdef", code=2)
+    expected = "telemetry-tray: No batch 'abcdef'. See waiting batches with: telemetry-tray pending"
+    assert result.stderr.strip() == expected

@@ -16,7 +16,7 @@ from tests.support.builders import ROOT, manifest_obj
 from tests.support.fake_vendor import Vendor, vendor
 from tests.support.keyring_session import real_keyring
 from tests.support.processes import Proc, Run, tray_cli, tray_env, wait_for
-from tray_app.core.rules.payload import canonical_bytes
+from tray_app.core.rules.canonical_json import canonical_bytes
 
 APP = "org.example.tiny"
 

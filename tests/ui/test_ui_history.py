@@ -412,7 +412,7 @@ def test_words_for_receipts_leave_nothing_out(broker: Broker, decided: Decided) 
 def test_a_big_stored_payload_shows_its_start_only(broker: Broker) -> None:
     # Laying out megabytes on the UI thread would freeze the window: the start, and its size.
     from tests.support.builders import allowed, tiny
-    from tray_app.core.rules.payload import PREVIEW_CHARS
+    from tray_app.core.rules.preview_text import PREVIEW_CHARS
     from tray_app.ui.history_window import load_payload
 
     app = tiny(app_id="org.example.big")
@@ -515,3 +515,13 @@ def test_the_window_and_the_cli_export_the_same_bytes(
     check = verify_chain(rebuilt)
     assert check.ok and check.count == document["count"] == 4 and check.head == document["head"]
     assert list(document) == ["exported_at", "count", "head", "verified", "receipts"]
+
+
+def test_a_purge_receipt_is_described_with_its_batch_status() -> None:
+    from tray_app.core.rules.receipts import Action, seal
+    from tray_app.ui.history_window import describe
+
+    detail = {"purged": "payload", "payload_sha256": "ab" * 32, "status": "delivered"}
+    rows = dict(describe(seal(None, "2026-01-01T00:00:00Z", "b" * 32, "org.example.a", Action.EXPIRED, detail)))
+    assert rows["Batch status"] == "delivered"
+    assert "Vendor answer" not in rows

@@ -30,7 +30,7 @@ from tray_app.core import Broker, Manifest, Scope
 from tray_app.core.errors import StoreError
 from tray_app.core.forwarder import Forwarder
 from tray_app.core.platform.secrets import SecretStore
-from tray_app.core.rules.payload import canonical_bytes
+from tray_app.core.rules.canonical_json import canonical_bytes
 from tray_app.ui.review_window import ReviewWindow, ScopeModel
 
 EVENT = {"event": "crop", "ts": "2026-11-24T10:11:12Z", "app_version": "3.1.4", "account_email": "a@b.c"}

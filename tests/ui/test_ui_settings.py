@@ -396,3 +396,13 @@ def test_removing_an_app_clears_a_secret_the_window_had_not_seen(
     settle(qtbot, window)
     assert notesync.app_id not in {a.app_id for a in broker.apps()}
     assert keyring.items == {}
+
+
+def test_the_tray_words_every_remedy_without_the_cli() -> None:
+    from tray_app.core import Remedy, TrayError
+    from tray_app.ui.remedies import UI_REMEDIES, told
+
+    assert set(UI_REMEDIES) == set(Remedy)
+    error = TrayError("PhotoEdit is not allowed to send telemetry yet.", remedy=Remedy.ALLOW_APP, app_id="x")
+    assert told(error) == "PhotoEdit is not allowed to send telemetry yet. Allow it first in Settings."
+    assert all("telemetry-tray" not in words for words in UI_REMEDIES.values())

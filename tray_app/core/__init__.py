@@ -32,6 +32,7 @@ from .errors import (
     MalformedError,
     ManifestError,
     NotFoundError,
+    Remedy,
     ScopeError,
     StopFailed,
     StoreError,
@@ -54,12 +55,34 @@ from .platform.endpoint_file import (
 from .platform.paths import Locations, port_from_env, repair_permissions
 from .platform.secrets import SecretStore, needs_secret
 from .rules.clock import from_iso, to_iso, utc_now
-from .rules.consent import POLICIES, UNDECIDED
+from .rules.consent import POLICIES, POLICY_WORDS, UNDECIDED, AppStatus, BatchStatus, ConsentAnswer, Policy
 from .rules.intake import MAX_BODY_BYTES, decode_reports, unique_keys
-from .rules.manifest import MAX_MANIFEST_BYTES, FieldSpec, Manifest, load_manifest, manifest_from_obj, parse_manifest
-from .rules.payload import PREVIEW_CHARS, Payload, plain_text, plainly
-from .rules.receipts import ACTIONS, GENESIS, ChainCheck, ChainExport, Receipt, export_chain, verify_chain
-from .rules.scope import MODES, Scope
+from .rules.manifest import (
+    MAX_MANIFEST_BYTES,
+    Auth,
+    AuthKind,
+    FieldSpec,
+    Manifest,
+    load_manifest,
+    manifest_from_obj,
+    parse_manifest,
+)
+from .rules.payload import Payload
+from .rules.preview_text import PREVIEW_CHARS, plain_text, plainly
+from .rules.receipts import (
+    ACTIONS,
+    BRIEF_DETAIL_KEYS,
+    DETAIL_LABELS,
+    GENESIS,
+    Action,
+    ChainCheck,
+    ChainExport,
+    Receipt,
+    export_chain,
+    verify_chain,
+)
+from .rules.retry import Outcome
+from .rules.scope import MODES, Scope, scope_details, scope_fields_in_words, scope_in_words, scope_sentence
 from .schedules import Housekeeper
 from .storage.spool import Spool
 from .views import AppInfo, BatchSummary, BatchView, IngestResult, Overview, Registration
@@ -67,20 +90,28 @@ from .views import AppInfo, BatchSummary, BatchView, IngestResult, Overview, Reg
 __all__ = [
     "ACTIONS",
     "APP_ID",
+    "BRIEF_DETAIL_KEYS",
+    "DETAIL_LABELS",
     "GENESIS",
     "MAX_BODY_BYTES",
     "MAX_MANIFEST_BYTES",
     "MAX_RETENTION_DAYS",
     "MODES",
     "POLICIES",
+    "POLICY_WORDS",
     "PREVIEW_CHARS",
     "UNDECIDED",
+    "Action",
     "AlreadyRunning",
     "AppInfo",
+    "AppStatus",
+    "Auth",
     "AuthError",
+    "AuthKind",
     "Autostart",
     "AutostartError",
     "BackgroundLoop",
+    "BatchStatus",
     "BatchSummary",
     "BatchView",
     "BlockedError",
@@ -88,6 +119,7 @@ __all__ = [
     "ChainCheck",
     "ChainExport",
     "ConflictError",
+    "ConsentAnswer",
     "Credentials",
     "CredentialsError",
     "DeliveryLoop",
@@ -104,10 +136,13 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "NotFoundError",
+    "Outcome",
     "Overview",
     "Payload",
+    "Policy",
     "Receipt",
     "Registration",
+    "Remedy",
     "Removal",
     "SampleStream",
     "Scope",
@@ -134,6 +169,10 @@ __all__ = [
     "remove_endpoint",
     "repair_permissions",
     "running_endpoint",
+    "scope_details",
+    "scope_fields_in_words",
+    "scope_in_words",
+    "scope_sentence",
     "stop_instance",
     "timeout_from_env",
     "to_iso",

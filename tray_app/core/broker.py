@@ -29,18 +29,35 @@ from .errors import (
     DigestMismatch,
     InputError,
     NotFoundError,
+    Remedy,
     TooManyWaiting,
 )
 from .journal import Journal
+from .platform.files import write_file_whole
 from .platform.paths import Locations
 from .previews import Previews, frame
 from .rules import consent
+from .rules.canonical_json import canonical_json
 from .rules.clock import Clock, to_iso, utc_now
 from .rules.columns import encode_report
-from .rules.consent import APPROVED, DECIDED, DELIVERED, DISCARDED, FAILED, HELD, OPEN, PENDING, UNDECIDED
+from .rules.consent import (
+    APPROVED,
+    DECIDED,
+    DELIVERED,
+    DISCARDED,
+    FAILED,
+    HELD,
+    OPEN,
+    PENDING,
+    UNDECIDED,
+    AppStatus,
+    BatchStatus,
+    Policy,
+    Route,
+)
 from .rules.manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj, upgrade
 from .rules.payload import Payload, sha256_hex
-from .rules.receipts import ChainCheck, ChainExport, Receipt, chain_export, verify_chain
+from .rules.receipts import Action, ChainCheck, ChainExport, Receipt, chain_export, verify_chain
 from .rules.reports import check_reports
 from .rules.scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
 from .rules.windows import window_for
@@ -145,11 +162,11 @@ class Broker:
         with self._writing():
             record = self.store.app(manifest.app_id)
             if record is None:
-                waiting = sum(1 for app in self.store.apps() if app.status == "awaiting_consent")
+                waiting = sum(1 for app in self.store.apps() if app.status == AppStatus.AWAITING_CONSENT)
                 if waiting >= MAX_AWAITING_CONSENT:
                     raise TooManyWaiting(
-                        f"{waiting} apps already wait for your consent, so no new one is taken. Allow or block "
-                        "some first (telemetry-tray apps; telemetry-tray consent APP allow|block)."
+                        f"{waiting} apps already wait for your consent, so no new one is taken.",
+                        remedy=Remedy.ANSWER_WAITING_APPS,
                     )
                 issued = secrets.token_urlsafe(32)
                 self.store.insert_app(
@@ -159,8 +176,8 @@ class Broker:
                         vendor=manifest.vendor,
                         endpoint=manifest.endpoint,
                         manifest_version=manifest.version,
-                        status="awaiting_consent",
-                        policy="ask",
+                        status=AppStatus.AWAITING_CONSENT,
+                        policy=Policy.ASK,
                         scope=_scope_json(default_scope(manifest)),
                         token_hash=hash_token(issued),
                         registered_at=at,
@@ -168,7 +185,7 @@ class Broker:
                     )
                 )
                 self.store.insert_manifest(manifest.app_id, manifest.version, manifest.to_json(), at)
-                return Registration(manifest.app_id, issued, "awaiting_consent", created=True)
+                return Registration(manifest.app_id, issued, AppStatus.AWAITING_CONSENT, created=True)
             if not new_token and (token is None or not hmac.compare_digest(hash_token(token), record.token_hash)):
                 raise ConflictError(
                     f"'{manifest.app_id}' is already registered by another program. To update its manifest, "
@@ -235,21 +252,21 @@ class Broker:
         with self._writing():
             self._app_record(app_id)
             if allow:
-                self.store.update_app(app_id, status="allowed", updated_at=at)
+                self.store.update_app(app_id, status=AppStatus.ALLOWED, updated_at=at)
                 self._route_held(app_id)
             else:
-                self.store.update_app(app_id, status="blocked", updated_at=at)
+                self.store.update_app(app_id, status=AppStatus.BLOCKED, updated_at=at)
                 for batch in self.store.batches((*UNDECIDED, APPROVED), app_id=app_id):
                     if not self.deliveries.in_flight(batch):
                         self.journal.discard(batch, by="person", reason="app blocked")
             return self.app(app_id)
 
-    def set_policy(self, app_id: str, policy: str) -> AppInfo:
+    def set_policy(self, app_id: str, policy: Policy | str) -> AppInfo:
         if policy not in consent.POLICIES:
             raise InputError(f"'{policy}' is not a policy; use one of {', '.join(consent.POLICIES)}")
         with self._writing():
             self._app_record(app_id)
-            self.store.update_app(app_id, policy=policy, updated_at=to_iso(self._now()))
+            self.store.update_app(app_id, policy=Policy(policy), updated_at=to_iso(self._now()))
             self._route_held(app_id)
             return self.app(app_id)
 
@@ -454,14 +471,15 @@ class Broker:
             self._require_undecided(batch, "approve")
             if batch.status == OPEN and expected_sha256 is None:
                 raise ConflictError(
-                    f"Batch {batch.batch_id} is still collecting reports, so it may hold more than you saw. "
-                    "Close it first (telemetry-tray close-batches), or approve with the --sha256 that show printed."
+                    f"Batch {batch.batch_id} is still collecting reports, so it may hold more than you saw.",
+                    remedy=Remedy.CLOSE_BATCHES,
                 )
             record = self._app_record(batch.app_id)
-            if record.status != "allowed":
+            if record.status != AppStatus.ALLOWED:
                 raise ConflictError(
-                    f"{record.name} is not allowed to send telemetry yet. "
-                    f"Allow it first: telemetry-tray consent {record.app_id} allow"
+                    f"{record.name} is not allowed to send telemetry yet.",
+                    remedy=Remedy.ALLOW_APP,
+                    app_id=record.app_id,
                 )
             manifest = self._manifest(batch.app_id, batch.manifest_version)
             chosen = self._scope_for(batch, record, manifest, scope)
@@ -470,7 +488,7 @@ class Broker:
                 current = self._manifest(record.app_id, record.manifest_version)
                 saved = carry_scope(chosen, manifest, current) if current.version != manifest.version else chosen
                 self.store.update_app(
-                    record.app_id, scope=_scope_json(saved), policy="approve", updated_at=to_iso(self._now())
+                    record.app_id, scope=_scope_json(saved), policy=Policy.APPROVE, updated_at=to_iso(self._now())
                 )
             return self.view(batch.batch_id)
 
@@ -489,7 +507,7 @@ class Broker:
 
     def failures_since(self, hours: float = 24) -> int:
         """How many deliveries failed for good in the last ``hours`` (for the tray's state)."""
-        return self.store.count_receipts("failed", to_iso(self._now() - timedelta(hours=hours)))
+        return self.store.count_receipts(Action.FAILED, to_iso(self._now() - timedelta(hours=hours)))
 
     def verify_history(self) -> ChainCheck:
         return verify_chain(self.store.receipts())
@@ -539,7 +557,7 @@ class Broker:
             waiting: dict[str, list[str]] = {}
             for batch in batches[PENDING]:
                 waiting.setdefault(batch.app_id, []).append(batch.batch_id)
-            asking = tuple(a.app_id for a in apps if a.status == "awaiting_consent")
+            asking = tuple(a.app_id for a in apps if a.status == AppStatus.AWAITING_CONSENT)
             return Overview(
                 apps=len(apps),
                 awaiting_consent=len(asking),
@@ -553,29 +571,21 @@ class Broker:
                 names={a.app_id: a.name for a in apps},
                 asking=asking,
                 waiting={app_id: tuple(ids) for app_id, ids in waiting.items()},
-                failed_recently=self.store.count_receipts("failed", to_iso(self._now() - timedelta(hours=24))),
+                failed_recently=self.store.count_receipts(Action.FAILED, to_iso(self._now() - timedelta(hours=24))),
                 waiting_for_credentials=sum(1 for d in self.store.open_deliveries() if d.waiting_for == "credentials"),
             )
 
     def export_history(self, path: str | os.PathLike[str]) -> ChainExport:
         """Write the whole hash chain as JSON (:func:`~.rules.receipts.export_chain`, made
-        now) to ``path``: a private file (0600, made by ``mkstemp``) in the folder given,
-        which must exist, put in place in one step, so never half written. What the
+        now) to ``path``: a private file (0600) in the folder given, which must exist (it is
+        the person's: neither created nor changed), put in place in one step, so never half
+        written, and flushed to the disk (the person may take it away at once). What the
         History window's *Export…* and ``history --export FILE`` both call."""
-        import tempfile
         from pathlib import Path
 
         with self.store.read():
             exported = chain_export(self.store.receipts(), to_iso(self._now()))
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=".history-", suffix=".json", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(exported.body)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_file_whole(Path(path), exported.body, durable=True)
         return exported
 
     # -- internals (callers hold the write lock where they change state) -------------
@@ -583,7 +593,7 @@ class Broker:
     def _app_record(self, app_id: str) -> AppRecord:
         record = self.store.app(app_id)
         if record is None:
-            raise NotFoundError(f"No app '{app_id}' is registered. See the registered apps with: telemetry-tray apps")
+            raise NotFoundError(f"No app '{app_id}' is registered.", remedy=Remedy.SEE_APPS, app_id=app_id)
         return record
 
     def _app_info(self, record: AppRecord) -> AppInfo:
@@ -601,10 +611,11 @@ class Broker:
         return manifest
 
     def _refuse_blocked(self, record: AppRecord) -> None:
-        if record.status == "blocked":
+        if record.status == AppStatus.BLOCKED:
             raise BlockedError(
-                f"The person blocked {record.name}; its reports are not accepted. "
-                "Only they can allow it again (telemetry-tray consent APP allow)."
+                f"The person blocked {record.name}; its reports are not accepted.",
+                remedy=Remedy.PERSON_ALLOWS,
+                app_id=record.app_id,
             )
 
     def _find_batch(self, ref: str) -> BatchRecord:
@@ -616,7 +627,7 @@ class Broker:
             return matches[0]
         if matches:
             raise InputError(f"'{ref}' matches more than one batch; give more of the batch id")
-        raise NotFoundError(f"No batch '{ref}'. See waiting batches with: telemetry-tray pending")
+        raise NotFoundError(f"No batch '{ref}'.", remedy=Remedy.SEE_PENDING)
 
     def _require_undecided(self, batch: BatchRecord, verb: str) -> None:
         if batch.status not in UNDECIDED:
@@ -631,7 +642,7 @@ class Broker:
         ):
             self._close(batch, record)
             batch = None
-        before_consent = record.status != "allowed"
+        before_consent = record.status != AppStatus.ALLOWED
         if batch is None:
             manifest = self._manifest(record.app_id, record.manifest_version)
             start, end = window_for(manifest.cadence, now)
@@ -650,7 +661,7 @@ class Broker:
             self.store.update_batch(batch.batch_id, before_consent=True)
         return batch
 
-    def _close(self, batch: BatchRecord, record: AppRecord) -> str:
+    def _close(self, batch: BatchRecord, record: AppRecord) -> BatchStatus:
         self.store.update_batch(batch.batch_id, closed_at=to_iso(self._now()))
         return self._route(batch, record)
 
@@ -658,18 +669,18 @@ class Broker:
         for batch in self.store.batches((HELD,), app_id=app_id):
             self._route(batch, self._app_record(batch.app_id))
 
-    def _route(self, batch: BatchRecord, record: AppRecord) -> str:
+    def _route(self, batch: BatchRecord, record: AppRecord) -> BatchStatus:
         where = consent.route(
             record.status, record.policy, paused_all=self.paused_all, before_consent=batch.before_consent
         )
-        if where == "approve":
+        if where == Route.APPROVE:
             manifest = self._manifest(batch.app_id, batch.manifest_version)
             self._approve(batch, manifest, self._scope_for(batch, record, manifest, None), by="policy")
             return APPROVED
-        if where == "discard":
+        if where == Route.DISCARD:
             self.journal.discard(batch, by="policy")
             return DISCARDED
-        status = HELD if where == "held" else PENDING
+        status = HELD if where == Route.HELD else PENDING
         self.store.update_batch(batch.batch_id, status=status)
         return status
 
@@ -732,7 +743,9 @@ class Broker:
 
 
 def _scope_json(scope: Scope) -> str:
-    return json.dumps(scope.to_obj(), sort_keys=True, separators=(",", ":"))
+    # Stored as text and only ever parsed back (never compared as text), in canonical
+    # JSON; a scope's names and levels are ASCII, so the text is as it always was.
+    return canonical_json(scope.to_obj())
 
 
 def _request_digest(reports: Sequence[object], bodies: list[str]) -> str:

@@ -23,8 +23,9 @@ from datetime import datetime, timedelta
 from .journal import Journal
 from .rules import retry
 from .rules.clock import to_iso
-from .rules.consent import APPROVED
+from .rules.consent import APPROVED, AppStatus
 from .rules.manifest import Manifest
+from .rules.retry import Outcome
 from .storage.store import BatchRecord, DeliveryRecord, Store
 from .views import Claim, DeliveryOutcome
 
@@ -103,11 +104,13 @@ class Deliveries:
             batch = self._store.batch(claim.batch_id)
             current = self._store.delivery(claim.batch_id)
             if batch is None or current is None or batch.status != APPROVED:
-                return DeliveryOutcome(claim.batch_id, claim.app_id, f"already {batch.status if batch else 'gone'}")
+                return DeliveryOutcome(
+                    claim.batch_id, claim.app_id, Outcome.ALREADY, batch_status=batch.status if batch else None
+                )
             if current.lease_owner != claim.owner:
                 # Our lease ran out and another sender took the batch; it will record the
                 # outcome of its own send (same bytes, same Idempotency-Key).
-                return DeliveryOutcome(claim.batch_id, claim.app_id, "taken over by another sender")
+                return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.TAKEN_OVER)
             settled = retry.settle(
                 status=status, error=error, retry_after=retry_after, attempts=current.attempts + 1, now=now,
                 app_blocked=self._blocked(batch.app_id), endpoint=claim.endpoint,
@@ -148,7 +151,7 @@ class Deliveries:
                 and current.lease_owner == claim.owner
                 and (current.lease_expires_at or "") > to_iso(self._now())
                 and app is not None
-                and app.status != "blocked"
+                and app.status != AppStatus.BLOCKED
                 and not self._paused()
             )
 
@@ -166,7 +169,7 @@ class Deliveries:
                     claim.batch_id, waiting_for="credentials", lease_owner=None, lease_expires_at=None,
                     last_error=reason,
                 )  # fmt: skip
-        return DeliveryOutcome(claim.batch_id, claim.app_id, "waiting for credentials", error=reason)
+        return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.WAITING_FOR_CREDENTIALS, error=reason)
 
     def credentials_changed(self, app_id: str) -> int:
         """An app's credentials were set: its held deliveries are due again. Returns how many."""
@@ -198,4 +201,4 @@ class Deliveries:
 
     def _blocked(self, app_id: str) -> bool:
         app = self._store.app(app_id)
-        return app is not None and app.status == "blocked"
+        return app is not None and app.status == AppStatus.BLOCKED

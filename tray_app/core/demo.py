@@ -20,7 +20,7 @@ from typing import Any
 from .broker import Broker
 from .loop import BackgroundLoop
 from .platform.paths import resources_dir
-from .rules.manifest import Manifest, load_manifest
+from .rules.manifest import Auth, AuthKind, Manifest, load_manifest
 
 DEMO_FILES = ("photoedit.toml", "notes-sync.json")
 MAX_KEPT = 200
@@ -103,7 +103,8 @@ class DemoVendor:
 def demo_manifests(vendor: DemoVendor) -> list[Manifest]:
     """The example manifests, sending to the demo vendor instead, with no credentials."""
     folder = resources_dir() / "manifests"
-    return [replace(load_manifest(folder / name), endpoint=vendor.endpoint, auth="none") for name in DEMO_FILES]
+    no_secret = Auth(AuthKind.NONE)
+    return [replace(load_manifest(folder / name), endpoint=vendor.endpoint, auth=no_secret) for name in DEMO_FILES]
 
 
 def load_demo(broker: Broker, vendor: DemoVendor) -> list[str]:

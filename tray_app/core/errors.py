@@ -27,21 +27,69 @@ to show a person as they are. Shells map the branches to their own vocabulary
     └── ClientError             the SDK could not register (tray_app.client)
         ├── NotRunning          no instance runs for this home, or it did not answer
         └── RegistrationRefused the instance answered the registration with an error
+
+A message says what to do in words no shell owns ("Allow it first."); an error that has
+a remedy a shell can name its own way (a CLI command, a window) carries it as
+:attr:`TrayError.remedy` (with :attr:`TrayError.app_id` where it is about one app), and
+the shell words it with :meth:`TrayError.message_with`.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Remedy(StrEnum):
+    """What the person can do about an error, for each shell to say in its own words."""
+
+    ALLOW_APP = "allow_app"  # allow the app (app_id) first
+    PERSON_ALLOWS = "person_allows"  # (to the app) only the person can allow it again
+    ANSWER_WAITING_APPS = "answer_waiting_apps"  # allow or block some of the apps awaiting consent
+    CLOSE_BATCHES = "close_batches"  # close the collecting batch first, or approve the exact bytes shown
+    SET_CREDENTIALS = "set_credentials"  # store the vendor's secret for the app (app_id, if known)
+    SEE_APPS = "see_apps"  # look at the registered apps (the app named is not one)
+    SEE_PENDING = "see_pending"  # look at the waiting batches (the batch named is not one)
+
+    @property
+    def neutral(self) -> str:
+        """The remedy in words that name no shell ("" when the problem says enough)."""
+        return _NEUTRAL[self]
+
+
+_NEUTRAL: dict[Remedy, str] = {
+    Remedy.ALLOW_APP: "Allow it first.",
+    Remedy.PERSON_ALLOWS: "Only they can allow it again.",
+    Remedy.ANSWER_WAITING_APPS: "Allow or block some first.",
+    Remedy.CLOSE_BATCHES: "Close it first, or approve exactly the payload that was shown.",
+    Remedy.SET_CREDENTIALS: "Set the vendor's secret for this app.",
+    Remedy.SEE_APPS: "",
+    Remedy.SEE_PENDING: "",
+}
+
 
 class TrayError(Exception):
-    """Base of every error meant for a person: ``title`` and ``message``."""
+    """Base of every error meant for a person: ``title`` and ``message``.
+
+    ``message`` is ``problem`` followed by the remedy's neutral words; a shell with its
+    own words for ``remedy`` shows :meth:`message_with` instead.
+    """
 
     title = "Telemetry Tray error"
 
-    def __init__(self, message: str, *, title: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self, message: str, *, title: str | None = None, remedy: Remedy | None = None, app_id: str | None = None
+    ) -> None:
+        self.problem = message
+        self.remedy = remedy
+        self.app_id = app_id
+        self.message = self.message_with(remedy.neutral if remedy is not None else "")
+        super().__init__(self.message)
         if title is not None:
             self.title = title
+
+    def message_with(self, remedy_words: str) -> str:
+        """The problem, then ``remedy_words`` (a shell's own words for :attr:`remedy`)."""
+        return f"{self.problem} {remedy_words}" if remedy_words else self.problem
 
     def __str__(self) -> str:
         return self.message

@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from .broker import Broker
 from .deliveries import Deliveries
-from .errors import CredentialsError, InputError, TrayError
+from .errors import CredentialsError, TrayError
+from .platform.paths import number_from_env
 from .platform.secrets import SecretStore, auth_headers, needs_secret
 from .rules.clock import from_iso, utc_now
+from .rules.retry import Outcome
 from .storage.store import DeliveryRecord
 from .views import Claim, DeliveryOutcome
 
@@ -65,15 +67,9 @@ def send_timeout(seconds: float = DEFAULT_TIMEOUT_S) -> SendTimeout:
 
 def timeout_from_env(environ: Mapping[str, str] | None = None) -> SendTimeout:
     """``TELEMETRY_TRAY_SEND_TIMEOUT`` (seconds, for slow networks) or the default."""
-    text = (os.environ if environ is None else environ).get(TIMEOUT_ENV, "").strip()
-    if not text:
-        return send_timeout()
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0.1 <= seconds <= 600:
-        raise InputError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds from 0.1 to 600.")
+    seconds = number_from_env(
+        TIMEOUT_ENV, float, DEFAULT_TIMEOUT_S, 0.1, 600.0, what="a number of seconds from 0.1 to 600.", environ=environ
+    )
     return send_timeout(seconds)
 
 
@@ -210,7 +206,7 @@ class Forwarder:
                 return self.deliveries.wait_for_credentials(claim, exc.message)
         if not self.deliveries.still_claimed(claim):
             # Discarded, blocked, paused or taken over since it was claimed: nothing goes out.
-            return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: no longer due")
+            return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.NO_LONGER_DUE)
         import httpx
 
         started = time.perf_counter()
@@ -222,7 +218,7 @@ class Forwarder:
                 claim, None, f"cannot send at all: {type(exc).__name__}: {exc}"[:300], None, None, started
             )
         if client is None:  # shutting down: the claim runs out and a later round sends it
-            return DeliveryOutcome(claim.batch_id, claim.app_id, "not sent: shutting down")
+            return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.SHUTTING_DOWN)
         status: int | None = None
         response_headers: httpx.Headers | None = None
         try:
@@ -258,7 +254,7 @@ class Forwarder:
         except TrayError as exc:
             # The lease runs out and another round resends with the same Idempotency-Key.
             log.warning("could not record the delivery of %s: %s", claim.batch_id, exc.message)
-            return DeliveryOutcome(claim.batch_id, claim.app_id, "unrecorded", status, exc.message)
+            return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.UNRECORDED, status, exc.message)
 
 
 def _describe(exc: httpx.HTTPError) -> str:
@@ -338,7 +334,7 @@ class DeliveryLoop:
         """Send what is due; sleep until the next retry is due (or until woken)."""
         outcomes = self.forwarder.deliver_due()
         for outcome in outcomes:
-            log.info("batch %s of %s: %s", outcome.batch_id, outcome.app_id, outcome.outcome)
+            log.info("batch %s of %s: %s", outcome.batch_id, outcome.app_id, outcome.text)
         if outcomes and self.on_change is not None:
             self.on_change()
         due = self.forwarder.deliveries.next_delivery_due()

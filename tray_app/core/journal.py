@@ -49,7 +49,7 @@ class Journal:
         """The receipt of an approval: who, how many reports, and the exact bytes' digest."""
         self.record(
             batch,
-            "approved",
+            Action.APPROVED,
             {
                 "by": by,
                 "reports": reports,
@@ -77,7 +77,7 @@ class Journal:
         detail: dict[str, Any] = {"by": by, "reports": count}
         if reason:
             detail["reason"] = reason
-        self.record(batch, "discarded", detail)
+        self.record(batch, Action.DISCARDED, detail)
 
     def expire(self, batch: BatchRecord, *, days: int) -> None:
         """Expire a batch not decided (or not delivered) within ``days``: its reports and
@@ -87,14 +87,14 @@ class Journal:
         self._delete_reports(batch.batch_id)
         self._store.update_batch(batch.batch_id, status=EXPIRED, payload=None)
         what = "delivered" if batch.status == APPROVED else "decided"
-        self.record(batch, "expired", {"reason": f"not {what} within {days} days", "reports": count})
+        self.record(batch, Action.EXPIRED, {"reason": f"not {what} within {days} days", "reports": count})
 
     def purge(self, batch: BatchRecord) -> None:
         """Purge a finished batch's stored payload (retention), with a receipt."""
         self._inside()
         self._store.update_batch(batch.batch_id, payload=None)
         self.record(
-            batch, "expired", {"purged": "payload", "payload_sha256": batch.payload_sha256, "status": batch.status}
+            batch, Action.EXPIRED, {"purged": "payload", "payload_sha256": batch.payload_sha256, "status": batch.status}
         )
 
     def reports_in(self, batch: BatchRecord) -> int:
@@ -103,6 +103,6 @@ class Journal:
             return self._store.report_count(batch.batch_id)
         # Decided batches keep no reports; the decision's receipt says how many there were.
         for receipt in self._store.receipts(batch_id=batch.batch_id):
-            if receipt.action in ("approved", "discarded"):
+            if receipt.action in (Action.APPROVED, Action.DISCARDED):
                 return int(receipt.detail.get("reports", 0))
         return 0

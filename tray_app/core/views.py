@@ -10,9 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .rules.manifest import Manifest, ManifestChange
+from .rules.consent import AppStatus, BatchStatus, Policy
+from .rules.manifest import Auth, Manifest, ManifestChange
 from .rules.payload import Payload
 from .rules.reports import ReportCheck
+from .rules.retry import Outcome, outcome_text
 from .rules.scope import Scope
 from .storage.store import AppRecord, BatchRecord
 
@@ -23,8 +25,8 @@ class AppInfo:
     name: str
     vendor: str
     endpoint: str
-    status: str
-    policy: str
+    status: AppStatus
+    policy: Policy
     manifest: Manifest
     scope: Scope
 
@@ -52,7 +54,7 @@ class AppInfo:
 class Registration:
     app_id: str
     token: str
-    status: str
+    status: AppStatus
     created: bool
     change: ManifestChange | None = None
 
@@ -98,7 +100,7 @@ class IngestResult:
 class BatchSummary:
     batch_id: str
     app_id: str
-    status: str
+    status: BatchStatus
     reports: int
     window_start: str
     window_end: str
@@ -149,7 +151,7 @@ class BatchView:
 class ClosedBatch:
     batch_id: str
     app_id: str
-    status: str
+    status: BatchStatus
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class Claim:
     batch_id: str
     app_id: str
     endpoint: str
-    auth: str
+    auth: Auth
     payload: bytes
     payload_sha256: str
     owner: str
@@ -175,10 +177,27 @@ class Claim:
 class DeliveryOutcome:
     batch_id: str
     app_id: str
-    outcome: str  # delivered | retrying | failed | waiting for credentials | already <status>
-    status: int | None = None
+    outcome: Outcome
+    status: int | None = None  # the vendor's HTTP status, if it answered
     error: str | None = None
     next_attempt_at: str | None = None
+    batch_status: BatchStatus | None = None  # with Outcome.ALREADY: what the batch became (None: gone)
+
+    @property
+    def text(self) -> str:
+        """The outcome in words, as the CLI prints it ("delivered", "already discarded")."""
+        return outcome_text(self.outcome, self.batch_status)
+
+    def to_obj(self) -> dict[str, Any]:
+        """The shape of one ``deliver --json`` outcome."""
+        return {
+            "batch_id": self.batch_id,
+            "app_id": self.app_id,
+            "outcome": self.text,
+            "status": self.status,
+            "error": self.error,
+            "next_attempt_at": self.next_attempt_at,
+        }
 
 
 @dataclass(frozen=True)

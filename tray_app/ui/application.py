@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 from .. import __version__
 from ..core import APP_ID, Autostart, Endpoint, Locations, SecretStore, TrayError, autostart_for_platform, port_from_env
 from .icons import app_icon
+from .remedies import told
 from .tray import Tray, TrayMenu
 from .tray_snapshot import Snapshot, take_snapshot
 from .worker import run_task
@@ -171,7 +172,7 @@ class TrayApp(QObject):
         self.refresh()
 
     def _start_failed(self, exc: BaseException) -> None:
-        message = exc.message if isinstance(exc, TrayError) else f"Telemetry Tray could not start: {exc}"
+        message = told(exc) if isinstance(exc, TrayError) else f"Telemetry Tray could not start: {exc}"
         self.snapshot = Snapshot(problem=message)
         self.menu_actions.show_snapshot(self.snapshot)
         if self.tray is not None:
@@ -298,7 +299,8 @@ class TrayApp(QObject):
             self.demo_vendor = None
             if self.review is not None:
                 self.review.demo_button.setEnabled(True)
-                self.review.show_notice(getattr(exc, "message", str(exc)), error=True)
+                text = told(exc) if isinstance(exc, TrayError) else getattr(exc, "message", str(exc))
+                self.review.show_notice(text, error=True)
 
         run_task(load, loaded, failed)
 

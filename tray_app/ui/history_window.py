@@ -54,57 +54,47 @@ from shiboken6 import Shiboken
 
 from ..core import (
     ACTIONS,
+    DETAIL_LABELS,
     GENESIS,
     PREVIEW_CHARS,
+    Action,
+    BatchStatus,
     Broker,
     ChainCheck,
     NotFoundError,
     Receipt,
+    Scope,
+    ScopeError,
     TrayError,
     from_iso,
     plain_text,
     plainly,
+    scope_sentence,
 )
+from .remedies import told
 from .worker import Latest, run_task
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 
 ACTION_WORDS: dict[str, str] = {
-    "approved": "Approved",
-    "discarded": "Discarded",
-    "delivered": "Delivered",
-    "retrying": "Retrying",
-    "failed": "Failed",
-    "expired": "Expired",
+    Action.APPROVED: "Approved",
+    Action.DISCARDED: "Discarded",
+    Action.DELIVERED: "Delivered",
+    Action.RETRYING: "Retrying",
+    Action.FAILED: "Failed",
+    Action.EXPIRED: "Expired",
 }
 _ACTION_COLOURS: dict[str, QColor] = {
-    "approved": QColor("#1a5fb4"),
-    "discarded": QColor("#5e5c64"),
-    "delivered": QColor("#26a269"),
-    "retrying": QColor("#c64600"),
-    "failed": QColor("#c01c28"),
-    "expired": QColor("#5e5c64"),
+    Action.APPROVED: QColor("#1a5fb4"),
+    Action.DISCARDED: QColor("#5e5c64"),
+    Action.DELIVERED: QColor("#26a269"),
+    Action.RETRYING: QColor("#c64600"),
+    Action.FAILED: QColor("#c01c28"),
+    Action.EXPIRED: QColor("#5e5c64"),
 }
 _BAD_ROW = QColor("#f6d5d5")
 _DECIDERS = {"person": "you", "policy": "this app's standing default"}
-_HEX_ROWS = {"Batch", "Payload SHA-256", "Receipt hash", "Previous hash"}
-_KNOWN_DETAIL = {
-    "by",
-    "reports",
-    "scope",
-    "endpoint",
-    "manifest_version",
-    "status",
-    "error",
-    "request_id",
-    "attempts",
-    "elapsed_ms",
-    "next_attempt_at",
-    "payload_sha256",
-    "payload_bytes",
-    "reason",
-    "purged",
-}
+_HEX_ROWS = {"Batch", DETAIL_LABELS["payload_sha256"], "Receipt hash", "Previous hash"}
 
 
 # -- words for receipts (pure functions, no Qt) ----------------------------------------
@@ -154,36 +144,28 @@ def _status_words(status: int) -> str:
 
 def scope_words(scope: object) -> str:
     """A scope (as stored in a receipt) in a sentence."""
-    if not isinstance(scope, Mapping):
+    try:
+        return scope_sentence(Scope.from_obj(scope))
+    except ScopeError:
         return str(scope)
-    fields = [str(f) for f in scope.get("fields", [])]
-    coarsen = scope.get("coarsen", {})
-    if not fields:
-        return "no fields"
-    mode = scope.get("mode", "records")
-    what = "Counts of values of" if mode == "aggregate" else "Records with"
-    text = f"{what} {', '.join(fields)}"
-    if isinstance(coarsen, Mapping) and coarsen:
-        text += "; " + ", ".join(f"{name} coarsened to {level}" for name, level in coarsen.items())
-    return text
 
 
 def summarize(receipt: Receipt) -> str:
     """One line for the table: the gist of a receipt's detail."""
     d = receipt.detail
     parts: list[str] = []
-    if receipt.action in ("approved", "discarded"):
+    if receipt.action in (Action.APPROVED, Action.DISCARDED):
         parts.append(f"by {_DECIDERS.get(str(d.get('by')), str(d.get('by', '?')))}")
         if "reports" in d:
             parts.append(_reports_words(int(d["reports"])))
-        if receipt.action == "approved":
+        if receipt.action == Action.APPROVED:
             if "payload_bytes" in d:
                 parts.append(size_words(int(d["payload_bytes"]), short=True))
             if d.get("endpoint"):
                 parts.append(f"for {host_of(str(d['endpoint']))}")
         else:
             parts.append("nothing sent")
-    elif receipt.action in ("delivered", "retrying", "failed"):
+    elif receipt.action in (Action.DELIVERED, Action.RETRYING, Action.FAILED):
         if d.get("status") is not None:
             parts.append(_status_words(int(d["status"])))
         elif d.get("error"):
@@ -192,27 +174,27 @@ def summarize(receipt: Receipt) -> str:
             parts.append(("from " if "status" in d else "at ") + host_of(str(d["endpoint"])))
         if "attempts" in d:
             parts.append(f"attempt {d['attempts']}")
-        if receipt.action == "retrying" and d.get("next_attempt_at"):
+        if receipt.action == Action.RETRYING and d.get("next_attempt_at"):
             parts.append(f"next try {local_time(str(d['next_attempt_at']))}")
-        if receipt.action == "failed":
+        if receipt.action == Action.FAILED:
             parts.append("gave up")
         if d.get("request_id"):
             parts.append(f"request {plain_text(str(d['request_id']))}")
-    elif receipt.action == "expired":
+    elif receipt.action == Action.EXPIRED:
         if d.get("purged"):
             parts.append(f"stored {d['purged']} purged")
         if d.get("reason"):
             parts.append(plain_text(str(d["reason"])))
         if "reports" in d:
             parts.append(f"{_reports_words(int(d['reports']))} deleted")
-    if d.get("reason") and receipt.action != "expired":
+    if d.get("reason") and receipt.action != Action.EXPIRED:
         parts.append(plain_text(str(d["reason"])))
     return " · ".join(parts)
 
 
 def describe(receipt: Receipt, app_name: str | None = None) -> list[tuple[str, str]]:
     """A receipt's fields in words, as (label, value) rows, nothing left out."""
-    d = receipt.detail
+    d, label = receipt.detail, DETAIL_LABELS
     rows: list[tuple[str, str]] = [
         ("When", when_words(receipt.at)),
         ("Outcome", ACTION_WORDS.get(receipt.action, receipt.action)),
@@ -220,40 +202,43 @@ def describe(receipt: Receipt, app_name: str | None = None) -> list[tuple[str, s
         ("Batch", receipt.batch_id),
     ]
     if "by" in d:
-        rows.append(("Decided by", _DECIDERS.get(str(d["by"]), str(d["by"]))))
+        rows.append((label["by"], _DECIDERS.get(str(d["by"]), str(d["by"]))))
     if "reports" in d:
-        rows.append(("Reports", str(d["reports"])))
+        rows.append((label["reports"], str(d["reports"])))
     if "scope" in d:
-        rows.append(("Scope", scope_words(d["scope"])))
+        rows.append((label["scope"], scope_words(d["scope"])))
     if d.get("endpoint"):
-        rows.append(("Destination", str(d["endpoint"])))
+        rows.append((label["endpoint"], str(d["endpoint"])))
     if "manifest_version" in d:
-        rows.append(("Manifest version", str(d["manifest_version"])))
-    if d.get("status") is not None:
-        rows.append(("Vendor answer", _status_words(int(d["status"]))))
-    elif receipt.action in ("delivered", "retrying", "failed"):
-        rows.append(("Vendor answer", "none (the request did not get through)"))
+        rows.append((label["manifest_version"], str(d["manifest_version"])))
+    sends = receipt.action in (Action.DELIVERED, Action.RETRYING, Action.FAILED)
+    if sends and d.get("status") is not None:
+        rows.append((label["status"], _status_words(int(d["status"]))))
+    elif sends:
+        rows.append((label["status"], "none (the request did not get through)"))
+    elif d.get("status") is not None:  # a purge: the batch's status then, not an HTTP one
+        rows.append(("Batch status", str(d["status"])))
     # The vendor's words (an error answer, a request id header): shown, never obeyed, so
     # a bidi override or an escape sequence in them is spelt out.
     if d.get("error"):
-        rows.append(("Error", plain_text(str(d["error"]))))
+        rows.append((label["error"], plain_text(str(d["error"]))))
     if d.get("request_id"):
-        rows.append(("Request id", plain_text(str(d["request_id"]))))
+        rows.append((label["request_id"], plain_text(str(d["request_id"]))))
     if "attempts" in d:
-        rows.append(("Attempts", str(d["attempts"])))
+        rows.append((label["attempts"], str(d["attempts"])))
     if d.get("elapsed_ms") is not None:
-        rows.append(("Took", f"{d['elapsed_ms']} ms"))
+        rows.append((label["elapsed_ms"], f"{d['elapsed_ms']} ms"))
     if d.get("next_attempt_at"):
-        rows.append(("Next attempt", f"{local_time(str(d['next_attempt_at']))} (local)"))
+        rows.append((label["next_attempt_at"], f"{local_time(str(d['next_attempt_at']))} (local)"))
     if "payload_bytes" in d:
-        rows.append(("Payload size", size_words(int(d["payload_bytes"]))))
+        rows.append((label["payload_bytes"], size_words(int(d["payload_bytes"]))))
     if d.get("payload_sha256"):
-        rows.append(("Payload SHA-256", str(d["payload_sha256"])))
+        rows.append((label["payload_sha256"], str(d["payload_sha256"])))
     if d.get("reason"):
-        rows.append(("Reason", plain_text(str(d["reason"]))))
+        rows.append((label["reason"], plain_text(str(d["reason"]))))
     if d.get("purged"):
-        rows.append(("Purged", f"the stored {d['purged']} was deleted at the end of the retention period"))
-    for key in sorted(set(d) - _KNOWN_DETAIL):
+        rows.append((label["purged"], f"the stored {d['purged']} was deleted at the end of the retention period"))
+    for key in sorted(set(d) - set(DETAIL_LABELS)):
         rows.append((key.replace("_", " ").capitalize(), plainly(json.dumps(d[key], ensure_ascii=False))))
     rows.append(("Receipt", f"#{receipt.seq} in the hash chain"))
     rows.append(("Receipt hash", receipt.hash))
@@ -846,7 +831,7 @@ class HistoryWindow(QWidget):
 
     def show_error(self, exc: BaseException) -> None:
         if isinstance(exc, TrayError):
-            text = f"{exc.title}: {exc.message}"
+            text = f"{exc.title}: {told(exc)}"
         elif isinstance(exc, OSError):
             text = f"Cannot use the file: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
         else:
@@ -1033,9 +1018,9 @@ class HistoryWindow(QWidget):
             self.payload_label.setText(self._no_payload_words(stored))
         else:
             sent = {
-                "approved": "The exact bytes approved for sending (not delivered yet)",
-                "delivered": "The exact bytes sent",
-                "failed": "The exact bytes that were to be sent (the delivery failed)",
+                str(BatchStatus.APPROVED): "The exact bytes approved for sending (not delivered yet)",
+                str(BatchStatus.DELIVERED): "The exact bytes sent",
+                str(BatchStatus.FAILED): "The exact bytes that were to be sent (the delivery failed)",
             }.get(stored.status, "The exact bytes stored")
             digest = stored.sha256 or ""
             if expected is None:
@@ -1055,9 +1040,9 @@ class HistoryWindow(QWidget):
     def _no_payload_words(self, stored: StoredPayload) -> str:
         if stored.status == "gone":
             return "Not kept: the batch was removed together with its app. The receipts remain."
-        if stored.status == "discarded":
+        if stored.status == BatchStatus.DISCARDED:
             return "Nothing was sent: the batch was discarded and its reports deleted."
-        if stored.status == "expired":
+        if stored.status == BatchStatus.EXPIRED:
             return "Nothing was sent: the batch expired and its data was deleted."
         days = self._retention_days
         after = f" after {days} days" if days is not None else ""

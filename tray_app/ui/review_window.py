@@ -43,6 +43,8 @@ from ..core import (
     PREVIEW_CHARS,
     UNDECIDED,
     AppInfo,
+    AppStatus,
+    BatchStatus,
     BatchView,
     Broker,
     FieldSpec,
@@ -53,6 +55,7 @@ from ..core import (
     plain_text,
     plainly,
 )
+from .remedies import told
 from .worker import Latest, run_task
 
 NOTHING_WAITING = (
@@ -471,14 +474,14 @@ class ReviewWindow(QWidget):
         self.batches.removeRows(0, self.batches.rowCount())
         rows: dict[str, QStandardItem] = {}
         for app in apps:
-            if app.status == "awaiting_consent":
+            if app.status == AppStatus.AWAITING_CONSENT:
                 item = QStandardItem(f"{app.name} (new app)")
                 item.setToolTip(f"{app.name} wants to send telemetry: allow or block it")
                 item.setData(f"app:{app.app_id}", ROLE_KEY)
                 item.setAccessibleText(f"New app {app.name} asks for consent")
                 self.batches.appendRow([item, QStandardItem(""), QStandardItem("asks")])
         for batch in batches:
-            if batch.status == "open":
+            if batch.status == BatchStatus.OPEN:
                 continue  # still collecting: not ready to decide
             parent = rows.get(batch.app_id)
             if parent is None:
@@ -524,7 +527,7 @@ class ReviewWindow(QWidget):
             return False
         if key.startswith("app:"):
             app_id = key[4:]
-            if self._apps.get(app_id) is not None and self._apps[app_id].status != "awaiting_consent":
+            if self._apps.get(app_id) is not None and self._apps[app_id].status != AppStatus.AWAITING_CONSENT:
                 return self._select_first(app_id)
         for index in self._all_indexes():
             if index.data(ROLE_KEY) == key:
@@ -802,7 +805,7 @@ class ReviewWindow(QWidget):
     def _fail(self, exc: BaseException, lead: str = "") -> None:
         """Show ``exc`` in the banner (after ``lead``, plain text saying what it stopped)."""
         if isinstance(exc, TrayError):
-            text = f"<b>{_h(exc.title)}</b>: {_h(exc.message)}"
+            text = f"<b>{_h(exc.title)}</b>: {_h(told(exc))}"
         else:
             text = f"<b>Something went wrong</b>: {_h(str(exc) or type(exc).__name__)} (it is in the log)"
         text = _h(lead) + text

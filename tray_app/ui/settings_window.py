@@ -55,17 +55,20 @@ from ..core import (
     MAX_RETENTION_DAYS,
     POLICIES,
     AppInfo,
+    AppStatus,
+    AuthKind,
     Autostart,
     Broker,
     Credentials,
     CredentialsError,
-    Manifest,
     Removal,
-    Scope,
     SecretStore,
     TrayError,
     needs_secret,
+    scope_details,
+    scope_in_words,
 )
+from .remedies import told
 from .worker import Latest, run_task
 
 __all__ = [
@@ -81,13 +84,11 @@ __all__ = [
     "scope_summary",
 ]
 
-POLICY_LABELS: Final = {
-    "ask": "Ask",
-    "approve": "Approve automatically",
-    "discard": "Discard automatically",
-    "paused": "Paused",
+STATUS_LABELS: Final = {
+    AppStatus.AWAITING_CONSENT: "Awaiting consent",
+    AppStatus.ALLOWED: "Allowed",
+    AppStatus.BLOCKED: "Blocked",
 }
-STATUS_LABELS: Final = {"awaiting_consent": "Awaiting consent", "allowed": "Allowed", "blocked": "Blocked"}
 
 # What the Credentials column says.
 STORED: Final = "stored"
@@ -148,14 +149,14 @@ def load_snapshot(broker: Broker, secrets: SecretStore, autostart: Autostart) ->
                 state = STORED if secrets.has(app.app_id) else NONE
             except CredentialsError as exc:
                 # Say it once, and do not ask a locked keyring again for every app.
-                problems.append(exc.message)
+                problems.append(told(exc))
                 usable = False
                 state = UNAVAILABLE
         rows.append(AppRow(app, state))
     try:
         at_login = autostart.enabled
     except TrayError as exc:
-        problems.append(exc.message)
+        problems.append(told(exc))
         at_login = False
     return SettingsSnapshot(
         rows=rows,
@@ -170,31 +171,8 @@ def load_snapshot(broker: Broker, secrets: SecretStore, autostart: Autostart) ->
     )
 
 
-def scope_summary(scope: Scope, manifest: Manifest) -> str:
-    """A saved scope in a few words: ``5 of 8 fields, ts by day, aggregate``."""
-    parts = [f"{len(scope.fields)} of {len(manifest.fields)} fields"]
-    for name, level in scope.coarsen.items():
-        if level == "bucket":
-            parts.append(f"{name} bucketed")
-        elif level in ("major", "minor"):
-            parts.append(f"{name} to {level}")
-        else:
-            parts.append(f"{name} by {level}")
-    parts.append(scope.mode)
-    return ", ".join(parts)
-
-
-def scope_details(scope: Scope, manifest: Manifest) -> str:
-    """The saved scope field by field (the tooltip of the summary)."""
-    sent = [f"{n} ({scope.coarsen[n]})" if n in scope.coarsen else n for n in scope.fields]
-    kept = [name for name in manifest.field_names if name not in scope.fields]
-    return "\n".join(
-        [
-            f"Sent: {', '.join(sent) or 'nothing'}",
-            f"Not sent: {', '.join(kept) or 'nothing'}",
-            f"As: {'one aggregate per batch' if scope.mode == 'aggregate' else 'individual records'}",
-        ]
-    )
+# The saved scope in a few words, and field by field (its tooltip): the core's words.
+scope_summary = scope_in_words
 
 
 class AppsModel(QAbstractTableModel):
@@ -248,7 +226,7 @@ class AppsModel(QAbstractTableModel):
             app.name,
             app.vendor,
             STATUS_LABELS.get(app.status, app.status),
-            POLICY_LABELS.get(app.policy, app.policy),
+            app.policy.label,
             row.host,
             scope_summary(app.scope, app.manifest),
             row.credentials,
@@ -296,7 +274,7 @@ class CredentialsDialog(QDialog):
         self.setAccessibleName(f"Credentials for {app.name}")
         host = app.manifest.endpoint_host or app.endpoint
         auth = app.manifest.auth
-        how = "an Authorization: Bearer header" if auth == "bearer" else f"the {auth.partition(':')[2]} header"
+        how = "an Authorization: Bearer header" if auth.kind == AuthKind.BEARER else f"the {auth.header} header"
         intro = QLabel(
             f"The secret {app.vendor} gave you for {app.name}. It is sent only to {host}, in {how}, "
             "and kept only in the OS keyring; Telemetry Tray never shows it again."
@@ -484,13 +462,10 @@ class SettingsWindow(QWidget):
 
         self.policy_combo = QComboBox()
         for policy in POLICIES:
-            self.policy_combo.addItem(POLICY_LABELS[policy], policy)
+            self.policy_combo.addItem(policy.label, policy.value)
         self.policy_combo.setAccessibleName("Policy")
         self.policy_combo.setAccessibleDescription("What happens to the selected app's batches when they close")
-        self.policy_combo.setToolTip(
-            "Ask: every batch waits for you. Approve automatically: sent with the saved scope. "
-            "Discard automatically: never sent. Paused: kept, not asked about, until you change this."
-        )
+        self.policy_combo.setToolTip(" ".join(f"{policy.label}: {policy.describe()}." for policy in POLICIES))
         self.policy_combo.currentIndexChanged.connect(self._policy_chosen)
         policy_label = QLabel("&Policy:")
         policy_label.setBuddy(self.policy_combo)
@@ -673,12 +648,12 @@ class SettingsWindow(QWidget):
                     f"{app.name} by {app.vendor}: {STATUS_LABELS.get(app.status, app.status).lower()}, "
                     f"sends to {row.host}. Saved scope: {scope_summary(app.scope, app.manifest)}."
                 )
-                self.policy_combo.setCurrentIndex(self.policy_combo.findData(app.policy))
+                self.policy_combo.setCurrentIndex(self.policy_combo.findData(app.policy.value))
         finally:
             self._syncing = was_syncing
         self.policy_combo.setEnabled(row is not None)
-        self.allow_button.setEnabled(row is not None and row.app.status != "allowed")
-        self.block_button.setEnabled(row is not None and row.app.status != "blocked")
+        self.allow_button.setEnabled(row is not None and row.app.status != AppStatus.ALLOWED)
+        self.block_button.setEnabled(row is not None and row.app.status != AppStatus.BLOCKED)
         self.set_credentials_button.setEnabled(row is not None and row.needs_secret and keyring)
         self.clear_credentials_button.setEnabled(row is not None and row.credentials == STORED)
         self.remove_button.setEnabled(row is not None)
@@ -863,7 +838,7 @@ class SettingsWindow(QWidget):
 
     def _show_error(self, exc: BaseException) -> None:
         if isinstance(exc, TrayError):
-            text = f"{exc.title}: {exc.message}"
+            text = f"{exc.title}: {told(exc)}"
         else:
             text = f"Something went wrong: {' '.join(str(exc).split()) or type(exc).__name__}"
         self._show_banner(text, error=True)

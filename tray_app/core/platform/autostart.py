@@ -37,13 +37,14 @@ import plistlib
 import subprocess
 import sys
 import tempfile
-import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 from xml.parsers.expat import ExpatError
 
 from ..errors import AutostartError
+from ..rules.preview_text import has_control
+from .files import write_file_whole
 from .paths import HOME_ENV, Locations
 
 __all__ = [
@@ -288,7 +289,9 @@ class _FileAutostart(_LoginCommand):
         content = self._content()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path, content, 0o644)
+            # Durable: a login entry half written after a power cut would silently stop
+            # the tray from starting. Readable by all (0644), as login entries are.
+            write_file_whole(self.path, content, durable=True, mode=0o644)
         except OSError as exc:
             raise AutostartError(f"Could not write {self.path}: {_reason(exc)}") from exc
 
@@ -514,7 +517,7 @@ def run_command_line(command: list[str]) -> str:
     quoted too), the arguments quoted as the C runtime parses them."""
     if not command:
         raise AutostartError("The command to start at login is empty.")
-    if any(unicodedata.category(char) == "Cc" for arg in command for char in arg):
+    if any(has_control(arg) for arg in command):
         raise AutostartError("The command to start at login contains a control character; it cannot be written.")
     program, arguments = command[0], command[1:]
     if '"' in program:
@@ -607,7 +610,7 @@ def exec_line(command: list[str]) -> str:
         raise AutostartError("The command to start at login is empty.")
     words = []
     for arg in command:
-        if any(unicodedata.category(char) == "Cc" for char in arg):
+        if has_control(arg):
             raise AutostartError("The command to start at login contains a control character; it cannot be written.")
         arg = arg.replace("%", "%%")
         if not arg or any(char in _RESERVED for char in arg):
@@ -641,32 +644,6 @@ def _xdg_config_home() -> Path:
     if configured and os.path.isabs(configured):
         return Path(configured)
     return Path.home() / ".config"
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` so that it is either the old file or the whole new one."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if hasattr(os, "fchmod"):  # not on Windows before Python 3.13; nor needed there
-                os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    try:
-        directory = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(directory)
-    except OSError:
-        pass
-    finally:
-        os.close(directory)
 
 
 def _reason(exc: BaseException) -> str:

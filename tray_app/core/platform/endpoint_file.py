@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import AlreadyRunning, StopFailed
-from .paths import Locations, ensure_private_dir
+from .files import ensure_private_dir, write_file_whole
+from .paths import Locations
 
 LOCK_NAME = "instance.lock"
 
@@ -137,12 +138,9 @@ def _read_pid(handle: IO[str]) -> int | None:
 def write_endpoint(locations: Locations, endpoint: Endpoint) -> Path:
     path = locations.endpoint_file
     ensure_private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"url": endpoint.url, "pid": endpoint.pid, "version": endpoint.version}, handle)
-    os.replace(tmp, path)
-    return path
+    body = json.dumps({"url": endpoint.url, "pid": endpoint.pid, "version": endpoint.version})
+    # Not durable: the file describes this process, which a power cut ends anyway.
+    return write_file_whole(path, body.encode("utf-8"), durable=False)
 
 
 def remove_endpoint(locations: Locations, pid: int) -> None:

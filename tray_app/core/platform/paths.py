@@ -1,4 +1,4 @@
-"""Where Telemetry Tray keeps its files.
+"""Where Telemetry Tray keeps its files (how they are made private: ``files.py``).
 
 platformdirs (the maintained successor of appdirs) gives the per-user folders;
 ``TELEMETRY_TRAY_HOME=DIR`` puts every file under DIR instead, so two instances with
@@ -13,10 +13,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import platformdirs
 
 from ..errors import InputError, StoreError
+from .files import ensure_private_dir, uid
 
 APP_NAME = "telemetry-tray"
 HOME_ENV = "TELEMETRY_TRAY_HOME"
@@ -142,7 +144,7 @@ def _repair(folder_fd: int | None, path: Path, *, directory: bool) -> list[str]:
         if mode & 0o077 == 0 or stat.S_ISDIR(info.st_mode) != directory:
             return []
         was, now = f"{mode:04o}", mode & 0o700
-        if info.st_uid != _uid():
+        if info.st_uid != uid():
             return [f"{path} belongs to another user (uid {info.st_uid}) and is open to others ({was}); not changed"]
         if not directory and info.st_nlink > 1:
             return [f"{path} is open to others ({was}) and has other hard links; not changed"]
@@ -155,16 +157,36 @@ def _repair(folder_fd: int | None, path: Path, *, directory: bool) -> list[str]:
         os.close(fd)
 
 
-def port_from_env(environ: Mapping[str, str] | None = None) -> int:
+N = TypeVar("N", int, float)
+
+
+def number_from_env(
+    name: str, kind: type[N], default: N, low: N, high: N, *, what: str, environ: Mapping[str, str] | None = None
+) -> N:
+    """The number the environment variable ``name`` sets, as ``kind`` (``int`` or
+    ``float``), from ``low`` to ``high``; ``default`` when it is unset or blank.
+
+    Anything else is refused before anything is touched, with the words
+    ``NAME='text' is not <what>`` (``what`` says what a good value is).
+    """
     env = os.environ if environ is None else environ
-    text = env.get(PORT_ENV, "").strip() or "0"
+    text = env.get(name, "").strip()
+    if not text:
+        return default
     try:
-        port = int(text)
+        number = kind(text)
     except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise InputError(f"{PORT_ENV}={text!r} is not a port number; use 1 to 65535, or 0 for any free port.")
-    return port
+        number = None
+    if number is None or not low <= number <= high:
+        raise InputError(f"{name}={text!r} is not {what}")
+    return number
+
+
+def port_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """``TELEMETRY_TRAY_PORT``: the endpoint's port, or 0 (the default) for any free one."""
+    return number_from_env(
+        PORT_ENV, int, 0, 0, 65535, what="a port number; use 1 to 65535, or 0 for any free port.", environ=environ
+    )
 
 
 def resources_dir() -> Path:
@@ -173,42 +195,3 @@ def resources_dir() -> Path:
     if bundle is not None and (Path(bundle) / "resources").is_dir():
         return Path(bundle) / "resources"
     return Path(__file__).resolve().parents[3] / "resources"
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make sure only this user can enter it."""
-    # mkdir(parents=True) would give the folders it adds on the way the umask's mode
-    # (often 0755); each folder we create is made 0700 (ones that exist are not ours to change).
-    missing: list[Path] = []
-    folder = path
-    while not folder.exists() and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-    info = path.stat()
-    # Repair only what is ours: never chmod a folder another user owns.
-    if stat.S_IMODE(info.st_mode) != 0o700 and info.st_uid == _uid():
-        path.chmod(0o700)
-    return path
-
-
-def ensure_private_file(path: Path) -> Path:
-    """Create ``path`` if missing with mode 0600, or repair its mode to 0600.
-
-    Refuses a symbolic link: repairing the mode must never reach another file.
-    """
-    ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        info = os.fstat(fd)
-        if stat.S_IMODE(info.st_mode) != 0o600 and info.st_uid == _uid() and hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-    return path
-
-
-def _uid() -> int:
-    getuid = getattr(os, "getuid", None)
-    return int(getuid()) if getuid is not None else -1

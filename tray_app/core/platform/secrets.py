@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import threading
 import unicodedata
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from ..errors import CredentialsError, InputError, ManifestError
+from ..errors import CredentialsError, InputError, Remedy
+from ..rules.manifest import Auth, AuthKind, parse_auth
+from ..rules.preview_text import SECRET_CONTROL, has_control
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
@@ -65,8 +66,6 @@ _OS_KEYRINGS: Final = {
 # kept nearby): never used, whoever asks for them.
 _FILE_BACKEND_PACKAGES: Final = ("keyrings.alt", "keyrings.cryptfile")
 _CHAINER: Final = "keyring.backends.chainer.ChainerBackend"
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 
 
 class SecretStore:
@@ -157,7 +156,7 @@ class SecretStore:
         """Whether a secret is stored for ``app_id``."""
         return self.get(app_id) is not None
 
-    def headers_for(self, app_id: str, auth: str) -> dict[str, str]:
+    def headers_for(self, app_id: str, auth: Auth | str) -> dict[str, str]:
         """The request headers that carry ``app_id``'s credentials for its manifest ``auth``.
 
         ``auth = "none"`` gives ``{}`` without touching the keyring, so such vendors keep
@@ -229,12 +228,12 @@ def check_secret(secret: str) -> str:
     return secret
 
 
-def needs_secret(auth: str) -> bool:
+def needs_secret(auth: Auth | str) -> bool:
     """Whether a manifest ``auth`` needs a secret from the keyring."""
-    return _parse_auth(auth)[0] != "none"
+    return _parsed(auth).needs_secret
 
 
-def auth_headers(auth: str, secret: str | None, *, app_id: str | None = None) -> dict[str, str]:
+def auth_headers(auth: Auth | str, secret: str | None, *, app_id: str | None = None) -> dict[str, str]:
     """The request headers for a manifest ``auth`` and its vendor secret.
 
     ``"none"`` → ``{}``; ``"bearer"`` → ``{"Authorization": "Bearer <secret>"}``;
@@ -242,31 +241,28 @@ def auth_headers(auth: str, secret: str | None, *, app_id: str | None = None) ->
     missing (None) or unfit for a header raises :class:`CredentialsError`, naming
     ``app_id`` when given.
     """
-    kind, name = _parse_auth(auth)
-    if kind == "none":
+    parsed = _parsed(auth)
+    if parsed.kind == AuthKind.NONE:
         return {}
-    who = app_id or "APP"
-    how = f"Set it with: telemetry-tray credentials set {who} (the secret is read from standard input)."
+    how = Remedy.SET_CREDENTIALS
     if secret is None:
         whose = f"{app_id}'s vendor" if app_id else "This vendor"
-        raise CredentialsError(f"{whose} needs a secret (auth = {auth}) and none is stored in the OS keyring. {how}")
+        raise CredentialsError(
+            f"{whose} needs a secret (auth = {parsed}) and none is stored in the OS keyring.", remedy=how, app_id=app_id
+        )
     problem = _secret_problem(secret)
     if problem:
         whose = f"for {app_id} " if app_id else ""
-        raise CredentialsError(f"The stored secret {whose}cannot be sent: it {problem}. {how}")
-    if kind == "bearer":
+        raise CredentialsError(f"The stored secret {whose}cannot be sent: it {problem}.", remedy=how, app_id=app_id)
+    if parsed.kind == AuthKind.BEARER:
         return {"Authorization": f"Bearer {secret}"}
-    return {name: secret}
+    assert parsed.header is not None
+    return {parsed.header: secret}
 
 
-def _parse_auth(auth: str) -> tuple[str, str]:
-    if auth in ("none", "bearer"):
-        return auth, ""
-    if isinstance(auth, str) and auth.startswith("header:"):
-        name = auth[len("header:") :]
-        if _TOKEN.fullmatch(name):
-            return "header", name
-    raise ManifestError("auth", f"{auth!r} is not one of none, bearer, header:<Name>")
+def _parsed(auth: Auth | str) -> Auth:
+    """A manifest ``auth``, parsed by the manifest's own grammar if it is still text."""
+    return auth if isinstance(auth, Auth) else parse_auth(auth)
 
 
 def _secret_problem(secret: str) -> str:
@@ -276,7 +272,7 @@ def _secret_problem(secret: str) -> str:
     if len(secret) > MAX_SECRET_CHARS:
         return f"is {len(secret)} characters long; at most {MAX_SECRET_CHARS} are accepted"
     for position, char in enumerate(secret, start=1):
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+        if unicodedata.category(char) in SECRET_CONTROL:
             return (
                 f"contains a control character (U+{ord(char):04X}) at position {position}; "
                 "give only the secret itself, on one line"
@@ -292,7 +288,7 @@ def _secret_problem(secret: str) -> str:
 
 
 def _checked_app_id(app_id: str) -> str:
-    if not isinstance(app_id, str) or not app_id or any(unicodedata.category(c) == "Cc" for c in app_id):
+    if not isinstance(app_id, str) or not app_id or has_control(app_id):
         raise InputError(f"{app_id!r} is not an app id.", title="Invalid app id")
     return app_id
 

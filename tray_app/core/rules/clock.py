@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
 
@@ -40,3 +40,22 @@ def from_iso(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("timestamp has no time zone")
     return moment.astimezone(UTC)
+
+
+def period_start(moment: datetime, period: str) -> datetime:
+    """The start of the ``period`` (``"hour"``, ``"day"``, ``"week"`` or ``"month"``)
+    containing ``moment``, in UTC: on the hour, at midnight, on Monday at midnight (ISO
+    8601 weeks) or at midnight on the first. Any other word is taken as ``"month"``.
+
+    The one calendar of the core: collection windows (:mod:`.windows`) and timestamp
+    coarsening (:mod:`.coarsening`) both start their periods here.
+    """
+    moment = moment.astimezone(UTC)
+    if period == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)

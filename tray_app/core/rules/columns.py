@@ -9,7 +9,7 @@ it is decoding the stored reports and building and encoding 100,000 small dicts 
 scope then encodes each *distinct* value of an included field once (with the encoders
 ``json.dumps`` itself uses), and joins the pieces in C (``zip`` + ``str.join``). The
 bytes are exactly those of the reference renderer (DESIGN.md, "Payload sent to the
-vendor": ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``);
+vendor": canonical JSON, :mod:`.canonical_json`);
 a property test compares the two on generated batches and scopes.
 """
 
@@ -22,10 +22,12 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Final
 
+from .canonical_json import CANONICAL_ENCODER, canonical_bytes
+from .coarsening import coarsen_timestamps, coarsen_value
 from .manifest import Manifest
-from .payload import BatchFrame, Payload, canonical_bytes, envelope, fold, sha256_hex, value_key
+from .payload import BatchFrame, Payload, envelope, fold, sha256_hex, value_key
 from .reports import JSONScalar
-from .scope import Scope, coarsen_timestamps, coarsen_value
+from .scope import Scope
 
 __all__ = ["ReportColumns", "encode_report"]
 
@@ -41,16 +43,13 @@ class _Missing:
 
 MISSING: Final = _Missing()
 
-# One encoder for all reports: json.dumps with options builds a new one per call.
-_REPORT_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
 # What json.dumps(..., ensure_ascii=False) uses for strings (the C version when built).
 _encode_string: Final[Callable[[str], str]] = json.encoder.encode_basestring
 
 
 def encode_report(report: Mapping[str, Any]) -> str:
     """A checked report as it is stored (compact JSON, keys sorted), what :meth:`ReportColumns.decode` reads."""
-    return _REPORT_ENCODER.encode(report)
+    return CANONICAL_ENCODER.encode(report)  # canonical JSON, by the one shared encoder
 
 
 def _encode(value: JSONScalar) -> str:

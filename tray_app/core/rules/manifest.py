@@ -16,11 +16,15 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from ..errors import ConflictError, ManifestError
+from .canonical_json import canonical_json
+from .consent import AppStatus
+from .preview_text import JOINERS, MANIFEST_UNSAFE
 from .windows import CADENCES, Cadence
 
 FieldType = Literal["string", "integer", "number", "boolean", "timestamp", "version", "enum"]
@@ -66,13 +70,7 @@ _RESERVED_HEADERS = {
     "host", "content-length", "content-type", "content-encoding", "transfer-encoding",
     "connection", "idempotency-key", "user-agent", "te", "upgrade", "trailer",
 }  # fmt: skip
-# Text shown to a person may not hold characters that make it read differently from
-# what it is: controls, bidirectional controls and other invisible format characters
-# (Cf: zero-width space, BOM, tags), line and paragraph separators, surrogates, private
-# use and unassigned code points. ZWNJ and ZWJ (also Cf) stay: Persian, the Indic
-# scripts and emoji need them to be spelt right.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
-_JOINERS = frozenset({"\u200c", "\u200d"})
+# Text shown to a person: the characters refused, and why, are in preview_text.py.
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,31 @@ class FieldSpec:
         return obj
 
 
+class AuthKind(StrEnum):
+    """How a vendor wants its secret (the manifest's ``auth``)."""
+
+    NONE = "none"  # no secret: the keyring is never touched
+    BEARER = "bearer"  # the secret in ``Authorization: Bearer <secret>``
+    HEADER = "header"  # the secret as the value of the header the manifest names (``header:<Name>``)
+
+
+@dataclass(frozen=True)
+class Auth:
+    """A manifest's ``auth``, parsed once (:func:`parse_auth`); ``str(auth)`` is its
+    manifest spelling (``none``, ``bearer``, ``header:X-Api-Key``)."""
+
+    kind: AuthKind
+    header: str | None = None  # the header's name, with AuthKind.HEADER only
+
+    def __str__(self) -> str:
+        return f"header:{self.header}" if self.kind == AuthKind.HEADER else self.kind.value
+
+    @property
+    def needs_secret(self) -> bool:
+        """Whether the vendor needs a secret from the keyring."""
+        return self.kind != AuthKind.NONE
+
+
 @dataclass(frozen=True)
 class Manifest:
     app_id: str
@@ -121,7 +144,7 @@ class Manifest:
     retention_days: int
     purpose: str
     cadence: Cadence
-    auth: str
+    auth: Auth
     fields: tuple[FieldSpec, ...]
     min_count: int = DEFAULT_MIN_COUNT
 
@@ -150,13 +173,13 @@ class Manifest:
             "retention_days": self.retention_days,
             "purpose": self.purpose,
             "cadence": self.cadence,
-            "auth": self.auth,
+            "auth": str(self.auth),
             "min_count": self.min_count,
             "fields": [spec.to_obj() for spec in self.fields],
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_obj(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(self.to_obj())
 
 
 @dataclass(frozen=True)
@@ -198,10 +221,10 @@ class Upgrade:
     """What registering a newer manifest version does: its change, and the app's status after."""
 
     change: ManifestChange
-    status: str
+    status: AppStatus
 
 
-def upgrade(old: Manifest, new: Manifest, status: str) -> Upgrade | None:
+def upgrade(old: Manifest, new: Manifest, status: AppStatus) -> Upgrade | None:
     """The version rule, for ``new`` sent for an app registered with ``old`` whose status is ``status``.
 
     The same version with the same content is nothing new (None). The same version with
@@ -220,7 +243,8 @@ def upgrade(old: Manifest, new: Manifest, status: str) -> Upgrade | None:
             )
         return None
     change = diff_manifests(old, new)
-    return Upgrade(change, "awaiting_consent" if change.reconsent and status == "allowed" else status)
+    again = change.reconsent and status == AppStatus.ALLOWED
+    return Upgrade(change, AppStatus.AWAITING_CONSENT if again else status)
 
 
 def _reconsent_reasons(old: Manifest, new: Manifest) -> tuple[str, ...]:
@@ -464,17 +488,22 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _auth(top: Mapping[str, object]) -> str:
-    auth = _optional(top, "auth", "none")
-    if auth in ("none", "bearer"):
-        return auth
+def _auth(top: Mapping[str, object]) -> Auth:
+    return parse_auth(_optional(top, "auth", AuthKind.NONE.value))
+
+
+def parse_auth(auth: object) -> Auth:
+    """The one grammar of a manifest's ``auth``: ``none``, ``bearer`` or ``header:<Name>``
+    (a valid HTTP header name that Telemetry Tray does not set itself)."""
+    if isinstance(auth, str) and auth in (AuthKind.NONE, AuthKind.BEARER):
+        return Auth(AuthKind(auth))
     if isinstance(auth, str) and auth.startswith("header:"):
         name = auth[len("header:") :]
         if not _HEADER_NAME.fullmatch(name):
             raise ManifestError("auth", f"{_show(name)} is not a valid HTTP header name")
         if name.lower() in _RESERVED_HEADERS or name.lower() == "authorization":
             raise ManifestError("auth", f"the header '{name}' is set by Telemetry Tray itself; pick another name")
-        return auth
+        return Auth(AuthKind.HEADER, name)
     raise ManifestError("auth", f"{_show(auth)} is not one of none, bearer, header:<Name>")
 
 
@@ -515,7 +544,7 @@ def _unsafe_char(value: str, allow_newline: bool = False) -> str | None:
     for ch in value:
         if ch == "\n" and allow_newline:
             continue
-        if unicodedata.category(ch) in _UNSAFE_CATEGORIES and ch not in _JOINERS:
+        if unicodedata.category(ch) in MANIFEST_UNSAFE and ch not in JOINERS:
             return ch
     return None
 

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .canonical_json import canonical_bytes
+from .coarsening import coarsen_value
 from .manifest import Manifest
 from .reports import JSONScalar, Report
-from .scope import Scope, coarsen_value
+from .scope import Scope
+
+__all__ = [
+    "OTHER", "BatchFrame", "Payload", "aggregate", "canonical_bytes", "envelope", "fold", "payload_object",
+    "reference_render", "sha256_hex", "value_key",
+]  # fmt: skip
 
 OTHER = "(other)"
-
-
-def canonical_bytes(obj: object) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -68,66 +69,6 @@ class Payload:
         assert start is not None
         return start
 
-
-# How much pretty-printed payload a window shows at once (a few hundred reports): more
-# would take longer to lay out than rendering took; the rest on request.
-PREVIEW_CHARS = 64 * 1024
-
-
-def plainly(text: str) -> str:
-    """JSON text with every invisible or direction-changing character written as its
-    ``\\uXXXX`` escape, for showing a person the payload.
-
-    A report's strings may hold bidi overrides (U+202E), zero-width characters or line
-    separators; shown as they are, they could make the preview read differently from the
-    bytes it stands for. Escaped, the text is still JSON and decodes to the same values.
-    Only DEL and non-ASCII characters can be such (JSON escapes the other ASCII controls).
-    """
-    if text.isascii() and "\x7f" not in text:
-        return text
-    return _NOT_PRINTABLE_ASCII.sub(_escape_if_hidden, text)
-
-
-def plain_text(text: str) -> str:
-    """Free text (a report value printed alone, a vendor's error answer) with every
-    character that does not print as itself written as its ``\\uXXXX`` escape, for
-    showing a person.
-
-    The same rule as :func:`plainly`, and also for the ASCII controls (an escape sequence
-    would drive the terminal; a carriage return could overwrite what was printed), which
-    only JSON text has escaped already. A backslash stays as it is: this text is shown,
-    never decoded again.
-    """
-    if text.isprintable() and text.isascii():
-        return text
-    return _NOT_PRINTABLE.sub(_escape_if_hidden, text)
-
-
-def _escape_if_hidden(match: re.Match[str]) -> str:
-    char = match.group()
-    if unicodedata.category(char) in _HIDDEN or _IGNORABLE.match(char):
-        return "".join(f"\\u{unit:04x}" for unit in _utf16(char))
-    return char
-
-
-def _utf16(char: str) -> tuple[int, ...]:
-    data = char.encode("utf-16-be", "surrogatepass")
-    return tuple(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-
-
-_NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
-_NOT_PRINTABLE = re.compile(r"[^\x20-\x7e]")
-# Control, format (bidi marks and overrides, zero-width, tags), separators, surrogates,
-# private use and unassigned: none prints as itself.
-# and spaces other than the plain one (they look alike).
-_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Zs", "Cs", "Co", "Cn"})
-# Unicode's Default_Ignorable_Code_Point characters that are not already in those
-# categories (variation selectors can carry bytes after any letter, the Hangul fillers
-# and the grapheme joiner show as nothing), and the blank braille pattern.
-_IGNORABLE = re.compile(
-    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
-    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
-)
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = frozenset(" \t\n\r")  # JSON's; "" (the end) is not in it

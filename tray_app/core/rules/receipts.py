@@ -13,13 +13,59 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
-from .payload import canonical_bytes, sha256_hex
+from .canonical_json import canonical_bytes, canonical_json
+from .payload import sha256_hex
 
-Action = Literal["approved", "discarded", "delivered", "retrying", "failed", "expired"]
-ACTIONS: tuple[Action, ...] = ("approved", "discarded", "delivered", "retrying", "failed", "expired")
+
+class Action(StrEnum):
+    """What a receipt records (its ``action``, hashed as this very string)."""
+
+    APPROVED = "approved"  # a batch was approved (by the person or its policy): its bytes' digest
+    DISCARDED = "discarded"  # a batch was discarded: its reports deleted, nothing sent
+    DELIVERED = "delivered"  # the vendor accepted the bytes (2xx)
+    RETRYING = "retrying"  # a send did not get through or was refused for now; tried again later
+    FAILED = "failed"  # the vendor refused the bytes for good
+    EXPIRED = "expired"  # retention: a batch expired undecided, or a stored payload was purged
+
+    @property
+    def sends(self) -> bool:
+        """Whether it records a send to the vendor (delivered, retrying, failed)."""
+        return self in (Action.DELIVERED, Action.RETRYING, Action.FAILED)
+
+    @property
+    def decides(self) -> bool:
+        """Whether it records a decision (approved, discarded)."""
+        return self in (Action.APPROVED, Action.DISCARDED)
+
+
+ACTIONS: tuple[Action, ...] = tuple(Action)
 GENESIS = "0" * 64
+
+# Every key a receipt's ``detail`` may hold (journal.py and rules/retry.py write them),
+# with its label for a person, in the order they are shown.
+DETAIL_LABELS: dict[str, str] = {
+    "by": "Decided by",  # "person" or "policy" (approved, discarded)
+    "reports": "Reports",  # how many reports the batch held (approved, discarded, expired)
+    "scope": "Scope",  # the scope approved, as Scope.to_obj (approved)
+    "endpoint": "Destination",  # where the bytes go (approved, sends)
+    "manifest_version": "Manifest version",  # the manifest the batch was collected under (approved)
+    "status": "Vendor answer",  # the HTTP status (sends); the batch status when a payload was purged
+    "error": "Error",  # the vendor's answer or the network error, one line (sends)
+    "request_id": "Request id",  # the vendor's request id header (delivered)
+    "attempts": "Attempts",  # sends so far (sends)
+    "elapsed_ms": "Took",  # how long the send took (delivered)
+    "next_attempt_at": "Next attempt",  # when the next try is due (retrying)
+    "payload_bytes": "Payload size",  # the approved bytes' length (approved, delivered)
+    "payload_sha256": "Payload SHA-256",  # the approved bytes' digest (approved, delivered, expired)
+    "reason": "Reason",  # why (discarded: "app blocked", "app removed"; expired)
+    "purged": "Purged",  # what retention deleted ("payload") (expired)
+}
+DETAIL_KEYS: tuple[str, ...] = tuple(DETAIL_LABELS)
+# The keys a one-line listing shows (``history`` in the CLI), in this order.
+BRIEF_DETAIL_KEYS: tuple[str, ...] = ("by", "reason", "reports", "payload_bytes", "purged", "status", "error")
 
 
 @dataclass(frozen=True)
@@ -28,7 +74,7 @@ class Receipt:
     at: str
     batch_id: str
     app_id: str
-    action: str
+    action: Action | str  # an Action once read back (a tampered row may hold another word)
     detail: Mapping[str, Any]
     prev_hash: str
     hash: str
@@ -48,7 +94,7 @@ class Receipt:
 
     @property
     def detail_json(self) -> str:
-        return json.dumps(dict(self.detail), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return canonical_json(dict(self.detail))  # hashed: canonical JSON, byte for byte
 
 
 def receipt_hash(

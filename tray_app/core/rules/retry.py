@@ -11,12 +11,44 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from .clock import to_iso
-from .consent import DELIVERED, FAILED
+from .consent import BatchStatus
+from .receipts import Action
 
-Verdict = Literal["delivered", "retry", "failed"]
+
+class Verdict(StrEnum):
+    """What one answer from the vendor means."""
+
+    DELIVERED = "delivered"  # 2xx: the vendor has the bytes
+    RETRY = "retry"  # a network error, 408, 429, 502, 503 or 504: try again later
+    FAILED = "failed"  # any other answer: refused for good
+
+
+class Outcome(StrEnum):
+    """What became of one claimed delivery (``DeliveryOutcome.outcome``); each member's
+    value is the text the CLI prints and ``deliver --json`` holds."""
+
+    DELIVERED = "delivered"  # the vendor accepted the bytes
+    RETRYING = "retrying"  # not through, or refused for now: scheduled again (next_attempt_at)
+    FAILED = "failed"  # the vendor refused the bytes for good
+    DISCARDED_APP_BLOCKED = "discarded: app blocked"  # the person blocked the app during the send
+    WAITING_FOR_CREDENTIALS = "waiting for credentials"  # no secret (or no keyring): held, no attempt spent
+    ALREADY = "already"  # the batch was decided meanwhile: "already <batch_status>" ("gone" when deleted)
+    TAKEN_OVER = "taken over by another sender"  # our lease ran out; the other sender records its own send
+    NO_LONGER_DUE = "not sent: no longer due"  # discarded, blocked, paused or taken over since the claim
+    SHUTTING_DOWN = "not sent: shutting down"  # the forwarder is closing; a later round sends it
+    UNRECORDED = "unrecorded"  # sent, but the answer could not be written; the lease runs out, resent
+
+
+def outcome_text(outcome: Outcome, batch_status: BatchStatus | None = None) -> str:
+    """The outcome in words: its value, or "already <status>" ("already gone")."""
+    if outcome == Outcome.ALREADY:
+        return f"already {batch_status or 'gone'}"
+    return outcome.value
+
 
 RETRYABLE = frozenset({408, 429, 502, 503, 504})
 FIRST_DELAY_S = 5.0
@@ -27,10 +59,10 @@ RETRY_AFTER_CAP_S = 3600.0
 def verdict(status: int | None) -> Verdict:
     """``status`` is the HTTP status, or None for a network error (refused, reset, timeout)."""
     if status is None or status in RETRYABLE:
-        return "retry"
+        return Verdict.RETRY
     if 200 <= status < 300:
-        return "delivered"
-    return "failed"
+        return Verdict.DELIVERED
+    return Verdict.FAILED
 
 
 def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
@@ -75,11 +107,11 @@ class Settlement:
     receipt; otherwise ``action`` and ``detail`` are the receipt's.
     """
 
-    outcome: str  # DeliveryOutcome.outcome: delivered | retrying | failed | discarded: app blocked
+    outcome: Outcome  # DELIVERED, RETRYING, FAILED or DISCARDED_APP_BLOCKED
     delivery: dict[str, object]
-    batch_status: str | None = None
+    batch_status: BatchStatus | None = None
     discard: bool = False
-    action: Literal["delivered", "retrying", "failed"] | None = None
+    action: Action | None = None  # DELIVERED, RETRYING or FAILED
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # the outcome's error (none for a delivery)
     next_attempt_at: str | None = None
@@ -105,14 +137,14 @@ def settle(
     for good, or, unless delivered, discarded because the person blocked the app meanwhile."""
     lease_ends: dict[str, object] = {"attempts": attempts, "lease_owner": None, "lease_expires_at": None}
     result = verdict(status)
-    if result != "delivered" and app_blocked:
-        return Settlement("discarded: app blocked", lease_ends, discard=True, error=error)
+    if result != Verdict.DELIVERED and app_blocked:
+        return Settlement(Outcome.DISCARDED_APP_BLOCKED, lease_ends, discard=True, error=error)
     common: dict[str, Any] = {"endpoint": endpoint, "attempts": attempts}
     if status is not None:
         common["status"] = status
     if error:
         common["error"] = error[:300]
-    if result == "delivered":
+    if result == Verdict.DELIVERED:
         detail = {
             **common,
             "payload_sha256": payload_sha256,
@@ -121,11 +153,13 @@ def settle(
             "elapsed_ms": round(elapsed_ms, 1) if elapsed_ms is not None else None,
         }
         fields = {**lease_ends, "last_status": status, "last_error": None}
-        return Settlement("delivered", fields, DELIVERED, action="delivered", detail=detail)
+        return Settlement(Outcome.DELIVERED, fields, BatchStatus.DELIVERED, action=Action.DELIVERED, detail=detail)
     fields = {**lease_ends, "last_status": status, "last_error": error}
-    if result == "retry":
+    if result == Verdict.RETRY:
         when = to_iso(next_attempt(now, attempts, retry_after_s(retry_after, now), rng))
         fields["next_attempt_at"] = when
         detail = {**common, "next_attempt_at": when}
-        return Settlement("retrying", fields, action="retrying", detail=detail, error=error, next_attempt_at=when)
-    return Settlement("failed", fields, FAILED, action="failed", detail=common, error=error)
+        return Settlement(
+            Outcome.RETRYING, fields, action=Action.RETRYING, detail=detail, error=error, next_attempt_at=when
+        )
+    return Settlement(Outcome.FAILED, fields, BatchStatus.FAILED, action=Action.FAILED, detail=common, error=error)

@@ -1,5 +1,7 @@
 """Scope: which fields of a batch are sent, how coarsely, as records or aggregates.
 
+What each coarsening level does to a value is :mod:`.coarsening`.
+
 A scope lists the fields it *includes*; anything not listed is excluded. That makes
 the safe thing the default: a field added by a new manifest version, or one the
 scope never heard of, is not sent until someone includes it.
@@ -7,16 +9,13 @@ scope never heard of, is not sent until someone includes it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal, cast
+from datetime import date
+from typing import Literal, cast
 
 from ..errors import ScopeError
-from .clock import from_iso, to_iso
 from .manifest import Manifest, diff_manifests
-from .reports import JSONScalar
 
 Mode = Literal["records", "aggregate"]
 MODES: tuple[Mode, ...] = ("records", "aggregate")
@@ -141,71 +140,63 @@ def carry_scope(scope: Scope, old: Manifest, new: Manifest) -> Scope:
     return fit_scope(kept, new, date.min)
 
 
+# -- a scope in words (what every shell shows of it) ------------------------------------
+
+MODE_WORDS: dict[str, str] = {"records": "individual records", "aggregate": "one aggregate per batch"}
+
+
+def _level_words(name: str, level: str) -> str:
+    if level == "bucket":
+        return f"{name} bucketed"
+    if level in ("major", "minor"):
+        return f"{name} to {level}"
+    return f"{name} by {level}"
+
+
+def scope_in_words(scope: Scope, manifest: Manifest) -> str:
+    """A scope in a few words: ``5 of 8 fields, ts by day, aggregate``."""
+    parts = [f"{len(scope.fields)} of {len(manifest.fields)} fields"]
+    parts += [_level_words(name, level) for name, level in scope.coarsen.items()]
+    parts.append(scope.mode)
+    return ", ".join(parts)
+
+
+def scope_details(scope: Scope, manifest: Manifest) -> str:
+    """A scope field by field, in three lines: what is sent, what is not, and as what."""
+    sent = [f"{n} ({scope.coarsen[n]})" if n in scope.coarsen else n for n in scope.fields]
+    kept = [name for name in manifest.field_names if name not in scope.fields]
+    return "\n".join(
+        [
+            f"Sent: {', '.join(sent) or 'nothing'}",
+            f"Not sent: {', '.join(kept) or 'nothing'}",
+            f"As: {MODE_WORDS[scope.mode]}",
+        ]
+    )
+
+
+def scope_fields_in_words(scope: Scope, manifest: Manifest) -> list[str]:
+    """Each declared field, one line: ``[send] ts (timestamp, low, coarsened to day): …``
+    (``[----]`` for a field left out), then the mode."""
+    lines = []
+    for spec in manifest.fields:
+        state = "send" if spec.name in scope.fields else "----"
+        level = scope.coarsen.get(spec.name)
+        extra = f", coarsened to {level}" if level else ""
+        lines.append(f"[{state}] {spec.name} ({spec.type}, {spec.sensitivity}{extra}): {spec.description}")
+    return lines
+
+
+def scope_sentence(scope: Scope) -> str:
+    """A scope in a sentence, without its manifest (as a receipt keeps it):
+    ``Records with a, b; ts coarsened to day``."""
+    if not scope.fields:
+        return "no fields"
+    what = "Counts of values of" if scope.mode == "aggregate" else "Records with"
+    text = f"{what} {', '.join(scope.fields)}"
+    if scope.coarsen:
+        text += "; " + ", ".join(f"{name} coarsened to {level}" for name, level in scope.coarsen.items())
+    return text
+
+
 def _not_a_field(name: str, manifest: Manifest) -> str:
     return f"'{name}' is not a field of {manifest.name}; its fields are {', '.join(manifest.field_names)}"
-
-
-# -- coarsening ----------------------------------------------------------------------
-
-
-# Stored timestamps are canonical UTC text ("2026-11-24T13:05:09Z"), so coarsening one
-# to these levels keeps the first characters and writes the rest: (kept, rest).
-_TIMESTAMP_CUTS: dict[str, tuple[int, str]] = {
-    "hour": (13, ":00:00Z"),
-    "day": (10, "T00:00:00Z"),
-    "month": (7, "-01T00:00:00Z"),
-}
-
-
-def coarsen_value(kind: str, level: str, value: JSONScalar) -> JSONScalar:
-    """Coarsen one (already validated) value; see DESIGN.md for the levels."""
-    if kind == "timestamp" and isinstance(value, str):
-        cut = _TIMESTAMP_CUTS.get(level)
-        if cut is not None and len(value) >= 20 and value[10] == "T" and value[-1] == "Z":
-            return value[: cut[0]] + cut[1]
-        return to_iso(period_start(from_iso(value), level))
-    if kind == "version" and isinstance(value, str):
-        core = value.split("-", 1)[0].split("+", 1)[0].split(".")
-        return ".".join(core[: 1 if level == "major" else 2])
-    if kind in ("integer", "number") and not isinstance(value, bool | str):
-        return bucket(value)
-    return value
-
-
-def coarsen_timestamps(level: str, values: list[Any]) -> list[Any]:
-    """:func:`coarsen_value` over a column of timestamps, in one pass; cells that are
-    not strings (a report without the field) pass through unchanged."""
-    cut = _TIMESTAMP_CUTS.get(level)
-    if cut is None:
-        return [coarsen_value("timestamp", level, v) if type(v) is str else v for v in values]
-    kept, rest = cut
-    return [
-        (v[:kept] + rest if len(v) >= 20 and v[10] == "T" and v[-1] == "Z" else coarsen_value("timestamp", level, v))
-        if type(v) is str
-        else v
-        for v in values
-    ]
-
-
-def bucket(value: int | float) -> int:
-    """Lower bound of the power-of-two bucket: 0, 1, 2, 4, 8, ... (and mirrored below 0)."""
-    if 0 <= value < 1:
-        return 0
-    if value >= 1:
-        return 1 << (int(value).bit_length() - 1)
-    # Negative: the bucket [-2^k, -2^(k-1)) whose lower bound is -2^k, for the
-    # smallest power of two 2^k >= |value|.
-    magnitude = math.ceil(-value)
-    return -1 if magnitude <= 1 else -(1 << (magnitude - 1).bit_length())
-
-
-def period_start(moment: datetime, level: str) -> datetime:
-    moment = moment.astimezone(UTC)
-    if level == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if level == "day":
-        return day
-    if level == "week":
-        return day - timedelta(days=day.weekday())
-    return day.replace(day=1)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
+
+from .clock import period_start
 
 Cadence = Literal["hourly", "daily", "weekly"]
 CADENCES: tuple[Cadence, ...] = ("hourly", "daily", "weekly")
+
+# Each cadence's calendar period and its length.
+_PERIODS: dict[Cadence, tuple[str, timedelta]] = {
+    "hourly": ("hour", timedelta(hours=1)),
+    "daily": ("day", timedelta(days=1)),
+    "weekly": ("week", timedelta(days=7)),
+}
 
 
 def window_for(cadence: Cadence, moment: datetime) -> tuple[datetime, datetime]:
@@ -15,12 +24,6 @@ def window_for(cadence: Cadence, moment: datetime) -> tuple[datetime, datetime]:
     Hours and days start on the hour and at midnight UTC; weeks start on Monday
     00:00 UTC (ISO 8601 weeks), so every instance computes the same windows.
     """
-    moment = moment.astimezone(UTC)
-    if cadence == "hourly":
-        start = moment.replace(minute=0, second=0, microsecond=0)
-        return start, start + timedelta(hours=1)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if cadence == "daily":
-        return day, day + timedelta(days=1)
-    start = day - timedelta(days=day.weekday())
-    return start, start + timedelta(days=7)
+    period, length = _PERIODS.get(cadence, _PERIODS["weekly"])  # as weekly, any other word
+    start = period_start(moment, period)
+    return start, start + length

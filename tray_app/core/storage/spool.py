@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, TrayError
-from ..platform.paths import ensure_private_dir
+from ..platform.files import ensure_private_dir, write_file_whole
 
 MAX_FILES_PER_APP = 1000
 MAX_BYTES_PER_APP = 16 * 1024 * 1024
@@ -69,16 +69,8 @@ class Spool:
         self._make_room(folder, len(body))
         # Names sort in write order: nanoseconds, then randomness against collisions.
         name = f"{time.time_ns():020d}-{secrets.token_hex(4)}"
-        tmp = folder / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        final = folder / f"{name}{SUFFIX}"
-        os.replace(tmp, final)
-        return final
+        # Durable: these reports exist nowhere else once the app has let go of them.
+        return write_file_whole(folder / f"{name}{SUFFIX}", body, durable=True)
 
     def _make_room(self, folder: Path, incoming: int) -> None:
         files = _spool_files(folder)

@@ -10,7 +10,6 @@ version of the program.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import weakref
@@ -23,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NewerDatabaseError, StoreError
-from ..platform.paths import ensure_private_file
-from ..rules.receipts import Receipt
+from ..platform.files import ensure_private_file, put_in_place
+from ..rules.consent import AppStatus, BatchStatus, Policy
+from ..rules.receipts import Action, Receipt
 from .migrations import LATEST, MIGRATIONS
 
 BUSY_TIMEOUT_S = 30.0
@@ -44,8 +44,8 @@ class AppRecord:
     vendor: str
     endpoint: str
     manifest_version: int
-    status: str
-    policy: str
+    status: AppStatus
+    policy: Policy
     scope: str
     token_hash: str
     registered_at: str
@@ -59,7 +59,7 @@ class BatchRecord:
     manifest_version: int
     window_start: str
     window_end: str
-    status: str
+    status: BatchStatus
     before_consent: bool
     created_at: str
     closed_at: str | None = None
@@ -88,6 +88,8 @@ _DELIVERY_COLUMNS = tuple(f.name for f in fields(DeliveryRecord))
 _DELIVERY_SELECT = f"SELECT {', '.join('d.' + c for c in _DELIVERY_COLUMNS)} FROM deliveries d"
 _BATCH_COLUMNS = tuple(f.name for f in fields(BatchRecord))
 _BATCH_SELECT = f"SELECT {', '.join(_BATCH_COLUMNS)} FROM batches"
+_APP_STATUS, _APP_POLICY = _APP_COLUMNS.index("status"), _APP_COLUMNS.index("policy")
+_BATCH_STATUS = _BATCH_COLUMNS.index("status")
 
 
 class Store:
@@ -304,24 +306,26 @@ class Store:
             self._conn.backup(target)
         finally:
             target.close()
-        os.replace(partial, dest)
+        # Durable: the migration that follows is on the disk once SQLite commits it, so
+        # the copy of the database before it must be too (the file and its new name).
+        put_in_place(partial, dest, durable=True)
         return dest
 
     # -- apps and manifests ----------------------------------------------------------
 
     def app(self, app_id: str) -> AppRecord | None:
         row = self._execute(f"SELECT {', '.join(_APP_COLUMNS)} FROM apps WHERE app_id = ?", (app_id,)).fetchone()
-        return AppRecord(*row) if row else None
+        return _app(row) if row else None
 
     def apps(self) -> list[AppRecord]:
         rows = self._execute(f"SELECT {', '.join(_APP_COLUMNS)} FROM apps ORDER BY app_id").fetchall()
-        return [AppRecord(*row) for row in rows]
+        return [_app(row) for row in rows]
 
     def app_by_token_hash(self, token_hash: str) -> AppRecord | None:
         row = self._execute(
             f"SELECT {', '.join(_APP_COLUMNS)} FROM apps WHERE token_hash = ?", (token_hash,)
         ).fetchone()
-        return AppRecord(*row) if row else None
+        return _app(row) if row else None
 
     def insert_app(self, record: AppRecord) -> None:
         marks = ", ".join("?" for _ in _APP_COLUMNS)
@@ -598,12 +602,22 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 def _receipt(row: Sequence[Any]) -> Receipt:
     seq, at, batch_id, app_id, action, detail, prev_hash, digest = row
-    return Receipt(int(seq), at, batch_id, app_id, action, json.loads(detail), prev_hash, digest)
+    # An unknown action (a row edited by hand) stays a plain string: verify_chain names it.
+    known = Action(action) if action in Action._value2member_map_ else action
+    return Receipt(int(seq), at, batch_id, app_id, known, json.loads(detail), prev_hash, digest)
+
+
+def _app(row: Sequence[Any]) -> AppRecord:
+    values = list(row)
+    values[_APP_STATUS] = AppStatus(values[_APP_STATUS])
+    values[_APP_POLICY] = Policy(values[_APP_POLICY])
+    return AppRecord(*values)
 
 
 def _batch(row: Sequence[Any]) -> BatchRecord:
     values = list(row)
     values[_BATCH_COLUMNS.index("before_consent")] = bool(values[_BATCH_COLUMNS.index("before_consent")])
+    values[_BATCH_STATUS] = BatchStatus(values[_BATCH_STATUS])
     return BatchRecord(*values)
 
 
