@@ -4,36 +4,15 @@ from __future__ import annotations
 
 import pytest
 from keyring import errors as kerrors
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
 from tests.support.builders import allowed, tiny
+from tests.support.keyrings import MemoryKeyring
 from tray_app.core import Broker, Credentials, Forwarder, InputError, NotFoundError, Removal
 from tray_app.core.platform.secrets import SERVICE, SecretStore
 
 SECRET = "tok-3f9a1c77e2b04d-very-secret"
 APP = "org.example.tiny"
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring in a dict (as in test_secrets.py); detection never picks it."""
-
-    priority = 1.0
-    viable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.items.pop((service, username), None) is None:
-            raise kerrors.PasswordDeleteError("No such password!")
 
 
 class LockedKeyring(MemoryKeyring):
@@ -65,7 +44,7 @@ def test_storing_a_secret_wakes_the_deliveries_that_waited_for_it(broker: Broker
     woken: list[str] = []
     broker.on_approved.append(lambda: woken.append("wake"))
     assert Credentials(broker, secrets).set(APP, SECRET + "\n") == 1
-    assert keyring.items == {(SERVICE, APP): SECRET}
+    assert keyring.items == {(SERVICE, APP): [SECRET]}
     assert woken == ["wake"]  # the delivery loop hears of it at once
     (delivery,) = broker.deliveries.open_deliveries()
     assert delivery.batch_id == batch and delivery.waiting_for is None
@@ -129,3 +108,16 @@ def test_an_app_of_a_vendor_without_auth_never_touches_the_keyring(broker: Broke
 
     allowed(broker, tiny())
     assert Credentials(broker, SecretStore(Untouchable())).remove_app(APP).problem == ""
+
+
+def test_removing_clears_a_secret_an_earlier_version_needed(broker: Broker) -> None:
+    # Version 1 sent with a bearer secret, version 2 needs none: the secret still goes.
+    token = allowed(broker, tiny(auth="bearer"))
+    keyring = MemoryKeyring()
+    credentials = Credentials(broker, SecretStore(keyring))
+    credentials.set(APP, SECRET)
+    broker.register(tiny(version=2, auth="none"), token=token)
+    removal = credentials.remove_app(APP)
+    assert removal.secret_cleared and removal.problem == ""
+    assert SecretStore(keyring).get(APP) is None
+

@@ -6,15 +6,13 @@ configured by environment variables only, in a subprocess (tests/support/node_ot
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from typing import Any
 
 import pytest
 
 from tests.support.builders import ROOT
-from tests.support.otlp_capture import Captured, capture
+from tests.support.otlp_capture import Captured, run_exporter
 from tray_app.core.rules import otlp_wire as wire
 
 NODE_DIR = ROOT / "tests" / "support" / "node_otel"
@@ -67,28 +65,20 @@ SOURCES = {
 
 
 def _run_node(protocol: str, *, gzip: bool) -> dict[str, Captured]:
-    with capture() as server:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "NODE_"))}
-        env.update(
-            OTEL_EXPORTER_OTLP_ENDPOINT=server.url,
-            OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20tok123",
-            OTEL_SERVICE_NAME="photoedit",
-            OTEL_RESOURCE_ATTRIBUTES="service.version=3.1.4",
-            OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
-            OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE="delta",
-            OTEL_EXPORTER_OTLP_COMPRESSION="gzip" if gzip else "none",
-            NODE_NO_WARNINGS="1",  # Node's own warnings; the SDK's diag output still reaches stderr
-        )
-        assert NODE is not None
-        result = subprocess.run(
-            [NODE, "emit.mjs"], cwd=NODE_DIR, env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        assert result.returncode == 0, result.stderr
-        assert result.stderr == "", result.stderr  # the SDK's diag warnings: an export failed or was refused
-        logs = server.wait_for("/v1/logs")
-        metrics = server.wait_for("/v1/metrics")
-    assert len(logs) == 1 and len(metrics) == 1, [item.path for item in server.received]
-    return {"logs": logs[0], "metrics": metrics[0]}
+    assert NODE is not None
+    sent = run_exporter(
+        [NODE, "emit.mjs"],
+        cwd=NODE_DIR,
+        compressed=gzip,
+        clear=("OTEL_", "NODE_"),
+        env={
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            # Node's own warnings; the SDK's diag output still reaches stderr
+            "NODE_NO_WARNINGS": "1",
+        },
+    )
+    assert sent.stderr == "", sent.stderr  # the SDK's diag warnings: an export failed or was refused
+    return {"logs": sent.logs, "metrics": sent.metrics}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import sys
 from typing import Any
@@ -20,7 +19,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from tests.support.builders import ROOT
-from tests.support.otlp_capture import capture
+from tests.support.otlp_capture import run_exporter
 from tray_app.core.errors import MalformedError, TooLargeError
 from tray_app.core.rules import otlp_wire as wire
 from tray_app.core.rules.payload import canonical_bytes
@@ -98,25 +97,10 @@ SOURCES = {
 
 
 def _run_sdk(encoding: str, *, temporality: str = "delta", gzip: bool = True) -> dict[str, Any]:
-    with capture() as server:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-        env.update(
-            OTEL_EXPORTER_OTLP_ENDPOINT=server.url,
-            OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20tok123",
-            OTEL_SERVICE_NAME="photoedit",
-            OTEL_RESOURCE_ATTRIBUTES="service.version=3.1.4",
-            OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=temporality,
-            OTEL_EXPORTER_OTLP_COMPRESSION="gzip" if gzip else "none",
-            EMIT_ENCODING=encoding,
-        )
-        result = subprocess.run(
-            [sys.executable, "-c", EMIT], env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        assert result.returncode == 0, result.stderr
-        logs = server.wait_for("/v1/logs")
-        metrics = server.wait_for("/v1/metrics")
-    assert len(logs) == 1 and len(metrics) == 1, [item.path for item in server.received]
-    return {"logs": logs[0], "metrics": metrics[0]}
+    sent = run_exporter(
+        [sys.executable, "-c", EMIT], compressed=gzip, temporality=temporality, env={"EMIT_ENCODING": encoding}
+    )
+    return {"logs": sent.logs, "metrics": sent.metrics}
 
 
 @pytest.fixture(scope="module", params=["protobuf", "json"])

@@ -51,4 +51,6 @@ def test_the_overview_says_who_asks_what_waits_and_what_went_wrong(
     assert (o.open, o.approved) == (1, 1)  # the failed one is no longer approved
     assert o.failed_recently == 1 and o.waiting_for_credentials == 1
     assert o.name(notesync.app_id) == "NoteSync" and o.name("org.gone.app") == "org.gone.app"
-    assert not hasattr(o, "delivering")
+    # The rest of the glance: every app counted, nothing held back by a pause, none dropped.
+    assert (o.apps, o.held, o.paused_all, o.spool_dropped) == (4, 0, False, 0)
+    assert o.retention_days == broker.retention_days

@@ -1,6 +1,7 @@
 """Vendor secrets: the SecretStore wrapper on an in-memory keyring, then the real OS keyring.
 
-The in-memory keyring below exists only to test our own wrapper. The tests marked
+The in-memory keyring (tests/support/keyrings.py) and its kin below exist only to test our
+own wrapper. The tests marked
 ``real keyring`` use the OS keyring that detection finds (in CI: gnome-keyring over the
 Secret Service in a private D-Bus session, see tests/support/keyring_session.py); without one
 they skip, and in CI a skip is a failure (conftest.py).
@@ -25,6 +26,7 @@ from keyring.backend import KeyringBackend
 from keyring.backends import chainer, fail, null
 
 from tests.support.keyring_session import real_keyring
+from tests.support.keyrings import MemoryKeyring
 from tray_app.cli import explain
 from tray_app.core.errors import CredentialsError, InputError, ManifestError, Remedy, TrayError
 from tray_app.core.platform import secrets as secrets_module
@@ -40,37 +42,6 @@ from tray_app.core.platform.secrets import (
 ROOT = Path(__file__).resolve().parents[2]
 APP = "org.example.photoedit"
 SECRET = "tok-3f9a1c7e5b2d4f60-secret"
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring in a dict, for unit tests of our wrapper only; detection never picks it."""
-
-    priority = 1.0
-    viable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], list[str]] = {}
-        self.calls: list[str] = []
-
-    def get_password(self, service: str, username: str) -> str | None:
-        self.calls.append("get")
-        found = self.items.get((service, username))
-        return found[0] if found else None
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.calls.append("set")
-        self.items[(service, username)] = [password]
-
-    def delete_password(self, service: str, username: str) -> None:
-        """Removes the first matching entry only, like the Secret Service backend."""
-        self.calls.append("delete")
-        found = self.items.get((service, username))
-        if not found:
-            raise kerrors.PasswordDeleteError("No such password!")
-        found.pop(0)
-        if not found:
-            del self.items[(service, username)]
 
 
 class BrokenKeyring(MemoryKeyring):
@@ -195,7 +166,7 @@ def test_clear_that_the_keyring_refuses_is_an_error() -> None:
 
 def test_status_names_the_keyring() -> None:
     store = SecretStore(MemoryKeyring())
-    assert store.status() == "Vendor secrets are kept in the OS keyring (test secrets MemoryKeyring)."
+    assert store.status() == "Vendor secrets are kept in the OS keyring (keyrings MemoryKeyring)."
     assert "\n" not in store.status()
 
 
@@ -416,7 +387,7 @@ def test_a_keyring_config_file_naming_a_file_backend_is_refused(world: Path) -> 
 
 
 def test_a_configured_usable_keyring_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.core.test_secrets.MemoryKeyring")
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.support.keyrings.MemoryKeyring")
     store = SecretStore()
     assert store.available()
     assert "MemoryKeyring" in store.status()

@@ -102,19 +102,9 @@ def test_the_whole_flow(tt: Run, tmp_path: Path) -> None:
     batch = pending[0]["batch_id"]
     assert pending[0]["reports"] == 3 and pending[0]["status"] == "pending"
 
-    shown = _json(
-        tt(
-            "show",
-            batch,
-            "--json",
-            "--exclude",
-            "duration_ms",
-            "--coarsen",
-            "ts=day",
-            "--coarsen",
-            "app_version=minor",
-        )
-    )
+    # The scope the person edits: shown with it, then approved with the same.
+    scope = ("--exclude", "duration_ms", "--coarsen", "ts=day", "--coarsen", "app_version=minor")
+    shown = _json(tt("show", batch, "--json", *scope))
     assert set(shown) == {
         "batch_id",
         "app_id",
@@ -135,21 +125,7 @@ def test_the_whole_flow(tt: Run, tmp_path: Path) -> None:
     }
     assert b"a@b.c" not in body and b"cursor" not in body
 
-    approved = _json(
-        tt(
-            "approve",
-            batch,
-            "--json",
-            "--exclude",
-            "duration_ms",
-            "--coarsen",
-            "ts=day",
-            "--coarsen",
-            "app_version=minor",
-            "--sha256",
-            shown["payload_sha256"],
-        )
-    )
+    approved = _json(tt("approve", batch, "--json", *scope, "--sha256", shown["payload_sha256"]))
     assert approved["status"] == "approved"
     assert approved["payload_sha256"] == shown["payload_sha256"] and approved["payload"] == shown["payload"]
     assert _json(tt("pending", "--json")) == []

@@ -3,20 +3,24 @@
 It answers every POST 200 with an empty ``Export…ServiceResponse`` in the request's encoding
 (``b""`` for protobuf, ``{}`` for JSON: full success, so the exporter neither retries nor
 logs), and records the path, the headers and the body (gunzipped when the exporter
-compressed it). Used as ``with capture() as server: ... server.url ... server.received``.
+compressed it). Used as ``with capture() as server: ... server.url ... server.received``,
+or through :func:`run_exporter`, which runs a program using a stock SDK against it.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 MAX_BODY = 16 * 1024 * 1024
@@ -109,3 +113,51 @@ def capture() -> Iterator[Capture]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What one run of an exporting program sent (its one logs and one metrics request)
+    and what it wrote to stderr."""
+
+    logs: Captured
+    metrics: Captured
+    stderr: str
+
+
+def run_exporter(
+    command: Sequence[str],
+    *,
+    compressed: bool,
+    temporality: str = "delta",
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    clear: tuple[str, ...] = ("OTEL_",),
+) -> Exported:
+    """Run ``command``, a program that logs and records metrics through a stock
+    OpenTelemetry SDK configured by environment variables only, against a fresh
+    :func:`capture` server; it must exit 0 having sent one logs and one metrics request.
+
+    This session's variables starting with one of ``clear`` are left out; the exporter
+    is pointed at the server with the bearer token ``tok123`` (percent-encoded, as the
+    spec's OTEL_EXPORTER_OTLP_HEADERS wants), service ``photoedit`` at version 3.1.4,
+    the metrics ``temporality``, gzip when ``compressed``; ``env`` adds the rest."""
+    with capture() as server:
+        variables = {key: value for key, value in os.environ.items() if not key.startswith(clear)}
+        variables.update(
+            OTEL_EXPORTER_OTLP_ENDPOINT=server.url,
+            OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20tok123",
+            OTEL_SERVICE_NAME="photoedit",
+            OTEL_RESOURCE_ATTRIBUTES="service.version=3.1.4",
+            OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=temporality,
+            OTEL_EXPORTER_OTLP_COMPRESSION="gzip" if compressed else "none",
+        )
+        variables.update(env or {})
+        result = subprocess.run(
+            list(command), cwd=cwd, env=variables, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        logs = server.wait_for("/v1/logs")
+        metrics = server.wait_for("/v1/metrics")
+    assert len(logs) == 1 and len(metrics) == 1, [item.path for item in server.received]
+    return Exported(logs[0], metrics[0], result.stderr)

@@ -6,13 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from keyring import errors as kerrors
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QApplication, QComboBox, QLabel, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
 
+from tests.support.keyrings import MemoryKeyring
 from tray_app.core import Broker, Manifest
 from tray_app.core.platform.autostart import UnsupportedAutostart, XdgAutostart
 from tray_app.core.platform.secrets import SERVICE, SecretStore
@@ -21,27 +20,6 @@ from tray_app.ui.settings_window import APP_ID_ROLE, AppsModel, CredentialsDialo
 SECRET = "tok-7c1e99a0d4b2f3-very-secret"
 CREDENTIALS = AppsModel.COLUMNS.index("Credentials")
 POLICY = AppsModel.COLUMNS.index("Policy")
-
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring in a dict (copied from test_secrets.py); detection never picks it."""
-
-    priority = 1.0
-    viable = False
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.items.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.items[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.items.pop((service, username), None) is None:
-            raise kerrors.PasswordDeleteError("No such password!")
 
 
 class Confirmations:
@@ -107,6 +85,15 @@ def cell(window: SettingsWindow, app_id: str, column: int) -> str:
     row = window.model.row_of(app_id)
     assert row >= 0, f"{app_id} is not in the table"
     return str(window.model.index(row, column).data())
+
+
+def open_credentials(qtbot: QtBot, window: SettingsWindow) -> CredentialsDialog:
+    """Click Set credentials for the selected app, as a person does: the dialog it shows."""
+    qtbot.mouseClick(window.set_credentials_button, Qt.MouseButton.LeftButton)
+    dialog = window.findChild(CredentialsDialog)
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    return dialog
 
 
 def test_shows_the_apps(window: SettingsWindow, photoedit: Manifest, notesync: Manifest) -> None:
@@ -266,10 +253,7 @@ def test_set_and_clear_credentials(
     window.select_app(app_id)
     assert window.set_credentials_button.isEnabled()
     assert not window.clear_credentials_button.isEnabled()
-    qtbot.mouseClick(window.set_credentials_button, Qt.MouseButton.LeftButton)
-    dialog = window.findChild(CredentialsDialog)
-    assert dialog is not None
-    qtbot.waitUntil(dialog.isVisible)
+    dialog = open_credentials(qtbot, window)
     assert dialog.secret_edit.echoMode() == QLineEdit.EchoMode.Password
     qtbot.keyClicks(dialog.secret_edit, SECRET)
     assert SECRET not in dialog.secret_edit.displayText()
@@ -277,7 +261,7 @@ def test_set_and_clear_credentials(
     assert dialog.secret_edit.text() == ""  # cleared as soon as it was taken
     settle(qtbot, window)
     qtbot.waitUntil(lambda: window.findChild(CredentialsDialog) is None)  # deleted
-    assert keyring.items == {(SERVICE, app_id): SECRET}
+    assert keyring.items == {(SERVICE, app_id): [SECRET]}
     assert cell(window, app_id, CREDENTIALS) == "stored"
     assert window.banner_label.text().startswith("Credentials for NoteSync are stored")
     # The secret is shown nowhere: not in the model, not in any widget.
@@ -295,9 +279,7 @@ def test_cancelled_credentials_store_nothing(
     qtbot: QtBot, window: SettingsWindow, keyring: MemoryKeyring, notesync: Manifest
 ) -> None:
     window.select_app(notesync.app_id)
-    qtbot.mouseClick(window.set_credentials_button, Qt.MouseButton.LeftButton)
-    dialog = window.findChild(CredentialsDialog)
-    assert dialog is not None
+    dialog = open_credentials(qtbot, window)
     qtbot.keyClicks(dialog.secret_edit, SECRET)
     qtbot.keyClick(dialog.secret_edit, Qt.Key.Key_Escape)
     assert dialog.secret_edit.text() == ""
@@ -309,9 +291,7 @@ def test_invalid_secret_is_refused_without_repeating_it(
     qtbot: QtBot, window: SettingsWindow, keyring: MemoryKeyring, notesync: Manifest
 ) -> None:
     window.select_app(notesync.app_id)
-    qtbot.mouseClick(window.set_credentials_button, Qt.MouseButton.LeftButton)
-    dialog = window.findChild(CredentialsDialog)
-    assert dialog is not None
+    dialog = open_credentials(qtbot, window)
     bad = " spaced-secret-ü "
     dialog.secret_edit.setText(bad)
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)

@@ -8,7 +8,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from tests.ui.test_ui_settings import Confirmations, MemoryKeyring, open_window, settle
+from tests.support.keyrings import MemoryKeyring
+from tests.ui.test_ui_settings import Confirmations, open_window, settle
 from tray_app.core import Broker, Manifest
 from tray_app.core.platform.autostart import XdgAutostart
 from tray_app.core.platform.secrets import SecretStore

@@ -43,10 +43,14 @@ def test_a_slow_answer_to_an_old_request_is_dropped_on_the_ui_thread(qtbot: QtBo
         release.wait(5)
         return "old"
 
-    run_task(slow, latest.only(latest.new(), shown.append), pool=pool)
+    old = run_task(slow, latest.only(latest.new(), shown.append), pool=pool)
     with qtbot.waitSignal(run_task(lambda: "new", latest.only(latest.new(), shown.append), pool=pool).signals.done):
         pass
-    release.set()
-    assert pool.waitForDone(5000)
-    qtbot.wait(50)  # the old task's queued signal is delivered (and dropped)
     assert shown == ["new"]
+    # The old task's answer reaches the UI thread (its done signal, connected after the
+    # dropping callback, fires) and is dropped there.
+    with qtbot.waitSignal(old.signals.done, timeout=5000) as delivered:
+        release.set()
+    assert delivered.args == ["old"]
+    assert shown == ["new"]
+    assert pool.waitForDone(5000)
