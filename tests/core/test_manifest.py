@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from pathlib import Path
@@ -7,16 +8,21 @@ from typing import Any
 
 import pytest
 
-from tests.support.builders import NOTESYNC, PHOTOEDIT, manifest_obj, tiny
+import tray_app.core
+from tests.support.builders import MANIFESTS, NOTESYNC, PHOTOEDIT, manifest_obj, tiny
+from tray_app.core import Broker
 from tray_app.core.errors import ConflictError, ManifestError, TrayError
 from tray_app.core.rules.manifest import (
     Upgrade,
+    WireFormat,
     diff_manifests,
     load_manifest,
     manifest_from_obj,
     parse_manifest,
     upgrade,
 )
+from tray_app.core.rules.otlp_wire import decode_logs, decode_metrics, to_report
+from tray_app.core.rules.reports import check_reports
 
 
 def test_example_manifests_load() -> None:
@@ -99,6 +105,76 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     (manifest_obj(fields=[_field(secret=True)]), "fields[0].secret", "unknown key"),
     (manifest_obj(fields=["event"]), "fields[0]", "must be a table"),
     (manifest_obj(fields=[_field(name=f"f{i}") for i in range(201)]), "fields", "at most 200"),
+    # format: what the vendor's endpoint speaks
+    (manifest_obj(format="sentry"), "format", "'sentry' is not supported yet (forwarding crash reports to a Sentry"),
+    (manifest_obj(format="dap"), "format", "'dap' is not supported yet (split aggregation over DAP"),
+    (manifest_obj(format="OTLP"), "format", "'OTLP' is not one of telemetry-tray, otlp"),
+    (manifest_obj(format="json"), "format", "not one of telemetry-tray, otlp"),
+    (manifest_obj(format=1), "format", "not one of"),
+    (manifest_obj(format=["otlp"]), "format", "not one of"),
+    (manifest_obj(format=None), "format", "is null"),
+    (manifest_obj(format="otlp", endpoint="https://c.example.org/v1/logs"), "endpoint", "base URL"),
+    (manifest_obj(format="otlp", endpoint="https://c.example.org/otlp/v1/metrics/"), "endpoint", "base URL"),
+    # [otlp]: what the app may send in
+    (manifest_obj(otlp="photoedit"), "otlp", "must be a table"),
+    (manifest_obj(otlp=["photoedit"]), "otlp", "must be a table"),
+    (manifest_obj(otlp={}), "otlp.service_names", "is missing"),
+    (manifest_obj(otlp={"service_names": None}), "otlp.service_names", "is null"),
+    (manifest_obj(otlp={"service_names": []}), "otlp.service_names", "one or more"),
+    (manifest_obj(otlp={"service_names": "photoedit"}), "otlp.service_names", "one or more"),
+    (manifest_obj(otlp={"service_names": ["a", "a"]}), "otlp.service_names", "'a' is listed twice"),
+    (manifest_obj(otlp={"service_names": [""]}), "otlp.service_names", "1 to 256 characters"),
+    (manifest_obj(otlp={"service_names": [7]}), "otlp.service_names", "1 to 256 characters"),
+    (manifest_obj(otlp={"service_names": ["x" * 257]}), "otlp.service_names", "1 to 256 characters"),
+    (manifest_obj(otlp={"service_names": ["photo\u200bedit"]}), "otlp.service_names", "U+200B"),
+    (manifest_obj(otlp={"service_names": ["photo\u200dedit"]}), "otlp.service_names", "U+200D"),
+    (manifest_obj(otlp={"service_names": ["photo\u202eedit"]}), "otlp.service_names", "U+202E"),
+    (manifest_obj(otlp={"service_names": ["photoedit\n"]}), "otlp.service_names", "U+000A"),
+    (manifest_obj(otlp={"service_names": [" photoedit"]}), "otlp.service_names", "matched exactly"),
+    (manifest_obj(otlp={"service_names": [f"s{i}" for i in range(101)]}), "otlp.service_names", "at most 100"),
+    (manifest_obj(otlp={"service_names": ["a"], "service_name": "a"}), "otlp.service_name", "unknown key"),
+    # fields[i].source: where an OTLP record carries the field
+    (manifest_obj(fields=[_field(source=7)]), "fields[0] (f).source", "not text"),
+    (manifest_obj(fields=[_field(source=None)]), "fields[0].source", "is null"),
+    (manifest_obj(fields=[_field(source="attribute:f")]), "fields[0] (f).source", "is not one of attr:<key>"),
+    (manifest_obj(fields=[_field(source="")]), "fields[0] (f).source", "is not one of attr:<key>"),
+    (manifest_obj(fields=[_field(source="attr")]), "fields[0] (f).source", "needs a key: attr:<key>"),
+    (manifest_obj(fields=[_field(source="resource:")]), "fields[0] (f).source", "needs a key: resource:<key>"),
+    (manifest_obj(fields=[_field(source="body:text")]), "fields[0] (f).source", "is not one of"),
+    (manifest_obj(fields=[_field(source="Body")]), "fields[0] (f).source", "is not one of"),
+    (manifest_obj(fields=[_field(source="attr:" + "k" * 257)]), "fields[0] (f).source", "longer than 256"),
+    (manifest_obj(fields=[_field(source="attr:a\u202eb")]), "fields[0] (f).source", "U+202E"),
+    (manifest_obj(fields=[_field(source="attr:a\u200db")]), "fields[0] (f).source", "U+200D"),
+    (manifest_obj(fields=[_field(source="attr:f ")]), "fields[0] (f).source", "starts or ends with a space"),
+    (manifest_obj(fields=[_field(source="time")]), "fields[0] (f).source", "make the field's type 'timestamp'"),
+    (manifest_obj(fields=[_field(type="integer", source="time")]), "fields[0] (f).source", "ISO 8601"),
+    (manifest_obj(fields=[_field(type="integer", source="severity")]), "fields[0] (f).source", "'string' or 'enum'"),
+    (manifest_obj(fields=[_field(type="boolean", source="event_name")]), "fields[0] (f).source", "'string' or"),
+    (manifest_obj(fields=[_field(source="value")]), "fields[0] (f).source", "'integer' or 'number'"),
+    (manifest_obj(fields=[_field(type="boolean", source="value")]), "fields[0] (f).source", "as a number"),
+    (manifest_obj(fields=[_field(type="integer", source="metric")]), "fields[0] (f).source", "metric's name"),
+    (
+        manifest_obj(fields=[_field(type="enum", values=["INFO", "WARNING"], source="severity")]),
+        "fields[0] (f).values",
+        "'WARNING' can never come from a 'severity' source; its values are TRACE, DEBUG, INFO, WARN, ERROR, FATAL",
+    ),
+    (
+        manifest_obj(
+            fields=[_field(name="a", type="timestamp", source="time"), _field(type="timestamp", source="time")]
+        ),
+        "fields[1] (f).source",
+        "'time' is already the source of the field 'a'",
+    ),
+    (
+        manifest_obj(fields=[_field(name="a"), _field(source="attr:a")]),
+        "fields[1] (f).source",
+        "'attr:a' is already the source of the field 'a'",
+    ),
+    (
+        manifest_obj(fields=[_field(name="a", source="attr:f"), _field()]),
+        "fields[1] (f).name",
+        "'attr:f' is already the source of the field 'a'",
+    ),
 ]
 
 
@@ -234,3 +310,286 @@ def test_a_newer_version_that_changes_the_terms_asks_again_if_allowed(changes: d
 def test_a_shorter_retention_is_no_reason_to_ask_again() -> None:
     step = upgrade(tiny(), tiny(version=2, retention_days=7), "allowed")
     assert step is not None and step.status == "allowed" and step.change.reconsent == ()
+
+
+# -- the keys for apps that speak OpenTelemetry: format, [otlp], fields[i].source --------
+
+OTEL_NOTES = MANIFESTS / "otel-notes.toml"
+
+# The stored text (canonical JSON) of the two older examples, as it was before format, [otlp]
+# and source existed: a manifest without them must keep its bytes, so stored manifests and
+# their hashes do not change.
+SERIALISED_BEFORE = {
+    PHOTOEDIT: (1456, "2adf9b9d94d08d99bf7aadafee3359fd4ba2a9bd25e1b85747732c9af035116d"),
+    NOTESYNC: (1382, "39fe081830e25b89c4b7d02cfe274ee86d371327130586176b047f30a060be63"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(SERIALISED_BEFORE), ids=lambda p: p.name)
+def test_manifests_without_the_new_keys_serialise_as_before(path: Path) -> None:
+    manifest = load_manifest(path)
+    text = manifest.to_json()
+    assert (len(text), hashlib.sha256(text.encode("utf-8")).hexdigest()) == SERIALISED_BEFORE[path]
+    obj = manifest.to_obj()
+    assert "format" not in obj and "otlp" not in obj
+    assert all("source" not in spec for spec in obj["fields"])
+
+
+def test_the_new_keys_default_to_nothing_new() -> None:
+    m = tiny()
+    assert m.format is WireFormat.TELEMETRY_TRAY and m.otlp_service_names == ()
+    assert all(spec.source is None for spec in m.fields)
+    assert m.field("n").otlp_source == "attr:n"  # type: ignore[union-attr]
+    # Spelling out a default is the same content, with the same stored text.
+    fields = [{**spec, "source": f"attr:{spec['name']}"} for spec in manifest_obj()["fields"]]
+    spelt = tiny(format="telemetry-tray", fields=fields)
+    assert spelt == m and spelt.to_json() == m.to_json()
+    assert spelt.field("n").source is None  # type: ignore[union-attr]
+
+
+def test_wire_format_members() -> None:
+    assert [fmt.value for fmt in WireFormat] == ["telemetry-tray", "otlp", "sentry", "dap"]
+    assert tray_app.core.WireFormat is WireFormat and "WireFormat" in tray_app.core.__all__
+    assert tiny(format="otlp").format is WireFormat.OTLP
+    # The signal paths are added to an OTLP vendor's endpoint; with the native format the
+    # same URL is just a URL.
+    assert tiny(endpoint="https://c.example.org/v1/logs").endpoint == "https://c.example.org/v1/logs"
+    assert tiny(format="otlp", endpoint="https://c.example.org/otlp/").format == "otlp"
+
+
+def test_otlp_service_names() -> None:
+    m = tiny(otlp={"service_names": ["photoedit", "photoedit-helper", "Photo Edit ✓"]})
+    assert m.otlp_service_names == ("photoedit", "photoedit-helper", "Photo Edit ✓")
+    assert m.format is WireFormat.TELEMETRY_TRAY  # sending OTLP in says nothing of what the vendor gets
+    assert m.to_obj()["otlp"] == {"service_names": ["photoedit", "photoedit-helper", "Photo Edit ✓"]}
+    assert tiny(otlp={"service_names": ["x" * 256]}).otlp_service_names == ("x" * 256,)
+
+
+# Each source with a field type it can fill; attr:, resource: and body fit any type.
+GOOD_SOURCES = [
+    ("attr:app.feature", "boolean"),
+    ("attr:f", "string"),
+    ("attr:" + "k" * 256, "string"),
+    ("attr:näme with spaces", "integer"),
+    ("resource:service.version", "version"),
+    ("resource:host.arch", "enum"),
+    ("body", "string"),
+    ("body", "number"),
+    ("event_name", "string"),
+    ("event_name", "enum"),
+    ("severity", "string"),
+    ("severity", "enum"),
+    ("time", "timestamp"),
+    ("metric", "string"),
+    ("metric", "enum"),
+    ("value", "integer"),
+    ("value", "number"),
+]
+
+
+@pytest.mark.parametrize(("source", "ftype"), GOOD_SOURCES)
+def test_sources_that_fit_their_field(source: str, ftype: str) -> None:
+    values = {"values": ["WARN", "ERROR"] if source == "severity" else ["a"]} if ftype == "enum" else {}
+    m = tiny(fields=[_field(name="x", type=ftype, source=source, **values)])
+    assert m.field("x").source == source  # type: ignore[union-attr]
+    assert m.field("x").otlp_source == source  # type: ignore[union-attr]
+    assert m.to_obj()["fields"][0]["source"] == source
+    assert parse_manifest(m.to_json()) == m
+
+
+def test_the_opentelemetry_example_registers_cleanly(broker: Broker) -> None:
+    m = load_manifest(OTEL_NOTES)
+    assert m.format is WireFormat.OTLP and m.otlp_service_names == ("inkwell-notes",)
+    assert {spec.name: spec.source for spec in m.fields} == {
+        "event": "event_name",
+        "severity": "severity",
+        "at": "time",
+        "app_version": "resource:service.version",
+        "os": "resource:os.type",
+        "export_format": "attr:inkwell.export.format",
+        "search_ms": "attr:inkwell.search.duration_ms",
+        "error_type": "attr:exception.type",
+        "counter": "metric",
+        "count": "value",
+    }
+    assert parse_manifest(m.to_json()) == m
+    as_json = json.loads(m.to_json())
+    assert as_json["format"] == "otlp" and as_json["otlp"] == {"service_names": ["inkwell-notes"]}
+    registration = broker.register(m)
+    assert registration.created and registration.status == "awaiting_consent"
+    assert broker.manifest_versions(m.app_id) == [m]
+
+
+def test_the_opentelemetry_example_maps_what_a_stock_sdk_sends() -> None:
+    """Records as the OTel SDK sends them, through the example's sources, are reports it accepts;
+    what it does not declare (the SDK's own resource attributes, the message) is dropped."""
+    m = load_manifest(OTEL_NOTES)
+    sources = {spec.name: spec.source for spec in m.fields}
+    resource = {
+        "attributes": [
+            {"key": "service.name", "value": {"stringValue": "inkwell-notes"}},
+            {"key": "service.version", "value": {"stringValue": "2.4.1"}},
+            {"key": "os.type", "value": {"stringValue": "linux"}},
+            {"key": "telemetry.sdk.language", "value": {"stringValue": "python"}},
+        ]
+    }
+    logs = {
+        "resourceLogs": [
+            {
+                "resource": resource,
+                "scopeLogs": [
+                    {
+                        "scope": {"name": "inkwell.export"},
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1795000000123456789",
+                                "severityNumber": 13,
+                                "severityText": "WARNING",
+                                "eventName": "note.exported",
+                                "body": {"stringValue": "exported 'Shopping list' to /home/ada/list.pdf"},
+                                "attributes": [
+                                    {"key": "inkwell.export.format", "value": {"stringValue": "pdf"}},
+                                    {"key": "code.file.path", "value": {"stringValue": "/opt/inkwell/export.py"}},
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    record = decode_logs(json.dumps(logs).encode(), "application/json").records[0]
+    report, dropped = to_report(record, sources)
+    assert report == {
+        "event": "note.exported",
+        "severity": "WARN",
+        "at": "2026-11-18T11:06:40.123456Z",
+        "app_version": "2.4.1",
+        "os": "linux",
+        "export_format": "pdf",
+    }
+    assert dropped == ["attr:code.file.path", "body", "resource:service.name", "resource:telemetry.sdk.language"]
+    metrics = {
+        "resourceMetrics": [
+            {
+                "resource": resource,
+                "scopeMetrics": [
+                    {
+                        "metrics": [
+                            {
+                                "name": "inkwell.sync.conflicts",
+                                "sum": {
+                                    "aggregationTemporality": 1,
+                                    "isMonotonic": True,
+                                    "dataPoints": [{"asInt": "3", "timeUnixNano": "1795000000000000000"}],
+                                },
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    point = decode_metrics(json.dumps(metrics).encode(), "application/json").points[0]
+    counted, _ = to_report(point, sources)
+    assert counted == {
+        "counter": "inkwell.sync.conflicts",
+        "count": 3,
+        "at": "2026-11-18T11:06:40Z",
+        "app_version": "2.4.1",
+        "os": "linux",
+    }
+    check = check_reports(m, [report, counted], date(2026, 11, 18))
+    assert check.rejected == [] and len(check.accepted) == 2
+
+
+def test_the_new_keys_round_trip() -> None:
+    fields = [
+        _field(name="event", source="event_name"),
+        _field(name="at", type="timestamp", source="time", coarsen="hour"),
+        _field(name="level", type="enum", values=["ERROR", "FATAL"], source="severity"),
+        _field(name="ver", type="version", source="resource:service.version"),
+        _field(name="plain"),
+    ]
+    m = tiny(format="otlp", otlp={"service_names": ["tiny", "tiny-cli"]}, fields=fields)
+    obj = m.to_obj()
+    assert obj["format"] == "otlp" and obj["otlp"] == {"service_names": ["tiny", "tiny-cli"]}
+    assert [spec.get("source") for spec in obj["fields"]] == [
+        "event_name",
+        "time",
+        "severity",
+        "resource:service.version",
+        None,
+    ]
+    assert manifest_from_obj(obj) == m
+    assert manifest_from_obj(json.loads(json.dumps(obj))) == m
+    assert parse_manifest(m.to_json()) == m
+    toml = (
+        'app_id = "org.example.tiny"\nname = "Tiny"\nversion = 1\nvendor = "Example"\n'
+        'endpoint = "https://t.example.org/v1"\nprivacy_policy = "https://example.org/privacy"\n'
+        'retention_days = 30\npurpose = "Testing"\nformat = "otlp"\n'
+        '[otlp]\nservice_names = ["tiny", "tiny-cli"]\n'
+        '[[fields]]\nname = "event"\ntype = "string"\ndescription = "d"\nsource = "event_name"\n'
+        '[[fields]]\nname = "at"\ntype = "timestamp"\ndescription = "d"\nsource = "time"\ncoarsen = "hour"\n'
+        '[[fields]]\nname = "level"\ntype = "enum"\nvalues = ["ERROR", "FATAL"]\ndescription = "d"\n'
+        'source = "severity"\n'
+        '[[fields]]\nname = "ver"\ntype = "version"\ndescription = "d"\nsource = "resource:service.version"\n'
+        '[[fields]]\nname = "plain"\ntype = "string"\ndescription = "d"\n'
+    )
+    assert parse_manifest(toml, "toml") == m
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "reason"),
+    [
+        ({}, {"format": "otlp"}, "its vendor now receives OpenTelemetry (OTLP), not Telemetry Tray's own JSON"),
+        ({"format": "otlp"}, {}, "its vendor now receives Telemetry Tray's own JSON, not OpenTelemetry (OTLP)"),
+        ({}, {"otlp": {"service_names": ["tiny"]}}, "it now sends OpenTelemetry data as the service 'tiny'"),
+        (
+            {"otlp": {"service_names": ["tiny"]}},
+            {"otlp": {"service_names": ["tiny", "tiny-cli"]}},
+            "it now sends OpenTelemetry data as the services 'tiny', 'tiny-cli'",
+        ),
+        (
+            {"otlp": {"service_names": ["tiny"]}},
+            {"otlp": {"service_names": ["a", "b", "c", "d", "e"]}},
+            "it now sends OpenTelemetry data as the services 'a', 'b', 'c' and 2 more",
+        ),
+        ({"otlp": {"service_names": ["tiny"]}}, {}, "it no longer sends OpenTelemetry data"),
+    ],
+)
+def test_a_changed_format_or_otlp_table_asks_for_consent_again(
+    before: dict[str, Any], after: dict[str, Any], reason: str
+) -> None:
+    old, new = tiny(**before), tiny(version=2, **after)
+    step = upgrade(old, new, "allowed")
+    assert step is not None and step.status == "awaiting_consent"
+    assert step.change.reconsent == (reason,)
+    assert upgrade(old, new, "blocked") == Upgrade(step.change, "blocked")
+    assert upgrade(old, new, "awaiting_consent") == Upgrade(step.change, "awaiting_consent")
+    # A version names one content: the same version with these keys changed is refused.
+    with pytest.raises(ConflictError, match="already registered with different content"):
+        upgrade(old, tiny(**after), "allowed")
+
+
+def test_the_same_service_names_and_format_are_no_reason_to_ask_again() -> None:
+    keys: dict[str, Any] = {"format": "otlp", "otlp": {"service_names": ["tiny"]}}
+    step = upgrade(tiny(**keys), tiny(version=2, purpose="Testing", **keys), "allowed")
+    assert step is not None and step.status == "allowed" and step.change.reconsent == ()
+
+
+def test_a_changed_source_makes_the_field_new_to_the_person() -> None:
+    def with_source(source: str | None) -> list[dict[str, Any]]:
+        fields = manifest_obj()["fields"]
+        if source is not None:
+            fields[2]["source"] = source
+        return fields
+
+    old = tiny(fields=with_source(None))
+    moved = diff_manifests(old, tiny(version=2, fields=with_source("resource:user.name")))
+    assert moved.changed == ("who",) and moved.excluded_until_reviewed == ("who",)
+    assert moved.reconsent == ()
+    # The default spelt out is no change.
+    assert diff_manifests(old, tiny(version=2, fields=with_source("attr:who"))).changed == ()
+    with pytest.raises(ConflictError):
+        upgrade(old, tiny(fields=with_source("attr:user")), "allowed")

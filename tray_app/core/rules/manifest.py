@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from ..errors import ConflictError, ManifestError
 from .canonical_json import canonical_json
 from .consent import AppStatus
-from .preview_text import JOINERS, MANIFEST_UNSAFE
+from .preview_text import JOINERS, MANIFEST_UNSAFE, shown_value
 from .windows import CADENCES, Cadence
 
 FieldType = Literal["string", "integer", "number", "boolean", "timestamp", "version", "enum"]
@@ -50,12 +50,18 @@ DEFAULT_MIN_COUNT = 5
 MAX_MANIFEST_BYTES = 256 * 1024
 MAX_FIELDS = 200
 MAX_ENUM_VALUES = 500
+MAX_SERVICE_NAMES = 100  # [otlp] service_names
+MAX_SERVICE_NAME_LENGTH = 256
+_SHOWN = 60  # the longest a value is quoted in an error (shown_value)
 
 _TOP_KEYS = {
     "app_id", "name", "version", "vendor", "endpoint", "privacy_policy", "retention_days",
-    "purpose", "cadence", "auth", "min_count", "fields",
+    "purpose", "cadence", "auth", "min_count", "fields", "format", "otlp",
 }  # fmt: skip
-_FIELD_KEYS = {"name", "type", "description", "required", "sensitivity", "values", "expires", "coarsen"}
+_FIELD_KEYS = {"name", "type", "description", "required", "sensitivity", "values", "expires", "coarsen", "source"}
+_OTLP_KEYS = {"service_names"}
+# A format = "otlp" endpoint is a collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is.
+_OTLP_SIGNAL_PATH = re.compile(r"/v1/(?:logs|metrics|traces)/?\Z")
 MAX_KEY_PARTS = 16
 # A key (or [table] header) at the start of a line with more than MAX_KEY_PARTS parts.
 _LONG_DOTTED_KEY = re.compile(
@@ -83,10 +89,18 @@ class FieldSpec:
     values: tuple[str, ...] = ()
     expires: date | None = None
     coarsen: str | None = None
+    # Where an OTLP log record or data point carries the field (otlp_wire.parse_source's
+    # grammar); None is the default, ``attr:<name>``.
+    source: str | None = None
 
     @property
     def coarsen_levels(self) -> tuple[str, ...]:
         return COARSEN_LEVELS.get(self.type, ())
+
+    @property
+    def otlp_source(self) -> str:
+        """The field's ``source``, or its default ``attr:<name>``."""
+        return self.source or f"attr:{self.name}"
 
     def expired(self, today: date) -> bool:
         return self.expires is not None and today > self.expires
@@ -105,6 +119,8 @@ class FieldSpec:
             obj["expires"] = self.expires.isoformat()
         if self.coarsen is not None:
             obj["coarsen"] = self.coarsen
+        if self.source is not None:
+            obj["source"] = self.source
         return obj
 
 
@@ -133,6 +149,43 @@ class Auth:
         return self.kind != AuthKind.NONE
 
 
+class WireFormat(StrEnum):
+    """What the **vendor's** endpoint speaks (the manifest's ``format``): how an approved batch
+    is encoded and where it is POSTed. It says nothing about what the app sends to the tray:
+    an app sends OpenTelemetry in when its manifest has an ``[otlp]`` table, whatever its
+    ``format``, so OTLP may come in and telemetry-tray JSON go out, or the reverse."""
+
+    TELEMETRY_TRAY = "telemetry-tray"  # the default: the canonical JSON payload, POSTed to ``endpoint`` itself
+    OTLP = "otlp"  # an OTLP/HTTP JSON request (canonical bytes) to ``<endpoint>/v1/logs`` or ``/v1/metrics``
+    SENTRY = "sentry"  # a Sentry envelope of crash reports to the DSN in ``endpoint``: refused until supported
+    DAP = "dap"  # DAP-09 reports (Prio3 shares) uploaded to the leader aggregator: refused until supported
+
+
+# The formats planned but not built yet, and the feature each waits for (said in the refusal).
+_FORMATS_NOT_YET: Mapping[WireFormat, str] = {
+    WireFormat.SENTRY: "forwarding crash reports to a Sentry DSN",
+    WireFormat.DAP: "split aggregation over DAP (Prio3)",
+}
+_FORMAT_WORDS: Mapping[WireFormat, str] = {
+    WireFormat.TELEMETRY_TRAY: "Telemetry Tray's own JSON",
+    WireFormat.OTLP: "OpenTelemetry (OTLP)",
+    WireFormat.SENTRY: "Sentry envelopes",
+    WireFormat.DAP: "DAP reports",
+}
+
+# The field types each OTLP source can fill (otlp_wire.to_report gives a time as an ISO 8601
+# timestamp, a severity as its name TRACE..FATAL, an event or metric name as a string, a
+# point's value as a number). ``attr:``, ``resource:`` and ``body`` carry whatever the app
+# put there, so any type may fit them.
+_SOURCE_TYPES: Mapping[str, tuple[FieldType, ...]] = {
+    "time": ("timestamp",),
+    "severity": ("string", "enum"),
+    "event_name": ("string", "enum"),
+    "metric": ("string", "enum"),
+    "value": ("integer", "number"),
+}
+
+
 @dataclass(frozen=True)
 class Manifest:
     app_id: str
@@ -147,6 +200,10 @@ class Manifest:
     auth: Auth
     fields: tuple[FieldSpec, ...]
     min_count: int = DEFAULT_MIN_COUNT
+    format: WireFormat = WireFormat.TELEMETRY_TRAY  # what the vendor's endpoint speaks
+    # The OTLP resource ``service.name`` values the app's token may send under (``[otlp]``);
+    # empty: the app sends no OTLP. Independent of ``format``.
+    otlp_service_names: tuple[str, ...] = ()
 
     def field(self, name: str) -> FieldSpec | None:
         for spec in self.fields:
@@ -163,7 +220,7 @@ class Manifest:
         return urlsplit(self.endpoint).hostname or ""
 
     def to_obj(self) -> dict[str, Any]:
-        return {
+        obj: dict[str, Any] = {
             "app_id": self.app_id,
             "name": self.name,
             "version": self.version,
@@ -177,6 +234,13 @@ class Manifest:
             "min_count": self.min_count,
             "fields": [spec.to_obj() for spec in self.fields],
         }
+        # Defaults are left out, so a manifest without the newer keys keeps the stored text
+        # (and the hash) it had before they existed.
+        if self.format != WireFormat.TELEMETRY_TRAY:
+            obj["format"] = self.format.value
+        if self.otlp_service_names:
+            obj["otlp"] = {"service_names": list(self.otlp_service_names)}
+        return obj
 
     def to_json(self) -> str:
         return canonical_json(self.to_obj())
@@ -259,13 +323,25 @@ def _reconsent_reasons(old: Manifest, new: Manifest) -> tuple[str, ...]:
         reasons.append("its stated purpose changed")
     if new.retention_days > old.retention_days:
         reasons.append(f"the vendor now keeps data {new.retention_days} days, not {old.retention_days}")
+    if old.format != new.format:
+        reasons.append(f"its vendor now receives {_FORMAT_WORDS[new.format]}, not {_FORMAT_WORDS[old.format]}")
+    if old.otlp_service_names != new.otlp_service_names:
+        reasons.append(_service_names_reason(new.otlp_service_names))
     return tuple(reasons)
 
 
+def _service_names_reason(names: tuple[str, ...]) -> str:
+    if not names:
+        return "it no longer sends OpenTelemetry data"
+    shown = ", ".join(shown_value(name, _SHOWN) for name in names[:3])
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return f"it now sends OpenTelemetry data as the service{'s' if len(names) > 1 else ''} {shown}{more}"
+
+
 def _meaning(spec: FieldSpec) -> tuple[object, ...]:
-    # A field whose type, sensitivity or allowed values change is a new field to the
-    # person: what they agreed to before does not cover it.
-    return (spec.type, spec.sensitivity, spec.values)
+    # A field whose type, sensitivity, allowed values or OTLP source change is a new field
+    # to the person: what they agreed to before does not cover it.
+    return (spec.type, spec.sensitivity, spec.values, spec.otlp_source)
 
 
 # -- parsing -------------------------------------------------------------------------
@@ -348,7 +424,7 @@ def manifest_from_obj(obj: object) -> Manifest:
         raise ManifestError("app_id", f"'{app_id}' is not a reverse-DNS name; write it like 'org.example.photoedit'")
     cadence = _optional(top, "cadence", "daily")
     if cadence not in CADENCES:
-        raise ManifestError("cadence", f"{_show(cadence)} is not one of {', '.join(CADENCES)}")
+        raise ManifestError("cadence", f"{shown_value(cadence, _SHOWN)} is not one of {', '.join(CADENCES)}")
     fields_obj = top.get("fields")
     if not isinstance(fields_obj, Sequence) or isinstance(fields_obj, str | bytes) or not fields_obj:
         raise ManifestError("fields", "declare at least one field as a list of tables ([[fields]] in TOML)")
@@ -360,6 +436,8 @@ def manifest_from_obj(obj: object) -> Manifest:
         if spec.name in seen:
             raise ManifestError(f"fields[{i}].name", f"'{spec.name}' is declared twice; give each field one entry")
         seen.add(spec.name)
+    _distinct_sources(fields)
+    wire = _format(top)
     return Manifest(
         app_id=app_id,
         name=_text(top, "name", max_len=100),
@@ -373,6 +451,8 @@ def manifest_from_obj(obj: object) -> Manifest:
         auth=_auth(top),
         fields=fields,
         min_count=_int(top, "min_count", low=2, high=1_000_000, default=DEFAULT_MIN_COUNT),
+        format=wire,
+        otlp_service_names=_otlp_service_names(top),
     )
 
 
@@ -386,18 +466,20 @@ def _field(index: int, obj: object) -> FieldSpec:
     if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
         raise ManifestError(
             f"{where}.name",
-            f"{_show(name)} is not a field name; use letters, digits and _ (up to 64, not starting with a digit)",
+            f"{shown_value(name, _SHOWN)} is not a field name;"
+            " use letters, digits and _ (up to 64, not starting with a digit)",
         )
     where = f"fields[{index}] ({name})"
     ftype = spec.get("type")
     if ftype not in FIELD_TYPES:
-        raise ManifestError(f"{where}.type", f"{_show(ftype)} is not one of {', '.join(FIELD_TYPES)}")
+        raise ManifestError(f"{where}.type", f"{shown_value(ftype, _SHOWN)} is not one of {', '.join(FIELD_TYPES)}")
     sensitivity = _optional(spec, "sensitivity", "anonymous")
     if sensitivity not in SENSITIVITIES:
-        raise ManifestError(f"{where}.sensitivity", f"{_show(sensitivity)} is not one of {', '.join(SENSITIVITIES)}")
+        shown = shown_value(sensitivity, _SHOWN)
+        raise ManifestError(f"{where}.sensitivity", f"{shown} is not one of {', '.join(SENSITIVITIES)}")
     required = _optional(spec, "required", False)
     if not isinstance(required, bool):
-        raise ManifestError(f"{where}.required", f"{_show(required)} is not true or false")
+        raise ManifestError(f"{where}.required", f"{shown_value(required, _SHOWN)} is not true or false")
     values: tuple[str, ...] = ()
     if ftype == "enum":
         values = _enum_values(where, spec.get("values"))
@@ -409,7 +491,7 @@ def _field(index: int, obj: object) -> FieldSpec:
         if not levels:
             raise ManifestError(f"{where}.coarsen", f"a {ftype} field cannot be coarsened; remove the key")
         if coarsen not in levels:
-            raise ManifestError(f"{where}.coarsen", f"{_show(coarsen)} is not one of {', '.join(levels)}")
+            raise ManifestError(f"{where}.coarsen", f"{shown_value(coarsen, _SHOWN)} is not one of {', '.join(levels)}")
     return FieldSpec(
         name=name,
         type=ftype,
@@ -419,7 +501,132 @@ def _field(index: int, obj: object) -> FieldSpec:
         values=values,
         expires=_expires(where, spec.get("expires")),
         coarsen=coarsen,
+        source=_source(where, name, ftype, values, spec.get("source")),
     )
+
+
+# What each source with a fixed type gives, as a refusal says it.
+_SOURCE_GIVES = {
+    "time": "the record's time as an ISO 8601 timestamp",
+    "severity": "the severity's name (TRACE, DEBUG, INFO, WARN, ERROR or FATAL)",
+    "event_name": "the log record's event name as text",
+    "metric": "the metric's name as text",
+    "value": "the data point's value as a number",
+}
+
+
+def _source(where: str, name: str, ftype: FieldType, values: tuple[str, ...], value: object) -> str | None:
+    """A field's ``source``: the grammar of otlp_wire.parse_source, and a type that the
+    source's value can have. None for the default, ``attr:<name>``, even spelt out."""
+    if value is None:
+        return None
+    key = f"{where}.source"
+    if not isinstance(value, str):
+        shown = shown_value(value, _SHOWN)
+        raise ManifestError(key, f"{shown} is not text; write where an OTLP record carries it, like 'attr:app.feature'")
+    bad = _hidden_char(value)
+    if bad:
+        raise ManifestError(key, f"contains the invisible or control character U+{ord(bad):04X}; remove it")
+    if value != value.strip():
+        raise ManifestError(key, f"{shown_value(value, _SHOWN)} starts or ends with a space; remove it")
+    # Imported here: otlp_wire imports modules (payload, reports) that import this one.
+    from .otlp_wire import SEVERITIES, parse_source
+
+    try:
+        kind, _ = parse_source(value)
+    except ValueError as exc:
+        raise ManifestError(key, str(exc)) from None
+    fits = _SOURCE_TYPES.get(kind)
+    if fits is not None and ftype not in fits:
+        types = " or ".join(f"'{name}'" for name in fits)
+        raise ManifestError(key, f"a '{kind}' source gives {_SOURCE_GIVES[kind]}; make the field's type {types}")
+    if kind == "severity" and ftype == "enum":
+        never = [v for v in values if v not in SEVERITIES]
+        if never:
+            raise ManifestError(
+                f"{where}.values",
+                f"{shown_value(never[0], _SHOWN)} can never come from a 'severity' source; "
+                f"its values are {', '.join(SEVERITIES)} (WARN, not WARNING)",
+            )
+    # The default spelt out is the default: the same content, the same stored text.
+    return None if value == f"attr:{name}" else value
+
+
+def _distinct_sources(fields: Sequence[FieldSpec]) -> None:
+    """No two fields take the same place of an OTLP record (a field without a ``source``
+    takes ``attr:<its name>``): one value would be sent twice under two names, and a
+    ``format = "otlp"`` vendor would get two values for one place."""
+    taken: dict[str, str] = {}
+    for i, spec in enumerate(fields):
+        other = taken.setdefault(spec.otlp_source, spec.name)
+        if other != spec.name:
+            key = f"fields[{i}] ({spec.name}).source" if spec.source else f"fields[{i}] ({spec.name}).name"
+            raise ManifestError(
+                key, f"'{spec.otlp_source}' is already the source of the field '{other}'; give each field its own"
+            )
+
+
+def _format(top: Mapping[str, object]) -> WireFormat:
+    value = _optional(top, "format", WireFormat.TELEMETRY_TRAY.value)
+    supported = [fmt.value for fmt in WireFormat if fmt not in _FORMATS_NOT_YET]
+    try:
+        wire = WireFormat(value) if isinstance(value, str) else None
+    except ValueError:
+        wire = None
+    if wire is None:
+        raise ManifestError("format", f"{shown_value(value, _SHOWN)} is not one of {', '.join(supported)}")
+    if wire in _FORMATS_NOT_YET:
+        raise ManifestError(
+            "format",
+            f"'{wire.value}' is not supported yet ({_FORMATS_NOT_YET[wire]} is not built); "
+            f"use {' or '.join(supported)}",
+        )
+    return wire
+
+
+def _otlp_service_names(top: Mapping[str, object]) -> tuple[str, ...]:
+    """``[otlp] service_names``: the resource ``service.name`` values the app's token may
+    send OTLP under, matched exactly. No table: the app sends no OTLP."""
+    table = top.get("otlp")
+    if table is None:
+        return ()
+    if not isinstance(table, Mapping):
+        raise ManifestError("otlp", 'must be a table ([otlp] in TOML, an object in JSON) with service_names = ["..."]')
+    _no_unknown_keys("otlp", cast(Mapping[str, object], table), _OTLP_KEYS)
+    key = "otlp.service_names"
+    names = table.get("service_names")
+    example = 'like ["photoedit"]'
+    if names is None:
+        raise ManifestError(key, f"is missing; list the service.name values its OpenTelemetry SDK sends, {example}")
+    if not isinstance(names, Sequence) or isinstance(names, str | bytes) or not names:
+        raise ManifestError(key, f"list one or more service.name values, {example}")
+    if len(names) > MAX_SERVICE_NAMES:
+        raise ManifestError(key, f"{len(names)} names; at most {MAX_SERVICE_NAMES} are allowed")
+    out: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name or len(name) > MAX_SERVICE_NAME_LENGTH:
+            shown = shown_value(name, _SHOWN)
+            raise ManifestError(key, f"{shown} is not a string of 1 to {MAX_SERVICE_NAME_LENGTH} characters")
+        bad = _hidden_char(name)
+        if bad:
+            raise ManifestError(key, f"contains the invisible or control character U+{ord(bad):04X}; remove it")
+        if name != name.strip():
+            raise ManifestError(
+                key, f"{shown_value(name, _SHOWN)} starts or ends with a space; service.name is matched exactly"
+            )
+        if name in out:
+            raise ManifestError(key, f"{shown_value(name, _SHOWN)} is listed twice")
+        out.append(name)
+    return tuple(out)
+
+
+def _hidden_char(value: str) -> str | None:
+    """The first character of an exact-match name (a service name, an attribute key) that
+    does not show as itself: the manifest's unsafe characters, joiners included."""
+    for ch in value:
+        if unicodedata.category(ch) in MANIFEST_UNSAFE:
+            return ch
+    return None
 
 
 def _enum_values(where: str, values: object) -> tuple[str, ...]:
@@ -431,7 +638,7 @@ def _enum_values(where: str, values: object) -> tuple[str, ...]:
     out: list[str] = []
     for value in values:
         if not isinstance(value, str) or not value or len(value) > 100 or _unsafe_char(value):
-            raise ManifestError(key, f"{_show(value)} is not a plain string of 1 to 100 characters")
+            raise ManifestError(key, f"{shown_value(value, _SHOWN)} is not a plain string of 1 to 100 characters")
         if value in out:
             raise ManifestError(key, f"'{value}' is listed twice")
         out.append(value)
@@ -448,7 +655,7 @@ def _expires(where: str, value: object) -> date | None:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise ManifestError(f"{where}.expires", f"{_show(value)} is not a date; write it as YYYY-MM-DD")
+    raise ManifestError(f"{where}.expires", f"{shown_value(value, _SHOWN)} is not a date; write it as YYYY-MM-DD")
 
 
 def _endpoint(top: Mapping[str, object]) -> str:
@@ -460,6 +667,12 @@ def _endpoint(top: Mapping[str, object]) -> str:
         raise ManifestError("endpoint", "remove the user name or password from the URL; secrets go in the keyring")
     if parts.fragment:
         raise ManifestError("endpoint", "remove the '#' part from the URL")
+    if top.get("format") == WireFormat.OTLP and _OTLP_SIGNAL_PATH.search(parts.path):
+        raise ManifestError(
+            "endpoint",
+            f"'{url}' ends with an OTLP signal path; with format = \"otlp\" give the collector's base URL "
+            "(/v1/logs and /v1/metrics are added to it)",
+        )
     return url
 
 
@@ -500,11 +713,11 @@ def parse_auth(auth: object) -> Auth:
     if isinstance(auth, str) and auth.startswith("header:"):
         name = auth[len("header:") :]
         if not _HEADER_NAME.fullmatch(name):
-            raise ManifestError("auth", f"{_show(name)} is not a valid HTTP header name")
+            raise ManifestError("auth", f"{shown_value(name, _SHOWN)} is not a valid HTTP header name")
         if name.lower() in _RESERVED_HEADERS or name.lower() == "authorization":
             raise ManifestError("auth", f"the header '{name}' is set by Telemetry Tray itself; pick another name")
         return Auth(AuthKind.HEADER, name)
-    raise ManifestError("auth", f"{_show(auth)} is not one of none, bearer, header:<Name>")
+    raise ManifestError("auth", f"{shown_value(auth, _SHOWN)} is not one of none, bearer, header:<Name>")
 
 
 def _no_unknown_keys(where: str, obj: Mapping[str, object], allowed: set[str]) -> None:
@@ -528,7 +741,7 @@ def _text(obj: Mapping[str, object], key: str, *, max_len: int, multiline: bool 
     if value is None:
         raise ManifestError(name, "is missing; it is required")
     if not isinstance(value, str):
-        raise ManifestError(name, f"{_show(value)} is not text")
+        raise ManifestError(name, f"{shown_value(value, _SHOWN)} is not text")
     value = value.strip()
     if not value:
         raise ManifestError(name, "is empty; write what it is")
@@ -554,19 +767,10 @@ def _int(obj: Mapping[str, object], key: str, *, low: int, high: int, default: i
     if value is None:
         raise ManifestError(key, "is missing; it is required")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ManifestError(key, f"{_show(value)} is not a whole number")
+        raise ManifestError(key, f"{shown_value(value, _SHOWN)} is not a whole number")
     if not low <= value <= high:
-        raise ManifestError(key, f"{_show(value)} is out of range; use {low} to {high}")
+        raise ManifestError(key, f"{shown_value(value, _SHOWN)} is out of range; use {low} to {high}")
     return value
-
-
-def _show(value: object) -> str:
-    # repr escapes controls, bidi and invisible characters, so the text is safe to show.
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an int over 4300 digits, a structure too deep
-        text = f"a {type(value).__name__} too large to show"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _key_name(key: object) -> str:
@@ -574,4 +778,4 @@ def _key_name(key: object) -> str:
     name, else quoted and escaped (no controls or bidi in the message) and shortened."""
     if isinstance(key, str) and _FIELD_NAME.fullmatch(key):
         return key
-    return _show(key)
+    return shown_value(key, _SHOWN)
