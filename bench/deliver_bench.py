@@ -258,7 +258,7 @@ def bench_deliver(settings: Settings) -> Figures:
                 try:
                     batches = _approved_batches(broker, vendor.url, BATCHES)
                     vendor.drain()
-                    forwarder = Forwarder(broker, SecretStore())
+                    forwarder = Forwarder(broker.deliveries, SecretStore())
                     try:
                         delivered = 0
                         start = perf_counter()

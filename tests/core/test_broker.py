@@ -400,6 +400,30 @@ def test_a_misspelt_field_in_any_edit_is_refused_and_changes_nothing(broker: Bro
     assert broker.app(photoedit.app_id).policy == "ask"
 
 
+def test_an_app_removed_elsewhere_and_registered_again_is_read_anew(broker: Broker, home: Path, clock: Clock) -> None:
+    # The CLI's `remove` runs in another process than the instance: the instance's broker
+    # must not go on checking reports and sending batches by the removed manifest.
+    old = tiny(endpoint="https://old.example/v1")
+    allowed(broker, old)
+    broker.ingest(old.app_id, [{"event": "a", "who": "x"}])  # the instance has read version 1
+    other = Broker.open(Locations.under(home), clock)
+    try:
+        (open_batch,) = other.pending()
+        other.remove_app(old.app_id)
+        fields = [f for f in old.to_obj()["fields"] if f["name"] != "who"]
+        allowed(other, tiny(endpoint="https://new.example/v1", fields=fields))  # version 1 again
+    finally:
+        other.close()
+    result = broker.ingest(old.app_id, [{"event": "b", "who": "secret"}])
+    assert result.dropped_fields == ["who"]  # undeclared now: not stored
+    (batch,) = broker.close_batches(force=True)
+    view = broker.approve(batch.batch_id)
+    assert view.manifest.endpoint == "https://new.example/v1"
+    (claim,) = broker.deliveries.claim("test")
+    assert claim.endpoint == "https://new.example/v1" and b"secret" not in claim.payload
+    assert open_batch.batch_id != batch.batch_id
+
+
 def test_a_changed_endpoint_needs_consent_again(broker: Broker) -> None:
     token = allowed(broker, tiny())
     broker.set_policy("org.example.tiny", "approve")

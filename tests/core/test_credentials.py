@@ -28,7 +28,7 @@ def _waiting_for_credentials(broker: Broker, secrets: SecretStore) -> str:
     broker.ingest(manifest.app_id, [{"event": "e"}])
     (closed,) = broker.close_batches(force=True)
     broker.approve(closed.batch_id)
-    forwarder = Forwarder(broker, secrets)
+    forwarder = Forwarder(broker.deliveries, secrets)
     try:
         (outcome,) = forwarder.deliver_due()
     finally:
@@ -120,4 +120,3 @@ def test_removing_clears_a_secret_an_earlier_version_needed(broker: Broker) -> N
     removal = credentials.remove_app(APP)
     assert removal.secret_cleared and removal.problem == ""
     assert SecretStore(keyring).get(APP) is None
-

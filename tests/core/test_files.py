@@ -20,7 +20,15 @@ from tray_app.core.platform.paths import number_from_env
 from tray_app.core.rules.canonical_json import CANONICAL_ENCODER, canonical_bytes, canonical_json
 from tray_app.core.rules.clock import period_start
 from tray_app.core.rules.coarsening import coarsen_value
-from tray_app.core.rules.preview_text import HIDDEN, JOINERS, MANIFEST_UNSAFE, SECRET_CONTROL, has_control, plain_text
+from tray_app.core.rules.preview_text import (
+    HIDDEN,
+    JOINERS,
+    MANIFEST_UNSAFE,
+    SECRET_CONTROL,
+    has_control,
+    plain_text,
+    shown_value,
+)
 from tray_app.core.rules.windows import window_for
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
@@ -186,3 +194,9 @@ def test_the_classes_differ_as_documented() -> None:
     assert all(unicodedata.category(j) == "Cf" for j in JOINERS)
     assert plain_text("a\u200db\u00a0c") == "a\\u200db\\u00a0c"  # display escapes joiners and odd spaces
     assert has_control("a\x1bb") and not has_control("a\u200eb")
+
+
+def test_a_value_in_a_message_is_escaped_and_cut_to_its_limit() -> None:
+    assert shown_value("a\u202eb\n", 60) == "'a\\u202eb\\n'"  # no bidi or control goes into a message
+    assert shown_value("x" * 100, 40) == "'" + "x" * 36 + "..." and len(shown_value("x" * 100, 60)) == 60
+    assert shown_value(10**5000, 40) == "a int too large to show"

@@ -7,7 +7,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -352,10 +352,11 @@ def test_the_delivery_loop_stops_promptly_whenever_asked(broker: Broker) -> None
     for _ in range(30):  # stop() at every point of the loop's round
         loop = DeliveryLoop(_forwarder(broker))
         loop.start()
+        assert loop.running
         time.sleep(0.001 * (_ % 5))
         started = time.monotonic()
         loop.stop(timeout=5)
-        assert loop._thread is not None and not loop._thread.is_alive()
+        assert not loop.running
         assert time.monotonic() - started < 2
 
 
@@ -391,6 +392,23 @@ def test_deliver_all_sends_what_is_due_and_says_what_is_left(broker: Broker) -> 
         assert [(d.batch_id, d.waiting_for) for d in remaining] == [(batch, None)]
         assert remaining[0].next_attempt_at == outcomes[0].next_attempt_at
         assert len(v.received) == 1
+
+
+def test_deliver_all_waits_by_the_brokers_clock(home: Path) -> None:
+    """The pause until the next retry is measured on the clock the retry is due in: a
+    broker whose clock runs a year ahead still retries a second later, not never."""
+    broker = Broker.open(Locations.under(home), lambda: datetime.now(UTC) + timedelta(days=365))
+    try:
+        with vendor([(503, {"Retry-After": "1"}), 200]) as v:
+            _approved(broker, v.url)
+            forwarder = _forwarder(broker)
+            started = time.monotonic()
+            outcomes, remaining = forwarder.deliver_all(8)
+            assert [o.outcome for o in outcomes] == ["retrying", "delivered"]
+            assert remaining == [] and len(v.received) == 2
+            assert time.monotonic() - started < 6
+    finally:
+        broker.close()
 
 
 def test_deliver_all_does_not_wait_for_credentials_no_wait_can_bring(broker: Broker) -> None:

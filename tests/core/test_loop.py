@@ -222,7 +222,7 @@ def test_a_failed_housekeeping_round_is_logged_and_the_next_one_works(
 def test_the_delivery_loop_logs_a_failed_round_and_goes_on(
     broker: Broker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    forwarder = Forwarder(broker, SecretStore())
+    forwarder = Forwarder(broker.deliveries, SecretStore())
     rounds: list[int] = []
 
     def deliver_due() -> list[object]:
@@ -239,7 +239,7 @@ def test_the_delivery_loop_logs_a_failed_round_and_goes_on(
             assert _until(lambda: len(rounds) == 1)
             loop.wake()
             assert _until(lambda: len(rounds) == 2)
-        assert loop._thread is not None and loop._thread.is_alive()
+        assert loop.running
         assert any("delivery round failed" in r.getMessage() and r.exc_info for r in caplog.records)
     finally:
         loop.stop()

@@ -31,7 +31,7 @@ def test_the_overview_says_who_asks_what_waits_and_what_went_wrong(
         failing = tiny(app_id="org.example.fails", name="Fails", endpoint=v.url)
         allowed(broker, failing)
         broker.approve(_closed(broker, failing.app_id))
-        forwarder = Forwarder(broker, SecretStore(fail.Keyring()))
+        forwarder = Forwarder(broker.deliveries, SecretStore(fail.Keyring()))
         try:
             outcomes = {o.app_id: o.outcome for o in forwarder.deliver_due()}
         finally:

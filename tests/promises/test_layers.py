@@ -121,7 +121,7 @@ from tray_app.core import Broker, Locations
 from tray_app.core.forwarder import Forwarder
 import tray_app.ingest.instance, tray_app.ui.application
 broker = Broker.open(Locations.under(Path(tempfile.mkdtemp())))
-forwarder = Forwarder(broker)
+forwarder = Forwarder(broker.deliveries)
 assert forwarder.deliver_due() == []
 forwarder.close()
 heavy = [m for m in ("httpx", "h2", "truststore", "tray_app.ui.review_window", "tray_app.ui.settings_window",

@@ -444,7 +444,7 @@ def test_a_vendors_answer_is_shown_with_its_hidden_characters_spelt_out(
         allowed(broker, manifest)
         batch = _close_one(broker, manifest.app_id, [{"event": "open"}])
         broker.approve(batch)
-        with closing(Forwarder(broker, SecretStore(fail.Keyring()))) as forwarder:
+        with closing(Forwarder(broker.deliveries, SecretStore(fail.Keyring()))) as forwarder:
             (outcome,) = forwarder.deliver_due()
         assert outcome.status == 400 and len(v.received) == 1
     _shown(qtbot, window)

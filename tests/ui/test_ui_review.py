@@ -137,7 +137,7 @@ def test_approving_a_narrowed_scope_sends_exactly_the_previewed_bytes(qtbot: QtB
         with qtbot.waitSignal(window.decided, timeout=5000):
             qtbot.mouseClick(window.approve_button, Qt.MouseButton.LeftButton)
         assert broker.view(batch).batch.status == "approved"
-        with closing(Forwarder(broker, NoKeyring())) as forwarder:
+        with closing(Forwarder(broker.deliveries, NoKeyring())) as forwarder:
             forwarder.deliver_due()
         assert v.bodies() == [shown_bytes]
         assert b"alice" not in v.bodies()[0]
@@ -153,7 +153,7 @@ def test_discard_sends_nothing(qtbot: QtBot, window: ReviewWindow, broker: Broke
         with qtbot.waitSignal(window.decided, timeout=5000):
             qtbot.mouseClick(window.discard_button, Qt.MouseButton.LeftButton)
         assert broker.view(batch).batch.status == "discarded"
-        with closing(Forwarder(broker, NoKeyring())) as forwarder:
+        with closing(Forwarder(broker.deliveries, NoKeyring())) as forwarder:
             assert forwarder.deliver_due() == []
         assert v.received == []
     qtbot.waitUntil(lambda: window.pages.currentWidget() is window.empty)
@@ -315,7 +315,7 @@ def test_a_batch_can_be_narrowed_and_approved_with_the_keyboard_alone(qtbot: QtB
         shown = canonical_bytes(_shown_payload(window))
         with qtbot.waitSignal(window.decided, timeout=5000):
             qtbot.keyClick(window, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)  # &Approve and send
-        with closing(Forwarder(broker, NoKeyring())) as forwarder:
+        with closing(Forwarder(broker.deliveries, NoKeyring())) as forwarder:
             forwarder.deliver_due()
         assert v.bodies() == [shown]
 

@@ -46,13 +46,17 @@ from .platform.autostart import APP_ID, Autostart, autostart_for_platform
 from .platform.endpoint_file import (
     Endpoint,
     InstanceLock,
+    OtlpReceiver,
     remove_endpoint,
+    remove_otlp_receiver,
     running_endpoint,
+    running_otlp_receiver,
     stop_instance,
     wake_instance,
     write_endpoint,
+    write_otlp_receiver,
 )
-from .platform.paths import Locations, port_from_env, repair_permissions
+from .platform.paths import Locations, number_from_env, port_from_env, repair_permissions
 from .platform.secrets import SecretStore, needs_secret
 from .rules.clock import from_iso, to_iso, utc_now
 from .rules.consent import POLICIES, POLICY_WORDS, UNDECIDED, AppStatus, BatchStatus, ConsentAnswer, Policy
@@ -63,9 +67,19 @@ from .rules.manifest import (
     AuthKind,
     FieldSpec,
     Manifest,
+    WireFormat,
     load_manifest,
     manifest_from_obj,
     parse_manifest,
+)
+from .rules.otlp_wire import (
+    OtlpDataPoint,
+    OtlpLogRecord,
+    decode_logs,
+    decode_metrics,
+    media_type,
+    point_refusal,
+    to_report,
 )
 from .rules.payload import Payload
 from .rules.preview_text import PREVIEW_CHARS, plain_text, plainly
@@ -136,6 +150,9 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "NotFoundError",
+    "OtlpDataPoint",
+    "OtlpLogRecord",
+    "OtlpReceiver",
     "Outcome",
     "Overview",
     "Payload",
@@ -154,21 +171,29 @@ __all__ = [
     "TooLargeError",
     "TooManyWaiting",
     "TrayError",
+    "WireFormat",
     "autostart_for_platform",
+    "decode_logs",
+    "decode_metrics",
     "decode_reports",
     "export_chain",
     "from_iso",
     "load_demo",
     "load_manifest",
     "manifest_from_obj",
+    "media_type",
     "needs_secret",
+    "number_from_env",
     "parse_manifest",
     "plain_text",
     "plainly",
+    "point_refusal",
     "port_from_env",
     "remove_endpoint",
+    "remove_otlp_receiver",
     "repair_permissions",
     "running_endpoint",
+    "running_otlp_receiver",
     "scope_details",
     "scope_fields_in_words",
     "scope_in_words",
@@ -176,9 +201,11 @@ __all__ = [
     "stop_instance",
     "timeout_from_env",
     "to_iso",
+    "to_report",
     "unique_keys",
     "utc_now",
     "verify_chain",
     "wake_instance",
     "write_endpoint",
+    "write_otlp_receiver",
 ]

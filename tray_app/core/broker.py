@@ -98,7 +98,7 @@ class Broker:
     def __init__(self, store: Store, clock: Clock = utc_now) -> None:
         self.store = store
         self._clock = clock
-        self._manifests: dict[tuple[str, int], Manifest] = {}
+        self._manifests: dict[tuple[str, int, str], Manifest] = {}
         # Called (from the thread that made the change) after a write transaction that
         # approved something commits: the forwarder wakes on it instead of polling.
         self.on_approved: list[Callable[[], None]] = []
@@ -146,9 +146,13 @@ class Broker:
     def close(self) -> None:
         self.store.close()
 
+    def now(self) -> datetime:
+        """The time by the broker's clock (the one it was given: a test's, or the real one)."""
+        return self._clock()
+
     def _now(self) -> datetime:
         # Whole seconds, so stored times compare correctly as text.
-        return self._clock().replace(microsecond=0)
+        return self.now().replace(microsecond=0)
 
     # -- apps ------------------------------------------------------------------------
 
@@ -245,6 +249,12 @@ class Broker:
 
     def app(self, app_id: str) -> AppInfo:
         return self._app_info(self._app_record(app_id))
+
+    def manifest_versions(self, app_id: str) -> list[Manifest]:
+        """Every manifest version the app has registered, oldest first."""
+        with self.store.read():
+            self._app_record(app_id)
+            return [self._manifest(app_id, version) for version in self.store.manifest_versions(app_id)]
 
     def set_consent(self, app_id: str, allow: bool) -> AppInfo:
         """Allow an app (held batches move on) or block it (everything undelivered is discarded)."""
@@ -571,7 +581,7 @@ class Broker:
                 names={a.app_id: a.name for a in apps},
                 asking=asking,
                 waiting={app_id: tuple(ids) for app_id, ids in waiting.items()},
-                failed_recently=self.store.count_receipts(Action.FAILED, to_iso(self._now() - timedelta(hours=24))),
+                failed_recently=self.failures_since(24),
                 waiting_for_credentials=sum(1 for d in self.store.open_deliveries() if d.waiting_for == "credentials"),
             )
 
@@ -600,12 +610,15 @@ class Broker:
         return AppInfo.of(record, self._manifest(record.app_id, record.manifest_version))
 
     def _manifest(self, app_id: str, version: int) -> Manifest:
-        key = (app_id, version)
+        # Cached by the stored text, not the version alone: another process (the CLI's
+        # remove, then a new registration) may have replaced this version's manifest, and
+        # a stale one would check reports and send batches by rules nobody agreed to.
+        body = self.store.manifest_body(app_id, version)
+        if body is None:
+            raise NotFoundError(f"Manifest version {version} of '{app_id}' is missing from the database.")
+        key = (app_id, version, body)
         manifest = self._manifests.get(key)
         if manifest is None:
-            body = self.store.manifest_body(app_id, version)
-            if body is None:
-                raise NotFoundError(f"Manifest version {version} of '{app_id}' is missing from the database.")
             manifest = manifest_from_obj(json.loads(body))
             self._manifests[key] = manifest
         return manifest

@@ -69,9 +69,13 @@ class Credentials:
         then. With no OS keyring at all there is nothing to clear; a keyring that refuses
         is reported in :attr:`Removal.problem`, the app being gone already."""
         app = self.broker.app(app_id)
+        # Any version that needed a secret counts, not only the current one: a secret left
+        # behind would go to the next app registering under this id. An app that never
+        # needed one never touches the keyring (it may have none, or prompt to unlock).
+        ever_needed = any(needs_secret(manifest.auth) for manifest in self.broker.manifest_versions(app.app_id))
         discarded = self.broker.remove_app(app.app_id)
         cleared, problem = False, ""
-        if needs_secret(app.manifest.auth):
+        if ever_needed:
             try:
                 cleared = self.secrets.clear(app.app_id)
             except CredentialsError as exc:

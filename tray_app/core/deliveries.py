@@ -61,6 +61,11 @@ class Deliveries:
         # The broker's listeners (called after a write that made something due commits).
         self.on_approved = on_approved
 
+    def now(self) -> datetime:
+        """The time by the broker's clock (whole seconds, like every time in the ledger), so
+        a sender measures how long until :meth:`next_delivery_due` on the same clock."""
+        return self._now()
+
     def claim(self, owner: str, *, limit: int = 16, lease_s: float = LEASE_S) -> list[Claim]:
         """Claim due deliveries for ``owner`` under a lease, so no other sender takes
         them until the lease expires (a sender that died is replaced then, and sends the

@@ -25,12 +25,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from .broker import Broker
 from .deliveries import Deliveries
 from .errors import CredentialsError, TrayError
 from .platform.paths import number_from_env
 from .platform.secrets import SecretStore, auth_headers, needs_secret
-from .rules.clock import from_iso, utc_now
+from .rules.clock import from_iso
 from .rules.retry import Outcome
 from .storage.store import DeliveryRecord
 from .views import Claim, DeliveryOutcome
@@ -83,19 +82,19 @@ def system_tls() -> ssl.SSLContext:
 
 
 class Forwarder:
-    """Sends what the deliveries ledger has due. It depends on the ledger alone; given a
-    :class:`Broker` it takes the broker's ledger (``broker.deliveries``)."""
+    """Sends what the deliveries ledger has due (``broker.deliveries``); it depends on the
+    ledger alone."""
 
     def __init__(
         self,
-        deliveries: Deliveries | Broker,
+        deliveries: Deliveries,
         secret_store: SecretStore | None = None,
         *,
         verify: ssl.SSLContext | None = None,
         timeout: SendTimeout | None = None,
         owner: str | None = None,
     ) -> None:
-        self.deliveries = deliveries.deliveries if isinstance(deliveries, Broker) else deliveries
+        self.deliveries = deliveries
         self.secrets = secret_store or SecretStore()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.timeout = timeout or send_timeout()
@@ -163,7 +162,7 @@ class Forwarder:
             if not waiting or left <= 0 or self._closing.is_set():
                 break
             due = self.deliveries.next_delivery_due()
-            pause = (from_iso(due) - utc_now()).total_seconds() if due else left
+            pause = (from_iso(due) - self.deliveries.now()).total_seconds() if due else left
             self._closing.wait(min(left, max(0.05, pause)))
         return outcomes, self.deliveries.open_deliveries()
 
@@ -302,13 +301,14 @@ class DeliveryLoop:
     def __init__(
         self,
         forwarder: Forwarder,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
         from .loop import LONGEST_SLEEP_S, BackgroundLoop
 
         self.forwarder = forwarder
-        self._clock = clock
+        # The ledger's clock by default: the one its next_delivery_due is in.
+        self._clock = clock or forwarder.deliveries.now
         self.on_change = on_change
         self._loop = BackgroundLoop(
             "delivery", self._step, error_wait_s=LONGEST_SLEEP_S, logger=log, doing="delivery round"
@@ -316,8 +316,9 @@ class DeliveryLoop:
         forwarder.deliveries.on_approved.append(self.wake)
 
     @property
-    def _thread(self) -> threading.Thread | None:
-        return self._loop.thread
+    def running(self) -> bool:
+        """Whether its thread is alive (it goes on after a round that failed)."""
+        return self._loop.running
 
     def start(self) -> None:
         self._loop.start()

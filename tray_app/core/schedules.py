@@ -35,7 +35,7 @@ class Housekeeper:
         self.broker = broker
         self.spool = spool
         self.on_change = on_change
-        self._clock = clock or broker._clock
+        self._clock = clock or broker.now
         self.rounds = 0  # how many times it did its work: for tests and status
         self._keys_forgotten: datetime | None = None
         self._due: datetime | None = None  # when run_once is next due (None: at once)

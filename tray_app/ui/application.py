@@ -43,7 +43,8 @@ NO_TRAY_HELP = (
     "No system tray was found, so Telemetry Tray shows this window instead, with the tray menu's "
     "entries at the top. On GNOME, install the “AppIndicator and KStatusNotifierItem Support” "
     "extension to get a tray icon. Closing this window does not stop Telemetry Tray (start it "
-    "again to bring the window back); to stop it, use Quit above or run: telemetry-tray quit"
+    "again to bring the window back); to stop it, use Quit above"
+    + ("." if sys.platform == "win32" else " or run: telemetry-tray quit")
 )
 NOTIFY_EVERY_S = 600.0
 
@@ -253,7 +254,7 @@ class TrayApp(QObject):
         every ten minutes, and only if notifications are on."""
         broker = self.broker
         fresh = {b.batch_id for b in snapshot.waiting} | {a.app_id for a in snapshot.awaiting_consent}
-        fresh |= {f"failed:{n}" for n in range(snapshot.failed_deliveries)}
+        fresh |= {f"failed:{n}" for n in range(snapshot.overview.failed_recently)}
         new = fresh - self._notified
         self._notified = fresh
         if not new or self.tray is None or broker is None:

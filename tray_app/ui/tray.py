@@ -52,7 +52,7 @@ class TrayMenu(QObject):
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         """Check and enable the entries as ``snapshot`` says (nothing is asked for)."""
-        self.pause_action.setChecked(snapshot.paused_all)
+        self.pause_action.setChecked(snapshot.overview.paused_all)
         # Until the instance has started there is nothing to pause, show or set.
         for action in (self.pause_action, self.history_action, self.settings_action):
             action.setEnabled(snapshot.ready)
@@ -82,9 +82,9 @@ class Tray(QSystemTrayIcon):
     @property
     def state(self) -> TrayState:
         s = self.snapshot
-        if s.problem or s.failed_deliveries or s.waiting_for_credentials:
+        if s.problem or s.overview.failed_recently or s.overview.waiting_for_credentials:
             return TrayState.ERROR
-        if s.paused_all:
+        if s.overview.paused_all:
             return TrayState.PAUSED
         if s.waiting or s.awaiting_consent:
             return TrayState.WAITING

@@ -3,7 +3,7 @@ one go off the UI thread, in the words of the menu."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..core import Broker, Overview
 
@@ -24,39 +24,41 @@ class WaitingBatch:
     app_id: str
 
 
+# What the tray shows before its first read, or when there is none (the instance did not start).
+NOTHING = Overview(
+    apps=0, awaiting_consent=0, open=0, held=0, pending=0, approved=0, paused_all=False,
+    retention_days=0, spool_dropped=0, names={}, asking=(), waiting={}, failed_recently=0,
+    waiting_for_credentials=0,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    awaiting_consent: tuple[AppEntry, ...] = ()  # new apps asking to send, by app id
-    waiting: tuple[WaitingBatch, ...] = ()  # batches to decide on (not the ones still collecting)
-    names: dict[str, str] = field(default_factory=dict)
-    paused_all: bool = False
-    failed_deliveries: int = 0  # failed for good in the last 24 hours
-    waiting_for_credentials: int = 0  # approved batches held: no secret, or no keyring
-    ready: bool = False
+    """The broker's overview as the menu words it."""
+
+    overview: Overview = NOTHING
+    ready: bool = False  # the overview was read (until then the menu says "Starting…")
     problem: str = ""  # e.g. the instance could not start; shown in the menu and tooltip
 
     @classmethod
     def of(cls, overview: Overview) -> Snapshot:
-        return cls(
-            awaiting_consent=tuple(AppEntry(app_id, overview.name(app_id)) for app_id in overview.asking),
-            waiting=tuple(
-                WaitingBatch(batch_id, app_id) for app_id, ids in overview.waiting.items() for batch_id in ids
-            ),
-            names=dict(overview.names),
-            paused_all=overview.paused_all,
-            failed_deliveries=overview.failed_recently,
-            waiting_for_credentials=overview.waiting_for_credentials,
-            ready=True,
-        )
+        return cls(overview, ready=True)
+
+    @property
+    def awaiting_consent(self) -> tuple[AppEntry, ...]:
+        """New apps asking to send, by app id."""
+        return tuple(AppEntry(app_id, self.overview.name(app_id)) for app_id in self.overview.asking)
+
+    @property
+    def waiting(self) -> tuple[WaitingBatch, ...]:
+        """Batches to decide on (not the ones still collecting)."""
+        return tuple(WaitingBatch(b, app_id) for app_id, ids in self.overview.waiting.items() for b in ids)
 
     def waiting_by_app(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for batch in self.waiting:
-            counts[batch.app_id] = counts.get(batch.app_id, 0) + 1
-        return counts
+        return {app_id: len(ids) for app_id, ids in self.overview.waiting.items() if ids}
 
     def app_name(self, app_id: str) -> str:
-        return self.names.get(app_id, app_id)
+        return self.overview.name(app_id)
 
     def summary(self) -> str:
         """The status line, in words: "3 batches waiting from 2 apps"."""
@@ -70,13 +72,14 @@ class Snapshot:
             parts.append(f"{_count(waiting, 'batch', 'batches')} waiting from {_count(apps, 'app', 'apps')}")
         if self.awaiting_consent:
             parts.append(f"{_count(len(self.awaiting_consent), 'new app', 'new apps')} asking to send")
-        if self.failed_deliveries:
-            parts.append(f"{_count(self.failed_deliveries, 'delivery', 'deliveries')} failed")
-        if self.waiting_for_credentials:
-            parts.append(f"{_count(self.waiting_for_credentials, 'batch', 'batches')} waiting for credentials")
+        o = self.overview
+        if o.failed_recently:
+            parts.append(f"{_count(o.failed_recently, 'delivery', 'deliveries')} failed")
+        if o.waiting_for_credentials:
+            parts.append(f"{_count(o.waiting_for_credentials, 'batch', 'batches')} waiting for credentials")
         if not parts:
             parts.append("Nothing is waiting for you")
-        if self.paused_all:
+        if o.paused_all:
             parts.append("all telemetry paused")
         return "; ".join(parts)
 

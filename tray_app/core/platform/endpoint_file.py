@@ -1,4 +1,4 @@
-"""The running instance as other processes see it: its lock and ``endpoint.json``.
+"""The running instance as other processes see it: its lock, ``endpoint.json`` and ``otlp.json``.
 
 One instance per home: the instance holds an OS file lock on ``<data>/instance.lock``
 for as long as it runs (the OS drops it if the process dies, so a crash never leaves a
@@ -42,10 +42,16 @@ class InstanceLock:
         ensure_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
         handle = os.fdopen(fd, "r+", encoding="utf-8")
-        if not _try_lock(handle):
-            holder = _read_pid(handle)
-            handle.close()
-            raise AlreadyRunning(holder)
+        # holder() (telemetry-tray quit, waiting for an instance to go) takes a free lock for
+        # a moment: a start that meets it tries again before saying another instance runs.
+        for attempt in range(_LOCK_TRIES):
+            if _try_lock(handle):
+                break
+            if attempt == _LOCK_TRIES - 1:
+                holder = _read_pid(handle)
+                handle.close()
+                raise AlreadyRunning(holder)
+            time.sleep(0.05)
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -71,6 +77,9 @@ class InstanceLock:
         if self._handle is not None:
             self._handle.close()  # closing drops the lock
             self._handle = None
+
+
+_LOCK_TRIES = 4
 
 
 def stop_instance(locations: Locations, timeout: float = 30.0) -> int | None:
@@ -162,6 +171,51 @@ def running_endpoint(locations: Locations) -> Endpoint | None:
     """The instance's endpoint if its file exists and its process is alive."""
     endpoint = read_endpoint(locations)
     return endpoint if endpoint is not None and _alive(endpoint.pid) else None
+
+
+OTLP_RECEIVER_NAME = "otlp.json"
+
+
+@dataclass(frozen=True)
+class OtlpReceiver:
+    """The running instance's OTLP/HTTP receiver as ``status`` reports it: its ``url``, or
+    the ``problem`` that keeps it from serving (its port is taken). Kept in ``otlp.json``
+    beside ``endpoint.json``, whose shape (url, pid, version) stays as documented."""
+
+    pid: int
+    url: str | None
+    problem: str | None
+
+
+def write_otlp_receiver(locations: Locations, receiver: OtlpReceiver) -> Path:
+    path = locations.endpoint_file.with_name(OTLP_RECEIVER_NAME)
+    ensure_private_dir(path.parent)
+    body = json.dumps({"pid": receiver.pid, "url": receiver.url, "problem": receiver.problem})
+    return write_file_whole(path, body.encode("utf-8"), durable=False)
+
+
+def remove_otlp_receiver(locations: Locations, pid: int) -> None:
+    """Remove otlp.json if it is still ours."""
+    current = _read_otlp_receiver(locations)
+    if current is not None and current.pid == pid:
+        locations.endpoint_file.with_name(OTLP_RECEIVER_NAME).unlink(missing_ok=True)
+
+
+def running_otlp_receiver(locations: Locations, endpoint: Endpoint) -> OtlpReceiver | None:
+    """The OTLP receiver of the running instance ``endpoint`` names, if it wrote one."""
+    receiver = _read_otlp_receiver(locations)
+    return receiver if receiver is not None and receiver.pid == endpoint.pid else None
+
+
+def _read_otlp_receiver(locations: Locations) -> OtlpReceiver | None:
+    try:
+        obj = json.loads(locations.endpoint_file.with_name(OTLP_RECEIVER_NAME).read_text(encoding="utf-8"))
+        url, problem = obj.get("url"), obj.get("problem")
+        return OtlpReceiver(
+            int(obj["pid"]), url if isinstance(url, str) else None, problem if isinstance(problem, str) else None
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def wake_instance(locations: Locations, timeout: float = 1.0) -> bool:

@@ -59,16 +59,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 from ..errors import MalformedError, TooLargeError
+from .canonical_json import canonical_json
 from .clock import from_iso, to_iso
 from .intake import MAX_BODY_BYTES, unique_keys
 from .payload import canonical_bytes
 from .reports import JSONScalar
-
-if TYPE_CHECKING:  # only for the types: the modules load at the first protobuf body
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 # Limits: far above what an honest SDK sends (Python's batch is at most 512 records, OTel's
 # default attribute count limit is 128), well below what would hurt us.
@@ -201,29 +199,29 @@ def media_type(content_type: str) -> Literal["json", "protobuf"] | None:
 
 def decode_logs(body: bytes, content_type: str, *, max_bytes: int = MAX_BODY_BYTES) -> OtlpLogs:
     """The log records of an OTLP/HTTP ``ExportLogsServiceRequest`` body (already gunzipped)."""
-    kind = _check_body(body, content_type, max_bytes, "logs")
-    if kind == "json":
-        obj = _load_json(body)
-        walker = _JsonWalker()
-        records = _guard(lambda: walker.logs(obj), "logs", "JSON")
-        return OtlpLogs(tuple(records), _unknown(obj, ("resourceLogs",)))
-    request = _parse_protobuf(body, "logs")
-    return OtlpLogs(tuple(_guard(lambda: _ProtoWalker().logs(request), "logs", "protobuf")))
+    records, unknown_keys = _decode(body, content_type, max_bytes, _LOGS, lambda walker, request: walker.logs(request))
+    return OtlpLogs(tuple(records), unknown_keys)
 
 
 def decode_metrics(body: bytes, content_type: str, *, max_bytes: int = MAX_BODY_BYTES) -> OtlpMetrics:
     """The data points of an OTLP/HTTP ``ExportMetricsServiceRequest`` body (already gunzipped)."""
-    kind = _check_body(body, content_type, max_bytes, "metrics")
-    if kind == "json":
-        obj = _load_json(body)
-        walker = _JsonWalker()
-        points = _guard(lambda: walker.metrics(obj), "metrics", "JSON")
-        return OtlpMetrics(tuple(points), _unknown(obj, ("resourceMetrics",)))
-    request = _parse_protobuf(body, "metrics")
-    return OtlpMetrics(tuple(_guard(lambda: _ProtoWalker().metrics(request), "metrics", "protobuf")))
+    points, unknown_keys = _decode(body, content_type, max_bytes, _METRICS, lambda walker, req: walker.metrics(req))
+    return OtlpMetrics(tuple(points), unknown_keys)
 
 
 _T = TypeVar("_T")
+
+
+def _decode(
+    body: bytes, content_type: str, max_bytes: int, signal: _Signal, walk: Callable[[_Walker, Any], list[_T]]
+) -> tuple[list[_T], tuple[str, ...]]:
+    """What ``walk`` finds in the request, and the unknown keys of a JSON request object."""
+    kind = _check_body(body, content_type, max_bytes, signal.name)
+    if kind == "json":
+        obj = _load_json(body)
+        return _guard(lambda: walk(_JsonWalker(), obj), signal.name, "JSON"), _unknown(obj, (signal.resources,))
+    request = _parse_protobuf(body, signal.name)
+    return _guard(lambda: walk(_ProtoWalker(), request), signal.name, "protobuf"), ()
 
 
 class _Bad(Exception):
@@ -344,10 +342,6 @@ class _Counter:
             raise _Bad(f"more than {MAX_RECORDS} {what} in one request; export smaller batches", too_large=True)
 
 
-def _plain_json(value: object) -> str:
-    return canonical_bytes(value).decode("utf-8")
-
-
 def _check_key(key: str) -> None:
     if len(key) > MAX_KEY_LENGTH:
         raise _Bad(f"an attribute key of {len(key)} characters; at most {MAX_KEY_LENGTH}", too_large=True)
@@ -451,113 +445,185 @@ def _show(value: object) -> str:
     return repr(value)[:40]
 
 
-class _JsonWalker:
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    """Where a signal's records sit in a request: the OTLP/JSON names (which the error paths
+    use for both encodings) and the protobuf fields."""
+
+    name: str  # "logs" or "metrics", as messages name the signal
+    resources: str
+    scopes: str
+    items: str
+    proto_resources: str
+    proto_scopes: str
+    proto_items: str
+    counted: str | None  # what the request's limit counts of the items (None: counted below them)
+
+
+_LOGS = _Signal(
+    "logs", "resourceLogs", "scopeLogs", "logRecords", "resource_logs", "scope_logs", "log_records", "log records"
+)
+_METRICS = _Signal(
+    "metrics", "resourceMetrics", "scopeMetrics", "metrics", "resource_metrics", "scope_metrics", "metrics", None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Above:
+    """What a record or data point takes from its resource and its scope."""
+
+    resource: Mapping[str, JSONScalar]
+    scope_name: str
+    scope_version: str
+    dropped: tuple[str, ...]
+
+
+class _Walker:
+    """The walk both encodings share: resources, their scopes and their records; attributes;
+    values, flat or nested. A subclass says how a request of its encoding is read."""
+
     def __init__(self) -> None:
         self.count = _Counter()
         self.items = 0
 
-    def logs(self, obj: object) -> list[OtlpLogRecord]:
-        request = _obj(obj, "the request")
-        if request is None:
-            raise _Bad("the request must be an object")
+    # -- how the encoding is read -------------------------------------------------------
+
+    def _request(self, request: Any) -> Any:
+        """The request, checked."""
+        raise NotImplementedError
+
+    def _open(self, value: Any, what: str) -> Any:
+        """A message (``what``: how an error names it)."""
+        raise NotImplementedError
+
+    def _field(self, message: Any, key: str) -> Any:
+        """A message field (``resource``, ``scope``), or None."""
+        raise NotImplementedError
+
+    def _children(self, message: Any, key: str, proto_key: str) -> Sequence[Any]:
+        """A repeated field, by its OTLP/JSON and its protobuf name."""
+        raise NotImplementedError
+
+    def _text(self, message: Any, key: str) -> str:
+        raise NotImplementedError
+
+    def _pair(self, item: Any, what: str) -> tuple[str, Any]:
+        """A key-value's key and value."""
+        raise NotImplementedError
+
+    def _one_of(self, value: Any) -> tuple[str | None, Any]:
+        """Which member of an AnyValue is set (None: none) and what to read it from."""
+        raise NotImplementedError
+
+    def _leaf(self, key: str, item: Any) -> JSONScalar | None:
+        """A scalar AnyValue member, or None for bytes, non-finite doubles and profile string indexes."""
+        raise NotImplementedError
+
+    def _members(self, key: str, item: Any) -> tuple[bool, Sequence[Any]]:
+        """Whether a nested value is a key-value list, and its members."""
+        raise NotImplementedError
+
+    def _body_of(self, record: Any) -> Any:
+        """A log record's body, or None when it has none."""
+        raise NotImplementedError
+
+    def _ids(self, record: Any) -> tuple[bool, bool, bool]:
+        """Whether a log record carries a trace id, a span id and trace flags (never kept)."""
+        raise NotImplementedError
+
+    def _record_fields(self, record: Any) -> dict[str, Any]:
+        """A log record's own fields: times, severity, event name."""
+        raise NotImplementedError
+
+    def _metric(self, value: Any, above: _Above, points: list[OtlpDataPoint]) -> None:
+        raise NotImplementedError
+
+    # -- the walk -------------------------------------------------------------------------
+
+    def logs(self, request: Any) -> list[OtlpLogRecord]:
         records: list[OtlpLogRecord] = []
-        for i, resource_logs in enumerate(_list(request.get("resourceLogs"), "resourceLogs")):
-            try:
-                self._resource_logs(resource_logs, records)
-            except _Bad as bad:
-                raise bad.at(f"resourceLogs[{i}]") from None
+        self._walk(request, _LOGS, lambda value, above: records.append(self._record(value, above)))
         return records
 
-    def _resource_logs(self, value: object, records: list[OtlpLogRecord]) -> None:
-        resource_logs = _obj(value, "each resourceLogs") or {}
-        resource, resource_dropped = self._resource(resource_logs.get("resource"))
-        for j, scope_logs_value in enumerate(_list(resource_logs.get("scopeLogs"), "scopeLogs")):
+    def metrics(self, request: Any) -> list[OtlpDataPoint]:
+        points: list[OtlpDataPoint] = []
+        self._walk(request, _METRICS, lambda value, above: self._metric(value, above, points))
+        return points
+
+    def _walk(self, request: Any, signal: _Signal, visit: Callable[[Any, _Above], None]) -> None:
+        message = self._request(request)
+        for i, value in enumerate(self._children(message, signal.resources, signal.proto_resources)):
             try:
-                scope_logs = _obj(scope_logs_value, "each scopeLogs") or {}
-                scope_name, scope_version, scope_dropped = self._scope(scope_logs.get("scope"))
-                log_records = _list(scope_logs.get("logRecords"), "logRecords")
-                self.count.add(len(log_records), "log records")
-                above = resource_dropped + scope_dropped
-                for k, record_value in enumerate(log_records):
-                    try:
-                        records.append(self._record(record_value, resource, scope_name, scope_version, above))
-                    except _Bad as bad:
-                        raise bad.at(f"logRecords[{k}]") from None
+                self._resource_items(value, signal, visit)
             except _Bad as bad:
-                raise bad.at(f"scopeLogs[{j}]") from None
+                raise bad.at(f"{signal.resources}[{i}]") from None
 
-    def _resource(self, value: object) -> tuple[dict[str, JSONScalar], tuple[str, ...]]:
-        try:
-            resource = _obj(value, "resource") or {}
-            attributes, unsupported = self._attributes(resource.get("attributes"))
-        except _Bad as bad:
-            raise bad.at("resource") from None
-        return attributes, tuple(f"resource:{key}" for key in unsupported)
+    def _resource_items(self, value: Any, signal: _Signal, visit: Callable[[Any, _Above], None]) -> None:
+        container = self._open(value, f"each {signal.resources}")
+        resource, resource_dropped = self._resource(self._field(container, "resource"))
+        for j, scope_value in enumerate(self._children(container, signal.scopes, signal.proto_scopes)):
+            try:
+                scoped = self._open(scope_value, f"each {signal.scopes}")
+                scope_name, scope_version, scope_dropped = self._scope(self._field(scoped, "scope"))
+                items = self._children(scoped, signal.items, signal.proto_items)
+                if signal.counted is not None:
+                    self.count.add(len(items), signal.counted)
+                above = _Above(resource, scope_name, scope_version, resource_dropped + scope_dropped)
+                for k, item in enumerate(items):
+                    try:
+                        visit(item, above)
+                    except _Bad as bad:
+                        raise bad.at(f"{signal.items}[{k}]") from None
+            except _Bad as bad:
+                raise bad.at(f"{signal.scopes}[{j}]") from None
 
-    def _scope(self, value: object) -> tuple[str, str, tuple[str, ...]]:
-        try:
-            scope = _obj(value, "scope") or {}
-            name = _str(scope.get("name"), "name")
-            version = _str(scope.get("version"), "version")
-            attributes, unsupported = self._attributes(scope.get("attributes"))
-        except _Bad as bad:
-            raise bad.at("scope") from None
-        return name, version, tuple(f"scope:{key}" for key in [*attributes, *unsupported])
-
-    def _record(
-        self,
-        value: object,
-        resource: Mapping[str, JSONScalar],
-        scope_name: str,
-        scope_version: str,
-        above: tuple[str, ...],
-    ) -> OtlpLogRecord:
-        record = _obj(value, "each log record") or {}
-        dropped = list(above)
-        attributes, unsupported = self._attributes(record.get("attributes"))
+    def _record(self, value: Any, above: _Above) -> OtlpLogRecord:
+        record = self._open(value, "each log record")
+        dropped = list(above.dropped)
+        attributes, unsupported = self._attributes(record)
         dropped += [f"attr:{key}" for key in unsupported]
         body: JSONScalar | None = None
-        if record.get("body") is not None:
+        body_value = self._body_of(record)
+        if body_value is not None:
             try:
-                body = self._body(record["body"])
+                body = self._body(body_value)
             except _Unsupported:
                 dropped.append("body")
             except _Bad as bad:
                 raise bad.at("body") from None
-        if _str(record.get("traceId"), "traceId"):
-            dropped.append("trace_id")
-        if _str(record.get("spanId"), "spanId"):
-            dropped.append("span_id")
-        if _int(record.get("flags"), "flags", 0, 2**32):
-            dropped.append("flags")
-        return OtlpLogRecord(
-            resource=resource,
-            scope_name=scope_name,
-            scope_version=scope_version,
-            time_unix_nano=_int(record.get("timeUnixNano"), "timeUnixNano", 0, _UINT64),
-            observed_time_unix_nano=_int(record.get("observedTimeUnixNano"), "observedTimeUnixNano", 0, _UINT64),
-            severity_number=_enum(record.get("severityNumber"), "severityNumber"),
-            severity_text=_str(record.get("severityText"), "severityText"),
-            body=body,
-            event_name=_str(record.get("eventName"), "eventName"),
-            attributes=attributes,
-            dropped=tuple(dropped),
-        )
+        dropped += [name for name, carried in zip(_IDS, self._ids(record), strict=True) if carried]
+        return _decoded(OtlpLogRecord, above, attributes, dropped, body=body, **self._record_fields(record))
 
-    def _attributes(self, value: object) -> tuple[dict[str, JSONScalar], list[str]]:
-        """Flat attributes, and the keys refused (not flat, or given twice)."""
-        items = _list(value, "attributes")
+    def _resource(self, value: Any) -> tuple[dict[str, JSONScalar], tuple[str, ...]]:
+        try:
+            attributes, unsupported = self._attributes(self._open(value, "resource"))
+        except _Bad as bad:
+            raise bad.at("resource") from None
+        return attributes, tuple(f"resource:{key}" for key in unsupported)
+
+    def _scope(self, value: Any) -> tuple[str, str, tuple[str, ...]]:
+        try:
+            scope = self._open(value, "scope")
+            name = self._text(scope, "name")
+            version = self._text(scope, "version")
+            attributes, unsupported = self._attributes(scope)
+        except _Bad as bad:
+            raise bad.at("scope") from None
+        return name, version, tuple(f"scope:{key}" for key in [*attributes, *unsupported])
+
+    def _attributes(self, message: Any) -> tuple[dict[str, JSONScalar], list[str]]:
+        """A message's flat attributes, and the keys refused (not flat, or given twice)."""
+        items = self._children(message, "attributes", "attributes")
         if len(items) > MAX_ATTRIBUTES:
             raise _Bad(f"{len(items)} attributes; at most {MAX_ATTRIBUTES}", too_large=True).at("attributes")
         attributes: dict[str, JSONScalar] = {}
         unsupported: list[str] = []
         for i, item in enumerate(items):
             try:
-                pair = _obj(item, "each attribute") or {}
-                key = _str(pair.get("key"), "key")
+                key, value = self._pair(item, "each attribute")
                 _check_key(key)
                 try:
-                    scalar = self._scalar(pair.get("value"))
+                    scalar: JSONScalar | None = self._scalar(value)
                 except _Unsupported:
                     scalar = None
             except _Bad as bad:
@@ -572,49 +638,124 @@ class _JsonWalker:
                 attributes[key] = scalar
         return attributes, unsupported
 
-    def _one_of(self, value: object) -> tuple[str, Any] | None:
+    def _scalar(self, value: Any) -> JSONScalar:
+        """A flat value, or _Unsupported for arrays, kvlists, bytes, non-finite doubles and empty values.
+        The members of an array or kvlist are still checked (a malformed body is refused)."""
+        return self._value(value, nested=False)
+
+    def _body(self, value: Any) -> JSONScalar:
+        """A flat value, or an array or kvlist as its canonical JSON text."""
+        return self._value(value, nested=True)
+
+    def _value(self, value: Any, *, nested: bool) -> JSONScalar:
+        self.items = 0
+        key, item = self._one_of(value)
+        if key is None:
+            raise _Unsupported
+        if key in _NESTED:
+            plain = self._plain(key, item, 1)
+            if not nested or plain is _UNSUPPORTED:
+                raise _Unsupported
+            return canonical_json(plain)
+        scalar = self._leaf(key, item)
+        if scalar is None:
+            raise _Unsupported
+        return scalar
+
+    def _plain(self, key: str, item: Any, depth: int) -> object:
+        """An array or kvlist as plain JSON (a list or an object), or _UNSUPPORTED if it holds bytes
+        or a non-finite double or an empty value anywhere."""
+        if depth > MAX_ANY_DEPTH:
+            raise _Bad(f"arrays and key-value lists nested more than {MAX_ANY_DEPTH} deep", too_large=True)
+        is_kvlist, members = self._members(key, item)
+        self.items += len(members)
+        if self.items > MAX_ANY_ITEMS:
+            raise _Bad(f"more than {MAX_ANY_ITEMS} members in one value's arrays and key-value lists", too_large=True)
+        step = "kvlistValue" if is_kvlist else "arrayValue"
+        unsupported = False
+        plain_list: list[object] = []
+        plain_dict: dict[str, object] = {}
+        for i, member in enumerate(members):
+            try:
+                if is_kvlist:
+                    member_key, member_value = self._pair(member, "each key-value")
+                    _check_key(member_key)
+                else:
+                    member_key, member_value = "", member
+                one, one_item = self._one_of(member_value)
+                if one is None:
+                    result: object = _UNSUPPORTED
+                elif one in _NESTED:
+                    result = self._plain(one, one_item, depth + 1)
+                else:
+                    leaf = self._leaf(one, one_item)
+                    result = _UNSUPPORTED if leaf is None else leaf
+            except _Bad as bad:
+                raise bad.at(f"{step}.values[{i}]") from None
+            if result is _UNSUPPORTED:
+                unsupported = True
+            elif is_kvlist:
+                if member_key in plain_dict:
+                    unsupported = True  # a key given twice: which counts is ambiguous
+                plain_dict[member_key] = result
+            else:
+                plain_list.append(result)
+        if unsupported:
+            return _UNSUPPORTED
+        return plain_dict if is_kvlist else plain_list
+
+
+_Decoded = TypeVar("_Decoded", OtlpLogRecord, OtlpDataPoint)
+
+
+def _decoded(
+    made: type[_Decoded], above: _Above, attributes: Mapping[str, JSONScalar], dropped: list[str], **fields: Any
+) -> _Decoded:
+    """A log record or data point: what it takes from above, its attributes, what it dropped,
+    and its own ``fields`` (both walkers make them here)."""
+    return made(
+        resource=above.resource,
+        scope_name=above.scope_name,
+        scope_version=above.scope_version,
+        attributes=attributes,
+        dropped=tuple(dropped),
+        **fields,
+    )
+
+
+class _JsonWalker(_Walker):
+    def _request(self, request: Any) -> Any:
+        checked = _obj(request, "the request")
+        if checked is None:
+            raise _Bad("the request must be an object")
+        return checked
+
+    def _open(self, value: Any, what: str) -> Any:
+        return _obj(value, what) or {}
+
+    def _field(self, message: Any, key: str) -> Any:
+        return message.get(key)
+
+    def _children(self, message: Any, key: str, proto_key: str) -> Sequence[Any]:
+        return _list(message.get(key), key)
+
+    def _text(self, message: Any, key: str) -> str:
+        return _str(message.get(key), key)
+
+    def _pair(self, item: Any, what: str) -> tuple[str, Any]:
+        pair = _obj(item, what) or {}
+        return _str(pair.get("key"), "key"), pair.get("value")
+
+    def _one_of(self, value: Any) -> tuple[str | None, Any]:
         anyvalue = _obj(value, "value")
         if not anyvalue:
-            return None
+            return None, None
         present = [(key, item) for key, item in anyvalue.items() if item is not None and key in _ANY_KEYS]
         if len(present) > 1:
             raise _Bad(f"a value sets {present[0][0]} and {present[1][0]}; give one")
-        return present[0] if present else None
+        return present[0] if present else (None, None)
 
-    def _scalar(self, value: object) -> JSONScalar:
-        """A flat value, or _Unsupported for arrays, kvlists, bytes, non-finite doubles and empty values.
-        The members of an array or kvlist are still checked (a malformed body is refused)."""
-        self.items = 0
-        one = self._one_of(value)
-        if one is None:
-            raise _Unsupported
-        key, item = one
-        if key in ("arrayValue", "kvlistValue"):
-            self._plain(key, item, 1)
-            raise _Unsupported
-        scalar = self._leaf(key, item)
-        if scalar is None:
-            raise _Unsupported
-        return scalar
-
-    def _body(self, value: object) -> JSONScalar:
-        self.items = 0
-        one = self._one_of(value)
-        if one is None:
-            raise _Unsupported
-        key, item = one
-        if key in ("arrayValue", "kvlistValue"):
-            plain = self._plain(key, item, 1)
-            if plain is _UNSUPPORTED:
-                raise _Unsupported
-            return _plain_json(plain)
-        scalar = self._leaf(key, item)
-        if scalar is None:
-            raise _Unsupported
-        return scalar
-
-    def _leaf(self, key: str, item: object) -> JSONScalar | None:
-        """A scalar AnyValue member, or None for bytes, non-finite doubles and profile string indexes."""
+    def _leaf(self, key: str, item: Any) -> JSONScalar | None:
         if key == "stringValue":
             return _str(item, "stringValue")
         if key == "boolValue":
@@ -630,88 +771,29 @@ class _JsonWalker:
         _int(item, key, -(2**31), 2**31)  # stringValueStrindex: profiles only
         return None
 
-    def _plain(self, key: str, item: object, depth: int) -> object:
-        """An array or kvlist as plain JSON (a list or an object), or _UNSUPPORTED if it holds bytes
-        or a non-finite double or an empty value anywhere."""
-        if depth > MAX_ANY_DEPTH:
-            raise _Bad(f"arrays and key-value lists nested more than {MAX_ANY_DEPTH} deep", too_large=True)
-        members = _list((_obj(item, key) or {}).get("values"), f"{key}.values")
-        self.items += len(members)
-        if self.items > MAX_ANY_ITEMS:
-            raise _Bad(f"more than {MAX_ANY_ITEMS} members in one value's arrays and key-value lists", too_large=True)
-        unsupported = False
-        plain_list: list[object] = []
-        plain_dict: dict[str, object] = {}
-        for i, member in enumerate(members):
-            try:
-                if key == "kvlistValue":
-                    pair = _obj(member, "each key-value") or {}
-                    member_key = _str(pair.get("key"), "key")
-                    _check_key(member_key)
-                    member_value = pair.get("value")
-                else:
-                    member_key, member_value = "", member
-                one = self._one_of(member_value)
-                if one is None:
-                    result: object = _UNSUPPORTED
-                elif one[0] in ("arrayValue", "kvlistValue"):
-                    result = self._plain(one[0], one[1], depth + 1)
-                else:
-                    leaf = self._leaf(*one)
-                    result = _UNSUPPORTED if leaf is None else leaf
-            except _Bad as bad:
-                raise bad.at(f"{key}.values[{i}]") from None
-            if result is _UNSUPPORTED:
-                unsupported = True
-            elif key == "kvlistValue":
-                if member_key in plain_dict:
-                    unsupported = True  # a key given twice: which counts is ambiguous
-                plain_dict[member_key] = result
-            else:
-                plain_list.append(result)
-        if unsupported:
-            return _UNSUPPORTED
-        return plain_dict if key == "kvlistValue" else plain_list
+    def _members(self, key: str, item: Any) -> tuple[bool, Sequence[Any]]:
+        return key == "kvlistValue", _list((_obj(item, key) or {}).get("values"), f"{key}.values")
 
-    # --- metrics ---
+    def _body_of(self, record: Any) -> Any:
+        return record.get("body")
 
-    def metrics(self, obj: object) -> list[OtlpDataPoint]:
-        request = _obj(obj, "the request")
-        if request is None:
-            raise _Bad("the request must be an object")
-        points: list[OtlpDataPoint] = []
-        for i, resource_metrics in enumerate(_list(request.get("resourceMetrics"), "resourceMetrics")):
-            try:
-                self._resource_metrics(resource_metrics, points)
-            except _Bad as bad:
-                raise bad.at(f"resourceMetrics[{i}]") from None
-        return points
+    def _ids(self, record: Any) -> tuple[bool, bool, bool]:
+        return (
+            bool(_str(record.get("traceId"), "traceId")),
+            bool(_str(record.get("spanId"), "spanId")),
+            bool(_int(record.get("flags"), "flags", 0, 2**32)),
+        )
 
-    def _resource_metrics(self, value: object, points: list[OtlpDataPoint]) -> None:
-        resource_metrics = _obj(value, "each resourceMetrics") or {}
-        resource, resource_dropped = self._resource(resource_metrics.get("resource"))
-        for j, scope_value in enumerate(_list(resource_metrics.get("scopeMetrics"), "scopeMetrics")):
-            try:
-                scope_metrics = _obj(scope_value, "each scopeMetrics") or {}
-                scope_name, scope_version, scope_dropped = self._scope(scope_metrics.get("scope"))
-                above = resource_dropped + scope_dropped
-                for k, metric_value in enumerate(_list(scope_metrics.get("metrics"), "metrics")):
-                    try:
-                        self._metric(metric_value, resource, scope_name, scope_version, above, points)
-                    except _Bad as bad:
-                        raise bad.at(f"metrics[{k}]") from None
-            except _Bad as bad:
-                raise bad.at(f"scopeMetrics[{j}]") from None
+    def _record_fields(self, record: Any) -> dict[str, Any]:
+        return {
+            "time_unix_nano": _int(record.get("timeUnixNano"), "timeUnixNano", 0, _UINT64),
+            "observed_time_unix_nano": _int(record.get("observedTimeUnixNano"), "observedTimeUnixNano", 0, _UINT64),
+            "severity_number": _enum(record.get("severityNumber"), "severityNumber"),
+            "severity_text": _str(record.get("severityText"), "severityText"),
+            "event_name": _str(record.get("eventName"), "eventName"),
+        }
 
-    def _metric(
-        self,
-        value: object,
-        resource: Mapping[str, JSONScalar],
-        scope_name: str,
-        scope_version: str,
-        above: tuple[str, ...],
-        points: list[OtlpDataPoint],
-    ) -> None:
+    def _metric(self, value: Any, above: _Above, points: list[OtlpDataPoint]) -> None:
         metric = _obj(value, "each metric") or {}
         name = _str(metric.get("name"), "name")
         unit = _str(metric.get("unit"), "unit")
@@ -731,10 +813,7 @@ class _JsonWalker:
             for k, point_value in enumerate(data_points):
                 try:
                     point = _obj(point_value, "each data point") or {}
-                    points.append(
-                        self._point(point, kind, name, unit, temporality, monotonic, resource, scope_name,
-                                    scope_version, above)
-                    )  # fmt: skip
+                    points.append(self._point(point, kind, name, unit, temporality, monotonic, above))
                 except _Bad as bad:
                     raise bad.at(f"dataPoints[{k}]") from None
         except _Bad as bad:
@@ -748,13 +827,10 @@ class _JsonWalker:
         unit: str,
         temporality: int,
         monotonic: bool,
-        resource: Mapping[str, JSONScalar],
-        scope_name: str,
-        scope_version: str,
-        above: tuple[str, ...],
+        above: _Above,
     ) -> OtlpDataPoint:
-        dropped = list(above)
-        attributes, unsupported = self._attributes(point.get("attributes"))
+        dropped = list(above.dropped)
+        attributes, unsupported = self._attributes(point)
         dropped += [f"attr:{key}" for key in unsupported]
         if _list(point.get("exemplars"), "exemplars"):
             dropped.append("exemplars")
@@ -779,10 +855,11 @@ class _JsonWalker:
             high = self._optional_double(point.get("max"), "max")
             if point.get("bucketCounts") or point.get("positive") or point.get("negative"):
                 dropped.append("buckets")
-        return OtlpDataPoint(
-            resource=resource,
-            scope_name=scope_name,
-            scope_version=scope_version,
+        return _decoded(
+            OtlpDataPoint,
+            above,
+            attributes,
+            dropped,
             metric=name,
             unit=unit,
             kind=kind,
@@ -795,8 +872,6 @@ class _JsonWalker:
             max=high,
             start_time_unix_nano=_int(point.get("startTimeUnixNano"), "startTimeUnixNano", 0, _UINT64),
             time_unix_nano=_int(point.get("timeUnixNano"), "timeUnixNano", 0, _UINT64),
-            attributes=attributes,
-            dropped=tuple(dropped),
         )
 
     @staticmethod
@@ -811,6 +886,8 @@ _ANY_KEYS = frozenset(
     {"stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue",
      "stringValueStrindex"}
 )  # fmt: skip
+_IDS = ("trace_id", "span_id", "flags")  # a log record's dropped names for what _ids finds
+_NESTED = frozenset({"arrayValue", "kvlistValue", "array_value", "kvlist_value"})  # both encodings' names
 _DATA_KEYS: dict[str, MetricKind] = {
     "gauge": "gauge",
     "sum": "sum",
@@ -830,216 +907,69 @@ _UNSUPPORTED = _Marker()
 # --- protobuf ----------------------------------------------------------------------------------
 
 
-class _ProtoWalker:
+class _ProtoWalker(_Walker):
     """The same records from the parsed messages (attribute access on upb messages is fast)."""
 
-    def __init__(self) -> None:
-        self.count = _Counter()
-        self.items = 0
+    def _request(self, request: Any) -> Any:
+        return request
 
-    def logs(self, request: Any) -> list[OtlpLogRecord]:
-        records: list[OtlpLogRecord] = []
-        for i, resource_logs in enumerate(request.resource_logs):
-            try:
-                resource, resource_dropped = self._resource(resource_logs.resource)
-                for j, scope_logs in enumerate(resource_logs.scope_logs):
-                    try:
-                        name, version, scope_dropped = self._scope(scope_logs.scope)
-                        self.count.add(len(scope_logs.log_records), "log records")
-                        above = resource_dropped + scope_dropped
-                        for k, record in enumerate(scope_logs.log_records):
-                            try:
-                                records.append(self._record(record, resource, name, version, above))
-                            except _Bad as bad:
-                                raise bad.at(f"logRecords[{k}]") from None
-                    except _Bad as bad:
-                        raise bad.at(f"scopeLogs[{j}]") from None
-            except _Bad as bad:
-                raise bad.at(f"resourceLogs[{i}]") from None
-        return records
+    def _open(self, value: Any, what: str) -> Any:
+        return value
 
-    def _resource(self, resource: Any) -> tuple[dict[str, JSONScalar], tuple[str, ...]]:
-        try:
-            attributes, unsupported = self._attributes(resource.attributes)
-        except _Bad as bad:
-            raise bad.at("resource") from None
-        return attributes, tuple(f"resource:{key}" for key in unsupported)
+    def _field(self, message: Any, key: str) -> Any:
+        return getattr(message, key)
 
-    def _scope(self, scope: Any) -> tuple[str, str, tuple[str, ...]]:
-        try:
-            attributes, unsupported = self._attributes(scope.attributes)
-        except _Bad as bad:
-            raise bad.at("scope") from None
-        return scope.name, scope.version, tuple(f"scope:{key}" for key in [*attributes, *unsupported])
+    def _children(self, message: Any, key: str, proto_key: str) -> Sequence[Any]:
+        children: Sequence[Any] = getattr(message, proto_key)
+        return children
 
-    def _record(
-        self,
-        record: Any,
-        resource: Mapping[str, JSONScalar],
-        scope_name: str,
-        scope_version: str,
-        above: tuple[str, ...],
-    ) -> OtlpLogRecord:
-        dropped = list(above)
-        attributes, unsupported = self._attributes(record.attributes)
-        dropped += [f"attr:{key}" for key in unsupported]
-        body: JSONScalar | None = None
-        if record.HasField("body"):
-            try:
-                body = self._body(record.body)
-            except _Unsupported:
-                dropped.append("body")
-            except _Bad as bad:
-                raise bad.at("body") from None
-        if record.trace_id:
-            dropped.append("trace_id")
-        if record.span_id:
-            dropped.append("span_id")
-        if record.flags:
-            dropped.append("flags")
-        return OtlpLogRecord(
-            resource=resource,
-            scope_name=scope_name,
-            scope_version=scope_version,
-            time_unix_nano=record.time_unix_nano,
-            observed_time_unix_nano=record.observed_time_unix_nano,
-            severity_number=record.severity_number,
-            severity_text=record.severity_text,
-            body=body,
-            event_name=record.event_name,
-            attributes=attributes,
-            dropped=tuple(dropped),
-        )
+    def _text(self, message: Any, key: str) -> str:
+        text: str = getattr(message, key)
+        return text
 
-    def _attributes(self, items: Sequence[KeyValue]) -> tuple[dict[str, JSONScalar], list[str]]:
-        if len(items) > MAX_ATTRIBUTES:
-            raise _Bad(f"{len(items)} attributes; at most {MAX_ATTRIBUTES}", too_large=True).at("attributes")
-        attributes: dict[str, JSONScalar] = {}
-        unsupported: list[str] = []
-        for i, pair in enumerate(items):
-            key = pair.key
-            try:
-                _check_key(key)
-                try:
-                    scalar: JSONScalar | None = self._scalar(pair.value)
-                except _Unsupported:
-                    scalar = None
-            except _Bad as bad:
-                raise bad.at(f"attributes[{i}]") from None
-            if key in attributes or key in unsupported:
-                attributes.pop(key, None)
-                if key not in unsupported:
-                    unsupported.append(key)
-            elif scalar is None:
-                unsupported.append(key)
-            else:
-                attributes[key] = scalar
-        return attributes, unsupported
+    def _pair(self, item: Any, what: str) -> tuple[str, Any]:
+        return item.key, item.value
 
-    def _scalar(self, value: AnyValue) -> JSONScalar:
-        self.items = 0
-        which = value.WhichOneof("value")
-        if which in ("array_value", "kvlist_value"):
-            self._plain(value, 1)
-            raise _Unsupported
-        scalar = self._leaf(value, which)
-        if scalar is None:
-            raise _Unsupported
-        return scalar
+    def _one_of(self, value: Any) -> tuple[str | None, Any]:
+        return value.WhichOneof("value"), value
 
-    def _body(self, value: AnyValue) -> JSONScalar:
-        self.items = 0
-        which = value.WhichOneof("value")
-        if which in ("array_value", "kvlist_value"):
-            plain = self._plain(value, 1)
-            if plain is _UNSUPPORTED:
-                raise _Unsupported
-            return _plain_json(plain)
-        scalar = self._leaf(value, which)
-        if scalar is None:
-            raise _Unsupported
-        return scalar
-
-    @staticmethod
-    def _leaf(value: AnyValue, which: str | None) -> JSONScalar | None:
-        if which == "string_value":
-            return value.string_value
-        if which == "bool_value":
-            return value.bool_value
-        if which == "int_value":
-            return value.int_value
-        if which == "double_value":
-            number = value.double_value
+    def _leaf(self, key: str, item: Any) -> JSONScalar | None:
+        if key == "string_value":
+            text: str = item.string_value
+            return text
+        if key == "bool_value":
+            flag: bool = item.bool_value
+            return flag
+        if key == "int_value":
+            integer: int = item.int_value
+            return integer
+        if key == "double_value":
+            number: float = item.double_value
             return number if math.isfinite(number) else None
         return None  # bytes, a profile string index, or no value
 
-    def _plain(self, value: AnyValue, depth: int) -> object:
-        if depth > MAX_ANY_DEPTH:
-            raise _Bad(f"arrays and key-value lists nested more than {MAX_ANY_DEPTH} deep", too_large=True)
-        is_kvlist = value.WhichOneof("value") == "kvlist_value"
-        members: Sequence[Any] = value.kvlist_value.values if is_kvlist else value.array_value.values
-        self.items += len(members)
-        if self.items > MAX_ANY_ITEMS:
-            raise _Bad(f"more than {MAX_ANY_ITEMS} members in one value's arrays and key-value lists", too_large=True)
-        unsupported = False
-        plain_list: list[object] = []
-        plain_dict: dict[str, object] = {}
-        for i, member in enumerate(members):
-            try:
-                if is_kvlist:
-                    _check_key(member.key)
-                    member_value = member.value
-                else:
-                    member_value = member
-                which = member_value.WhichOneof("value")
-                if which in ("array_value", "kvlist_value"):
-                    result = self._plain(member_value, depth + 1)
-                else:
-                    leaf = self._leaf(member_value, which)
-                    result = _UNSUPPORTED if leaf is None else leaf
-            except _Bad as bad:
-                raise bad.at(f"{'kvlistValue' if is_kvlist else 'arrayValue'}.values[{i}]") from None
-            if result is _UNSUPPORTED:
-                unsupported = True
-            elif is_kvlist:
-                if member.key in plain_dict:
-                    unsupported = True
-                plain_dict[member.key] = result
-            else:
-                plain_list.append(result)
-        if unsupported:
-            return _UNSUPPORTED
-        return plain_dict if is_kvlist else plain_list
+    def _members(self, key: str, item: Any) -> tuple[bool, Sequence[Any]]:
+        is_kvlist = key == "kvlist_value"
+        members: Sequence[Any] = item.kvlist_value.values if is_kvlist else item.array_value.values
+        return is_kvlist, members
 
-    def metrics(self, request: Any) -> list[OtlpDataPoint]:
-        points: list[OtlpDataPoint] = []
-        for i, resource_metrics in enumerate(request.resource_metrics):
-            try:
-                resource, resource_dropped = self._resource(resource_metrics.resource)
-                for j, scope_metrics in enumerate(resource_metrics.scope_metrics):
-                    try:
-                        name, version, scope_dropped = self._scope(scope_metrics.scope)
-                        above = resource_dropped + scope_dropped
-                        for k, metric in enumerate(scope_metrics.metrics):
-                            try:
-                                self._metric(metric, resource, name, version, above, points)
-                            except _Bad as bad:
-                                raise bad.at(f"metrics[{k}]") from None
-                    except _Bad as bad:
-                        raise bad.at(f"scopeMetrics[{j}]") from None
-            except _Bad as bad:
-                raise bad.at(f"resourceMetrics[{i}]") from None
-        return points
+    def _body_of(self, record: Any) -> Any:
+        return record.body if record.HasField("body") else None
 
-    def _metric(
-        self,
-        metric: Any,
-        resource: Mapping[str, JSONScalar],
-        scope_name: str,
-        scope_version: str,
-        above: tuple[str, ...],
-        points: list[OtlpDataPoint],
-    ) -> None:
+    def _ids(self, record: Any) -> tuple[bool, bool, bool]:
+        return bool(record.trace_id), bool(record.span_id), bool(record.flags)
+
+    def _record_fields(self, record: Any) -> dict[str, Any]:
+        return {
+            "time_unix_nano": record.time_unix_nano,
+            "observed_time_unix_nano": record.observed_time_unix_nano,
+            "severity_number": record.severity_number,
+            "severity_text": record.severity_text,
+            "event_name": record.event_name,
+        }
+
+    def _metric(self, value: Any, above: _Above, points: list[OtlpDataPoint]) -> None:
+        metric = value
         which = metric.WhichOneof("data")
         if which is None:
             return
@@ -1050,23 +980,23 @@ class _ProtoWalker:
         self.count.add(len(data.data_points), "data points")
         for k, point in enumerate(data.data_points):
             try:
-                dropped = list(above)
-                attributes, unsupported = self._attributes(point.attributes)
+                dropped = list(above.dropped)
+                attributes, unsupported = self._attributes(point)
             except _Bad as bad:
                 raise bad.at(f"{_PROTO_JSON_NAMES[which]}.dataPoints[{k}]") from None
             dropped += [f"attr:{key}" for key in unsupported]
             if kind != "summary" and len(point.exemplars):
                 dropped.append("exemplars")
-            value: int | float | None = None
+            number: int | float | None = None
             count = total = low = high = None
             if kind in ("gauge", "sum"):
                 number_kind = point.WhichOneof("value")
                 if number_kind == "as_int":
-                    value = point.as_int
+                    number = point.as_int
                 elif number_kind == "as_double":
-                    value = point.as_double if math.isfinite(point.as_double) else None
+                    number = point.as_double if math.isfinite(point.as_double) else None
                 if point.flags & _NO_RECORDED_VALUE:
-                    value = None
+                    number = None
             else:
                 count = point.count
                 total = self._optional(point, "sum")
@@ -1078,24 +1008,23 @@ class _ProtoWalker:
                     ):
                         dropped.append("buckets")
             points.append(
-                OtlpDataPoint(
-                    resource=resource,
-                    scope_name=scope_name,
-                    scope_version=scope_version,
+                _decoded(
+                    OtlpDataPoint,
+                    above,
+                    attributes,
+                    dropped,
                     metric=metric.name,
                     unit=metric.unit,
                     kind=kind,
                     temporality=temporality,
                     monotonic=monotonic,
-                    value=value,
+                    value=number,
                     count=count,
                     sum=total,
                     min=low,
                     max=high,
                     start_time_unix_nano=point.start_time_unix_nano,
                     time_unix_nano=point.time_unix_nano,
-                    attributes=attributes,
-                    dropped=tuple(dropped),
                 )
             )
 

@@ -53,6 +53,16 @@ _IGNORABLE = re.compile(
 )
 
 
+def shown_value(value: object, limit: int) -> str:
+    """A value as an error message may quote it: its ``repr`` (which escapes controls, bidi
+    and invisible characters, so the text is safe to show), cut to ``limit`` characters."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int over 4300 digits, a structure too deep
+        text = f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def has_control(text: str) -> bool:
     """Whether ``text`` holds a control character (:data:`CONTROL`)."""
     return any(unicodedata.category(char) in CONTROL for char in text)

@@ -16,12 +16,14 @@ from datetime import date, datetime
 
 from .clock import from_iso, to_iso
 from .manifest import FieldSpec, Manifest
+from .preview_text import shown_value
 
 JSONScalar = str | int | float | bool
 Report = dict[str, JSONScalar]
 
 MAX_STRING = 4096
 MAX_DROPPED_NAMES = 100
+_SHOWN = 40  # the longest a value is quoted in a problem (shown_value)
 # ASCII digits only (\d takes any script's, "٣.١" would count apart from "3.1"), and \Z:
 # "$" would let a version end in a newline.
 _VERSION = re.compile(r"^[0-9]{1,9}(\.[0-9]{1,9}){0,3}([-+][0-9A-Za-z.+-]{1,64})?\Z")
@@ -61,7 +63,7 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
         for name, value in raw.items():
             accept = fast.get(name) if type(name) is str else None
             if accept is None:
-                dropped.append(name if type(name) is str else _show(name))
+                dropped.append(name if type(name) is str else shown_value(name, _SHOWN))
             elif accept(value):
                 report[name] = value
             else:
@@ -135,14 +137,14 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
     if value is None:
         return _Problem(f"null is not a {kind}; leave the field out instead")
     if kind == "boolean":
-        return value if isinstance(value, bool) else _Problem(f"{_show(value)} is not true or false")
+        return value if isinstance(value, bool) else _Problem(f"{shown_value(value, _SHOWN)} is not true or false")
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
-            return _Problem(f"{_show(value)} is not an integer")
+            return _Problem(f"{shown_value(value, _SHOWN)} is not an integer")
         return value if -_INT_LIMIT <= value < _INT_LIMIT else _Problem("the integer is out of range")
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return _Problem(f"{_show(value)} is not a number")
+            return _Problem(f"{shown_value(value, _SHOWN)} is not a number")
         if isinstance(value, float) and not math.isfinite(value):
             return _Problem("the number is not finite")
         if not -_INT_LIMIT <= value < _INT_LIMIT:  # the integer range, as the fast check has it
@@ -152,16 +154,16 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
             return int(value)
         return value
     if not isinstance(value, str):
-        return _Problem(f"{_show(value)} is not a string")
+        return _Problem(f"{shown_value(value, _SHOWN)} is not a string")
     if len(value) > MAX_STRING:
         return _Problem(f"the string is {len(value)} characters; at most {MAX_STRING} are allowed")
     if not value.isascii() and _SURROGATES.search(value):
         return _Problem("the string contains an unpaired surrogate (invalid Unicode)")
     if kind == "enum" and value not in spec.values:
-        return _Problem(f"{_show(value)} is not one of the declared values")
+        return _Problem(f"{shown_value(value, _SHOWN)} is not one of the declared values")
     if kind == "version":
         if not _VERSION.match(value):
-            return _Problem(f"{_show(value)} is not a version like 3.1.4")
+            return _Problem(f"{shown_value(value, _SHOWN)} is not a version like 3.1.4")
         return _normal_version(value)
     if kind == "timestamp":
         try:
@@ -170,7 +172,8 @@ def check_value(spec: FieldSpec, value: object) -> JSONScalar | _Problem:
                 return value
             return to_iso(from_iso(value))
         except (ValueError, OverflowError):
-            return _Problem(f"{_show(value)} is not an ISO 8601 timestamp with a zone (like 2026-11-24T10:00:00Z)")
+            shown = shown_value(value, _SHOWN)
+            return _Problem(f"{shown} is not an ISO 8601 timestamp with a zone (like 2026-11-24T10:00:00Z)")
     return value
 
 
@@ -185,11 +188,3 @@ def _normal_version(value: str) -> str:
             cut = min(cut, at)
     core = ".".join(str(int(part)) for part in value[:cut].split("."))
     return core + value[cut:]
-
-
-def _show(value: object) -> str:
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):  # an int over 4300 digits, a structure too deep
-        text = f"a {type(value).__name__} too large to show"
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -348,6 +348,10 @@ class Store:
         row = self._execute("SELECT body FROM manifests WHERE app_id = ? AND version = ?", (app_id, version)).fetchone()
         return str(row[0]) if row else None
 
+    def manifest_versions(self, app_id: str) -> list[int]:
+        rows = self._execute("SELECT version FROM manifests WHERE app_id = ? ORDER BY version", (app_id,)).fetchall()
+        return [int(row[0]) for row in rows]
+
     # -- batches ---------------------------------------------------------------------
 
     def batch(self, batch_id: str) -> BatchRecord | None:
