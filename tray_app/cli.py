@@ -35,6 +35,7 @@ from .core import (
     plain_text,
     repair_permissions,
     running_endpoint,
+    running_otlp_receiver,
     scope_fields_in_words,
     stop_instance,
     wake_instance,
@@ -258,11 +259,14 @@ def _status(args: argparse.Namespace) -> int:
     locations = Locations.from_env()
     overview = _broker().overview()
     endpoint = running_endpoint(locations)
+    otlp = running_otlp_receiver(locations, endpoint) if endpoint else None
     obj = {
         "version": __version__,
         "running": endpoint is not None,
         "url": endpoint.url if endpoint else None,
         "pid": endpoint.pid if endpoint else None,
+        "otlp_url": otlp.url if otlp else None,
+        "otlp_problem": otlp.problem if otlp else None,
         "database": str(locations.database),
         "apps": overview.apps,
         "awaiting_consent": overview.awaiting_consent,
@@ -278,6 +282,10 @@ def _status(args: argparse.Namespace) -> int:
         return _print_json(obj)
     state = f"running at {endpoint.url} (pid {endpoint.pid})" if endpoint else "not running"
     _out(f"Telemetry Tray {__version__}: {state}")
+    if otlp is not None and otlp.url:
+        _out(f"OpenTelemetry apps send to: {otlp.url} (OTEL_EXPORTER_OTLP_ENDPOINT)")
+    elif otlp is not None and otlp.problem:
+        _out(f"OpenTelemetry receiver: not serving. {otlp.problem}")
     _out(f"Database: {locations.database}")
     _out(f"Apps: {overview.apps} ({overview.awaiting_consent} awaiting your consent)")
     _out(

@@ -23,7 +23,9 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def tray_env(home: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "TELEMETRY_TRAY_HOME": str(home), **extra}
+    # The OTLP port is fixed by default (4318): test instances take any free one instead,
+    # so they never meet each other, or a tray the developer runs, on it.
+    return {**os.environ, "TELEMETRY_TRAY_HOME": str(home), "TELEMETRY_TRAY_OTLP_PORT": "0", **extra}
 
 
 def tray_cli(env: dict[str, str]) -> Run:

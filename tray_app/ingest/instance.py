@@ -4,10 +4,16 @@
 order matters: take the lock (one instance per home), open the database, take in the
 spool, serve, and only then write ``endpoint.json`` so a client that finds the file
 finds a live endpoint. Stopping undoes it in reverse.
+
+Beside the native endpoint it serves the OTLP/HTTP receiver (``otlp_routes.py``) on a port
+that stays the same across restarts (``TELEMETRY_TRAY_OTLP_PORT``, default 4318). If that
+port is taken the instance runs all the same: it logs one line saying so, and writes the
+problem to ``otlp.json`` (beside ``endpoint.json``), which ``telemetry-tray status`` reads.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -24,29 +30,57 @@ from ..core import (
     Housekeeper,
     InstanceLock,
     Locations,
+    OtlpReceiver,
     SecretStore,
     Spool,
+    number_from_env,
     remove_endpoint,
+    remove_otlp_receiver,
     repair_permissions,
     timeout_from_env,
     write_endpoint,
+    write_otlp_receiver,
 )
+from .otlp_routes import DEFAULT_OTLP_PORT, OTLP_PORT_ENV, OtlpApp
 from .routes import IngestApp
 from .server import IngestServer
 
 log = logging.getLogger(__name__)
 
 
+def otlp_port_from_env() -> int:
+    """``TELEMETRY_TRAY_OTLP_PORT``: the OTLP/HTTP receiver's port, 4318 unless set (0: any free port)."""
+    return number_from_env(
+        OTLP_PORT_ENV,
+        int,
+        DEFAULT_OTLP_PORT,
+        0,
+        65535,
+        what=f"a port number; use 1 to 65535 ({DEFAULT_OTLP_PORT}, the OTLP/HTTP port, unless set), "
+        "or 0 for any free port.",
+    )
+
+
 class Instance:
-    def __init__(self, locations: Locations, port: int = 0, secrets: SecretStore | None = None) -> None:
+    def __init__(
+        self,
+        locations: Locations,
+        port: int = 0,
+        secrets: SecretStore | None = None,
+        *,
+        otlp_port: int | None = None,
+    ) -> None:
         self.locations = locations
         self.port = port
+        self.otlp_port = otlp_port  # None: TELEMETRY_TRAY_OTLP_PORT, read at start
         # The tray passes its own: one keyring handle per process, so what Settings sees
         # (stored, or no keyring yet) is what the forwarder sees.
         self.secrets = secrets if secrets is not None else SecretStore()
         self.lock = InstanceLock(locations)
         self.broker: Broker | None = None
         self.server: IngestServer | None = None
+        self.otlp_server: IngestServer | None = None
+        self.otlp_problem: str | None = None  # why the OTLP receiver does not serve
         self.housekeeper: Housekeeper | None = None
         self.forwarder: Forwarder | None = None
         self.delivery: DeliveryLoop | None = None
@@ -61,6 +95,7 @@ class Instance:
 
     def start(self) -> Endpoint:
         timeout = timeout_from_env()  # a bad setting is refused before anything is touched
+        otlp_port = self.otlp_port if self.otlp_port is not None else otlp_port_from_env()
         self.locations.prepare()
         self.lock.acquire()
         try:
@@ -69,20 +104,44 @@ class Instance:
             self.broker = Broker.open(self.locations)
             self.housekeeper = Housekeeper(self.broker, Spool(self.locations.spool), on_change=self.changed)
             self.housekeeper.run_once()  # windows that ended while we were away, and the spool
-            self.forwarder = Forwarder(self.broker, self.secrets, timeout=timeout)
+            self.forwarder = Forwarder(self.broker.deliveries, self.secrets, timeout=timeout)
             self.delivery = DeliveryLoop(self.forwarder, on_change=self.changed)
             app = IngestApp(self.broker, __version__, self._ingested, self.wake)
             self.server = IngestServer(app, self.port)
             self.server.start()
+            self._start_otlp(otlp_port)
             self.housekeeper.start()
             self.delivery.start()
             self.endpoint = Endpoint(self.server.url, os.getpid(), __version__)
+            write_otlp_receiver(self.locations, OtlpReceiver(self.endpoint.pid, self.otlp_url, self.otlp_problem))
             write_endpoint(self.locations, self.endpoint)
         except BaseException:
             self.stop()
             raise
         log.info("serving on %s", self.endpoint.url)
         return self.endpoint
+
+    @property
+    def otlp_url(self) -> str | None:
+        """Where OpenTelemetry apps send (``OTEL_EXPORTER_OTLP_ENDPOINT``), or None."""
+        return self.otlp_server.url if self.otlp_server is not None else None
+
+    def _start_otlp(self, port: int) -> None:
+        assert self.broker is not None
+        self.otlp_problem = None
+        try:
+            self.otlp_server = IngestServer(OtlpApp(self.broker, self._ingested), port, name="otlp-server")
+        except OSError as exc:
+            reason = "in use by another program" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            self.otlp_problem = (
+                f"The OpenTelemetry (OTLP/HTTP) port {port} is {reason}, so OpenTelemetry apps cannot reach "
+                f"Telemetry Tray; the rest works. Stop what uses it, or set {OTLP_PORT_ENV} to another port "
+                "and restart."
+            )
+            log.warning("%s", self.otlp_problem)
+            return
+        self.otlp_server.start()
+        log.info("OTLP/HTTP receiver on %s", self.otlp_server.url)
 
     def wake(self) -> None:
         """Look for due work now: windows to close, spool to drain, batches to send."""
@@ -100,7 +159,11 @@ class Instance:
     def stop(self) -> None:
         if self.endpoint is not None:
             remove_endpoint(self.locations, self.endpoint.pid)
+            remove_otlp_receiver(self.locations, self.endpoint.pid)
             self.endpoint = None
+        if self.otlp_server is not None:
+            self.otlp_server.stop()
+            self.otlp_server = None
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -132,6 +195,8 @@ def run_headless(locations: Locations, port: int, ready: threading.Event | None 
     try:
         endpoint = instance.start()
         print(f"Telemetry Tray {__version__} listening on {endpoint.url} (pid {endpoint.pid})", flush=True)
+        if instance.otlp_url is not None:
+            print(f"OpenTelemetry (OTLP/HTTP) receiver on {instance.otlp_url}", flush=True)
         if ready is not None:
             ready.set()
         while not stop.wait(3600):

@@ -25,7 +25,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 
 from ..core import MAX_BODY_BYTES
-from .routes import IngestApp
+from .wsgi_app import LoopbackApp
 
 HOST = "127.0.0.1"
 
@@ -165,11 +165,24 @@ class _JsonChannel(HTTPChannel):  # type: ignore[misc]
 class _Server(TcpWSGIServer):  # type: ignore[misc]
     channel_class = _JsonChannel
 
+    def bind_server_socket(self) -> None:
+        # A port that is taken (the OTLP port, say) must leave nothing behind: waitress has
+        # started its worker threads and opened its socket and wake-up pipe by now.
+        try:
+            super().bind_server_socket()
+        except OSError:
+            self.close()
+            self.trigger.close()
+            self.task_dispatcher.shutdown()
+            raise
+
 
 class IngestServer:
-    """The endpoint on 127.0.0.1:``port`` (0 picks a free port), served from a thread."""
+    """An app of the endpoint (the native API, or the OTLP receiver) on 127.0.0.1:``port``
+    (0 picks a free port), served from a thread named ``name``. Binding happens here: a
+    port that is taken raises :class:`OSError`."""
 
-    def __init__(self, app: IngestApp, port: int = 0, **adjustments: Any) -> None:
+    def __init__(self, app: LoopbackApp, port: int = 0, *, name: str = "ingest-server", **adjustments: Any) -> None:
         settings: dict[str, Any] = {
             "host": HOST,
             "port": port,
@@ -189,6 +202,7 @@ class IngestServer:
         }
         settings.update(adjustments)
         self.app = app
+        self.name = name
         self._server = _Server(app, **settings)
         self.port: int = int(self._server.effective_port)
         app.port = self.port
@@ -199,7 +213,7 @@ class IngestServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name="ingest-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
