@@ -60,6 +60,7 @@ from .rules.payload import Payload, sha256_hex
 from .rules.receipts import Action, ChainCheck, ChainExport, Receipt, chain_export, verify_chain
 from .rules.reports import check_reports
 from .rules.scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
+from .rules.vendor_body import destination, vendor_body
 from .rules.windows import window_for
 from .storage.spool import Spool, SpoolDrain
 from .storage.store import AppRecord, BatchRecord, Store
@@ -440,7 +441,7 @@ class Broker:
             if batch.status in UNDECIDED:
                 shown = self._scope_for(batch, record, manifest, scope)
                 columns = self.previews.columns(batch, manifest, keep=True)
-                payload = columns.render(frame(batch), manifest, shown)
+                payload = vendor_body(columns, frame(batch), manifest, shown)
                 reports = columns.count
             else:
                 reports = self.journal.reports_in(batch)
@@ -722,7 +723,7 @@ class Broker:
         by: str,
         expected_sha256: str | None = None,
     ) -> None:
-        payload = self.previews.columns(batch, manifest, keep=False).render(frame(batch), manifest, scope)
+        payload = vendor_body(self.previews.columns(batch, manifest, keep=False), frame(batch), manifest, scope)
         if expected_sha256 is not None and payload.sha256 != expected_sha256.lower():
             raise DigestMismatch(
                 f"Batch {batch.batch_id} now renders to {payload.sha256[:12]}…, not the "
@@ -737,7 +738,7 @@ class Broker:
             decided_at=at,
             decided_by=by,
             scope=_scope_json(scope),
-            endpoint=manifest.endpoint,
+            endpoint=destination(manifest, scope),
             payload=payload.body,
             payload_sha256=payload.sha256,
             payload_bytes=payload.size,

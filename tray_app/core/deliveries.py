@@ -25,6 +25,7 @@ from .rules import retry
 from .rules.clock import to_iso
 from .rules.consent import APPROVED, AppStatus
 from .rules.manifest import Manifest
+from .rules.otlp_answer import PartialSuccess
 from .rules.retry import Outcome
 from .storage.store import BatchRecord, DeliveryRecord, Store
 from .views import Claim, DeliveryOutcome
@@ -86,10 +87,13 @@ class Deliveries:
                     self._journal.discard(batch, by="person", reason="app blocked")
                     continue
                 self._store.update_delivery(due.batch_id, lease_owner=owner, lease_expires_at=expires)
-                auth = self._manifest(batch.app_id, batch.manifest_version).auth
+                manifest = self._manifest(batch.app_id, batch.manifest_version)
                 claims.append(
-                    Claim(batch.batch_id, batch.app_id, batch.endpoint, auth, body, batch.payload_sha256, owner)
-                )
+                    Claim(
+                        batch.batch_id, batch.app_id, batch.endpoint, manifest.auth, body, batch.payload_sha256,
+                        owner, manifest.format,
+                    )
+                )  # fmt: skip
         return claims
 
     def finish(
@@ -101,9 +105,10 @@ class Deliveries:
         retry_after: str | None = None,
         request_id: str | None = None,
         elapsed_ms: float | None = None,
+        partial: PartialSuccess | None = None,
     ) -> DeliveryOutcome:
-        """Record what the vendor answered (``status``, its ``Retry-After`` header) or the
-        network error (``status=None``), with a receipt."""
+        """Record what the vendor answered (``status``, its ``Retry-After`` header, an OTLP
+        collector's ``partial`` success) or the network error (``status=None``), with a receipt."""
         now = self._now()
         with self._writing():
             batch = self._store.batch(claim.batch_id)
@@ -120,7 +125,7 @@ class Deliveries:
                 status=status, error=error, retry_after=retry_after, attempts=current.attempts + 1, now=now,
                 app_blocked=self._blocked(batch.app_id), endpoint=claim.endpoint,
                 payload_sha256=claim.payload_sha256, payload_bytes=len(claim.payload), request_id=request_id,
-                elapsed_ms=elapsed_ms,
+                elapsed_ms=elapsed_ms, partial=partial,
             )  # fmt: skip
             self._store.update_delivery(claim.batch_id, **settled.delivery)
             if settled.discard:

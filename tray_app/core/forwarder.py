@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,10 @@ from .errors import CredentialsError, TrayError
 from .platform.paths import number_from_env
 from .platform.secrets import SecretStore, auth_headers, needs_secret
 from .rules.clock import from_iso
+from .rules.manifest import WireFormat
+from .rules.otlp_answer import PartialSuccess, read_partial_success
 from .rules.retry import Outcome
+from .rules.vendor_body import OTLP_METRICS_PATH
 from .storage.store import DeliveryRecord
 from .views import Claim, DeliveryOutcome
 
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_ENV = "TELEMETRY_TRAY_SEND_TIMEOUT"
 DEFAULT_TIMEOUT_S = 30.0
 SENDERS = 4
+ANSWER_LIMIT = 64 * 1024  # bytes of an OTLP collector's answer read for its partial_success
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id")
 
 
@@ -220,10 +224,13 @@ class Forwarder:
             return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.SHUTTING_DOWN)
         status: int | None = None
         response_headers: httpx.Headers | None = None
+        answer = b""  # an OTLP collector's 2xx body: its partial_success
         try:
             with client.stream("POST", claim.endpoint, content=claim.payload, headers=headers) as response:
                 status, response_headers = response.status_code, response.headers
                 excerpt = "" if response.is_success else _read_excerpt(response)
+                if response.is_success and claim.format == WireFormat.OTLP:
+                    answer = _read_answer(response, ANSWER_LIMIT)
         except httpx.HTTPError as exc:
             if status is None:
                 # Refused, reset, timed out, or TLS that did not verify: retried, never weakened.
@@ -233,7 +240,13 @@ class Forwarder:
         request_id = next((response_headers[h] for h in REQUEST_ID_HEADERS if h in response_headers), None)
         error = None if 200 <= status < 300 else _for_receipt(f"HTTP {status}: {excerpt}", secret)
         retry_after = response_headers.get("retry-after")
-        return self._finish(claim, status, error, retry_after, _redact(request_id, secret), started)
+        partial = None
+        if answer:
+            what = "data points" if claim.endpoint.split("?", 1)[0].endswith(OTLP_METRICS_PATH) else "log records"
+            found = read_partial_success(answer, response_headers.get("content-type", ""), what)
+            if found is not None:
+                partial = replace(found, message=_for_receipt(found.message, secret))
+        return self._finish(claim, status, error, retry_after, _redact(request_id, secret), started, partial)
 
     def _finish(
         self,
@@ -243,12 +256,13 @@ class Forwarder:
         retry_after: str | None,
         request_id: str | None,
         started: float,
+        partial: PartialSuccess | None = None,
     ) -> DeliveryOutcome:
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
             return self.deliveries.finish(
                 claim, status=status, error=error, retry_after=retry_after, request_id=request_id,
-                elapsed_ms=elapsed_ms,
+                elapsed_ms=elapsed_ms, partial=partial,
             )  # fmt: skip
         except TrayError as exc:
             # The lease runs out and another round resends with the same Idempotency-Key.
@@ -268,12 +282,35 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 def _read_excerpt(response: httpx.Response, limit: int = 4096) -> str:
     """The start of an error answer, for the receipt; never more than ``limit`` bytes read."""
+    return _read_start(response, limit).decode("utf-8", "replace")
+
+
+def _read_start(response: httpx.Response, limit: int) -> bytes:
+    """The first ``limit`` bytes of an answer as they came (raw: a small compressed answer
+    cannot make us decompress gigabytes); never more read."""
     data = b""
     for chunk in response.iter_raw():
         data += chunk
         if len(data) >= limit:
             break
-    return data[:limit].decode("utf-8", "replace")
+    return data[:limit]
+
+
+def _read_answer(response: httpx.Response, limit: int) -> bytes:
+    """A collector's answer, gunzipped or inflated if it came so, at most ``limit`` bytes
+    either way; an encoding we cannot read gives nothing (the 2xx is what counts)."""
+    raw = _read_start(response, limit)
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "deflate"):
+        return b""
+    import zlib
+
+    try:
+        return zlib.decompressobj(wbits=47).decompress(raw, limit)  # 47: gzip or zlib, told by its header
+    except zlib.error:
+        return b""
 
 
 def _for_receipt(text: str, secret: str | None) -> str:

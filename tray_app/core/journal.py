@@ -18,6 +18,7 @@ from .rules.manifest import Manifest
 from .rules.payload import Payload
 from .rules.receipts import Action, seal
 from .rules.scope import Scope
+from .rules.vendor_body import destination
 from .storage.store import BatchRecord, Store
 
 
@@ -56,7 +57,7 @@ class Journal:
                 "payload_sha256": payload.sha256,
                 "payload_bytes": payload.size,
                 "scope": scope.to_obj(),
-                "endpoint": manifest.endpoint,
+                "endpoint": destination(manifest, scope),
                 "manifest_version": manifest.version,
             },
         )

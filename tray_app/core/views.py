@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .rules.consent import AppStatus, BatchStatus, Policy
-from .rules.manifest import Auth, Manifest, ManifestChange
+from .rules.manifest import Auth, Manifest, ManifestChange, WireFormat
 from .rules.payload import Payload
 from .rules.reports import ReportCheck
 from .rules.retry import Outcome, outcome_text
 from .rules.scope import Scope
+from .rules.vendor_body import destination
 from .storage.store import AppRecord, BatchRecord
 
 
@@ -134,6 +135,13 @@ class BatchView:
     dropped: dict[str, int]
     change: ManifestChange | None
 
+    @property
+    def destination(self) -> str:
+        """Where the bytes go (or went): for ``format = "otlp"`` the collector's signal URL."""
+        if self.batch.endpoint is not None:
+            return self.batch.endpoint
+        return destination(self.manifest, self.scope) if self.scope is not None else self.manifest.endpoint
+
     def to_obj(self) -> dict[str, Any]:
         """The shape of ``show --json``."""
         return {
@@ -171,6 +179,7 @@ class Claim:
     payload: bytes
     payload_sha256: str
     owner: str
+    format: WireFormat = WireFormat.TELEMETRY_TRAY  # what the vendor speaks: how to read its answer
 
 
 @dataclass(frozen=True)

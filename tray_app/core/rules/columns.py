@@ -89,9 +89,7 @@ class ReportColumns:
         """The payload of this batch under ``scope``: the same bytes as :func:`payload.reference_render`."""
         outside = envelope(frame, scope)
         if scope.mode == "aggregate":
-            outside["aggregates"] = {
-                name: fold(self._counts(name, scope.coarsen.get(name)), manifest.min_count) for name in scope.fields
-            }
+            outside["aggregates"] = self.aggregates(scope, manifest.min_count)
             return Payload.of(outside)
         # Keys sort as app_id, batch_id, manifest_version, reports, scope, window: write
         # the envelope around the reports instead of building one dict per report.
@@ -99,6 +97,20 @@ class ReportColumns:
         tail = canonical_bytes({k: outside[k] for k in ("scope", "window")})
         body = b"".join((head[:-1], b',"reports":[', self._records(scope), b"],", tail[1:]))
         return Payload(body, sha256_hex(body))
+
+    def aggregates(self, scope: Scope, min_count: int) -> dict[str, dict[str, int]]:
+        """The scope's counts per field and value, folded (what :func:`payload.aggregate` gives)."""
+        return {name: fold(self._counts(name, scope.coarsen.get(name)), min_count) for name in scope.fields}
+
+    def scoped_records(self, scope: Scope) -> list[dict[str, Any]]:
+        """Each report as the scope sends it (what :func:`payload.scoped_records` gives): its
+        included fields, coarsened, for wire formats that build their own records."""
+        names = scope.fields
+        columns = [self._values(name, scope.coarsen.get(name)) for name in names]
+        return [
+            {name: value for name, value in zip(names, row, strict=True) if value is not MISSING}
+            for row in zip(*columns, strict=True)
+        ] if names else [{} for _ in range(self.count)]  # fmt: skip
 
     # -- records ------------------------------------------------------------------------
 

@@ -1184,6 +1184,7 @@ def _resource(
     manifest_version: int | None,
     window_start: str,
     window_end: str,
+    scope_json: str | None,
 ) -> dict[str, Any]:
     attributes: dict[str, dict[str, Any]] = {
         "service.name": {"stringValue": service_name},
@@ -1194,6 +1195,9 @@ def _resource(
     }
     if manifest_version is not None:
         attributes["telemetry_tray.manifest_version"] = {"intValue": str(manifest_version)}
+    if scope_json is not None:
+        # What the person approved (fields, coarsening, mode): the vendor can tell what is missing.
+        attributes["telemetry_tray.scope"] = {"stringValue": scope_json}
     return {"attributes": [_key_value(key, attributes[key]) for key in sorted(attributes)]}
 
 
@@ -1213,6 +1217,7 @@ def logs_request(
     sources: Mapping[str, str | None] | None = None,
     manifest_version: int | None = None,
     scope_version: str = "",
+    scope_json: str | None = None,
 ) -> dict[str, Any]:
     """The ``ExportLogsServiceRequest`` (as OTLP/JSON data) of a batch's approved records: one
     resource (service.name, ``telemetry_tray.batch_id``, app id, window, manifest version), one
@@ -1258,6 +1263,7 @@ def logs_request(
         manifest_version=manifest_version,
         window_start=window_start,
         window_end=window_end,
+        scope_json=scope_json,
     )
     return {
         "resourceLogs": [{"resource": resource, "scopeLogs": [{"scope": _scope(scope_version), "logRecords": records}]}]
@@ -1276,6 +1282,7 @@ def encode_logs(
     sources: Mapping[str, str | None] | None = None,
     manifest_version: int | None = None,
     scope_version: str = "",
+    scope_json: str | None = None,
 ) -> bytes:
     """The canonical JSON bytes of :func:`logs_request`, to POST to ``<endpoint>/v1/logs``
     with ``Content-Type: application/json``."""
@@ -1291,6 +1298,7 @@ def encode_logs(
             sources=sources,
             manifest_version=manifest_version,
             scope_version=scope_version,
+            scope_json=scope_json,
         )
     )
 
@@ -1305,6 +1313,7 @@ def metrics_request(
     aggregates: Mapping[str, Mapping[str, int]],
     manifest_version: int | None = None,
     scope_version: str = "",
+    scope_json: str | None = None,
 ) -> dict[str, Any]:
     """The ``ExportMetricsServiceRequest`` (as OTLP/JSON data) of a batch's aggregates
     (``{field: {value: count}}``, ``(other)`` folded in already): per field, sorted, one delta
@@ -1341,6 +1350,7 @@ def metrics_request(
         manifest_version=manifest_version,
         window_start=window_start,
         window_end=window_end,
+        scope_json=scope_json,
     )
     return {
         "resourceMetrics": [
@@ -1359,6 +1369,7 @@ def encode_metrics(
     aggregates: Mapping[str, Mapping[str, int]],
     manifest_version: int | None = None,
     scope_version: str = "",
+    scope_json: str | None = None,
 ) -> bytes:
     """The canonical JSON bytes of :func:`metrics_request`, to POST to ``<endpoint>/v1/metrics``
     with ``Content-Type: application/json``."""
@@ -1372,6 +1383,7 @@ def encode_metrics(
             aggregates=aggregates,
             manifest_version=manifest_version,
             scope_version=scope_version,
+            scope_json=scope_json,
         )
     )
 

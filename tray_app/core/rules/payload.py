@@ -22,7 +22,7 @@ from .scope import Scope
 
 __all__ = [
     "OTHER", "BatchFrame", "Payload", "aggregate", "canonical_bytes", "envelope", "fold", "payload_object",
-    "reference_render", "sha256_hex", "value_key",
+    "reference_render", "scoped_records", "sha256_hex", "value_key",
 ]  # fmt: skip
 
 OTHER = "(other)"
@@ -155,7 +155,7 @@ def envelope(frame: BatchFrame, scope: Scope) -> dict[str, Any]:
 
 def payload_object(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> dict[str, Any]:
     obj = envelope(frame, scope)
-    scoped = _scoped_records(manifest, scope, reports)
+    scoped = scoped_records(manifest, scope, reports)
     if scope.mode == "aggregate":
         obj["aggregates"] = aggregate(scope.fields, scoped, manifest.min_count)
     else:
@@ -163,7 +163,8 @@ def payload_object(frame: BatchFrame, manifest: Manifest, scope: Scope, reports:
     return obj
 
 
-def _scoped_records(manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> Iterable[Report]:
+def scoped_records(manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> Iterable[Report]:
+    """Each report as the scope sends it: its included fields, coarsened, in scope order."""
     fields = scope.fields
     coarse = {name: (_kind(manifest, name), level) for name, level in scope.coarsen.items()}
     for report in reports:

@@ -57,6 +57,7 @@ DETAIL_LABELS: dict[str, str] = {
     "request_id": "Request id",  # the vendor's request id header (delivered)
     "attempts": "Attempts",  # sends so far (sends)
     "elapsed_ms": "Took",  # how long the send took (delivered)
+    "partial": "Partly refused",  # what an OTLP collector said it did not keep (delivered)
     "next_attempt_at": "Next attempt",  # when the next try is due (retrying)
     "payload_bytes": "Payload size",  # the approved bytes' length (approved, delivered)
     "payload_sha256": "Payload SHA-256",  # the approved bytes' digest (approved, delivered, expired)
@@ -65,7 +66,9 @@ DETAIL_LABELS: dict[str, str] = {
 }
 DETAIL_KEYS: tuple[str, ...] = tuple(DETAIL_LABELS)
 # The keys a one-line listing shows (``history`` in the CLI), in this order.
-BRIEF_DETAIL_KEYS: tuple[str, ...] = ("by", "reason", "reports", "payload_bytes", "purged", "status", "error")
+BRIEF_DETAIL_KEYS: tuple[str, ...] = (
+    "by", "reason", "reports", "payload_bytes", "purged", "status", "error", "partial",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from .clock import to_iso
 from .consent import BatchStatus
+from .otlp_answer import PartialSuccess
 from .receipts import Action
 
 
@@ -32,6 +33,7 @@ class Outcome(StrEnum):
     value is the text the CLI prints and ``deliver --json`` holds."""
 
     DELIVERED = "delivered"  # the vendor accepted the bytes
+    DELIVERED_PARTLY = "delivered; the vendor refused part of it"  # 2xx with an OTLP partial_success refusing some
     RETRYING = "retrying"  # not through, or refused for now: scheduled again (next_attempt_at)
     FAILED = "failed"  # the vendor refused the bytes for good
     DISCARDED_APP_BLOCKED = "discarded: app blocked"  # the person blocked the app during the send
@@ -107,13 +109,13 @@ class Settlement:
     receipt; otherwise ``action`` and ``detail`` are the receipt's.
     """
 
-    outcome: Outcome  # DELIVERED, RETRYING, FAILED or DISCARDED_APP_BLOCKED
+    outcome: Outcome  # DELIVERED, DELIVERED_PARTLY, RETRYING, FAILED or DISCARDED_APP_BLOCKED
     delivery: dict[str, object]
     batch_status: BatchStatus | None = None
     discard: bool = False
     action: Action | None = None  # DELIVERED, RETRYING or FAILED
     detail: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None  # the outcome's error (none for a delivery)
+    error: str | None = None  # the outcome's error (for a delivery: what a collector said it refused)
     next_attempt_at: str | None = None
 
 
@@ -130,11 +132,14 @@ def settle(
     payload_bytes: int,
     request_id: str | None = None,
     elapsed_ms: float | None = None,
+    partial: PartialSuccess | None = None,
     rng: random.Random | None = None,
 ) -> Settlement:
     """What an answer (``status``, or None for a network error) to the ``attempts``-th
     send means: delivered, retried at a time from the backoff and ``Retry-After``, failed
-    for good, or, unless delivered, discarded because the person blocked the app meanwhile."""
+    for good, or, unless delivered, discarded because the person blocked the app meanwhile.
+    A 2xx with an OTLP ``partial`` success is delivered (resending would be refused the
+    same way) and its receipt says what the vendor refused."""
     lease_ends: dict[str, object] = {"attempts": attempts, "lease_owner": None, "lease_expires_at": None}
     result = verdict(status)
     if result != Verdict.DELIVERED and app_blocked:
@@ -152,8 +157,13 @@ def settle(
             "request_id": request_id,
             "elapsed_ms": round(elapsed_ms, 1) if elapsed_ms is not None else None,
         }
+        outcome, said = Outcome.DELIVERED, None
+        if partial is not None:
+            detail["partial"] = said = partial.text
+            if partial.rejected:
+                outcome = Outcome.DELIVERED_PARTLY
         fields = {**lease_ends, "last_status": status, "last_error": None}
-        return Settlement(Outcome.DELIVERED, fields, BatchStatus.DELIVERED, action=Action.DELIVERED, detail=detail)
+        return Settlement(outcome, fields, BatchStatus.DELIVERED, action=Action.DELIVERED, detail=detail, error=said)
     fields = {**lease_ends, "last_status": status, "last_error": error}
     if result == Verdict.RETRY:
         when = to_iso(next_attempt(now, attempts, retry_after_s(retry_after, now), rng))

@@ -1,0 +1,159 @@
+"""OpenTelemetry in and out, end to end: the stock Python SDK, configured by environment
+variables alone, sends logs and metrics to a running instance; the person reviews and
+approves them with the CLI; the instance delivers them to the vendor's collector, which
+parses them strictly as OTLP and gets exactly the bytes that were shown and approved."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.shells.test_otlp_ingest import EMIT
+from tests.support.otlp_collector import Collector, collector
+from tests.support.processes import Proc, wait_for
+from tray_app.core.rules.canonical_json import canonical_bytes
+
+APP = "org.example.inkwell"
+MANIFEST = """
+app_id = "{app_id}"
+name = "Inkwell"
+version = 1
+vendor = "Inkwell Software"
+endpoint = "{endpoint}"
+privacy_policy = "https://inkwell.example/privacy"
+retention_days = 30
+purpose = "See which features are used"
+cadence = "daily"
+auth = "none"
+format = "otlp"
+min_count = 2
+
+[otlp]
+service_names = ["tiny"]
+
+[[fields]]
+name = "event"
+type = "enum"
+values = ["export", "crop"]
+description = "Which feature"
+
+[[fields]]
+name = "feature"
+type = "string"
+source = "event_name"
+description = "The event's name"
+
+[[fields]]
+name = "level"
+type = "enum"
+values = ["INFO", "WARN", "ERROR"]
+source = "severity"
+description = "How serious"
+
+[[fields]]
+name = "app_version"
+type = "version"
+source = "resource:service.version"
+description = "The app's version"
+
+[[fields]]
+name = "counter"
+type = "enum"
+values = ["tiny.exports"]
+source = "metric"
+description = "Which count"
+
+[[fields]]
+name = "n"
+type = "integer"
+source = "value"
+description = "How many"
+"""
+
+
+def _cli(proc: Proc, *args: str) -> str:
+    result = proc.cli(*args)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def _emit(otlp_url: str, token: str, what: str) -> None:
+    variables = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    variables.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_url,
+        OTEL_EXPORTER_OTLP_HEADERS=f"Authorization=Bearer%20{token}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_SERVICE_NAME="tiny",
+        OTEL_RESOURCE_ATTRIBUTES="service.version=1.2.3",
+        OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE="delta",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", EMIT, what], env=variables, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0 and "Failed to export" not in result.stderr, result.stderr
+
+
+def _review_and_approve(proc: Proc, *edits: str) -> tuple[str, bytes]:
+    _cli(proc, "close-batches")
+    [batch] = [b for b in json.loads(_cli(proc, "pending", "--json")) if b["app_id"] == APP]
+    shown = json.loads(_cli(proc, "show", batch["batch_id"], "--json", *edits))
+    _cli(proc, "approve", batch["batch_id"], "--sha256", shown["payload_sha256"], *edits)
+    return str(batch["batch_id"]), canonical_bytes(shown["payload"])
+
+
+def _delivered(proc: Proc, c: Collector, count: int) -> None:
+    # The running instance sends as soon as the CLI's approval wakes it.
+    assert wait_for(lambda: len(c.received) >= count, 30), proc.output()
+
+
+@pytest.mark.slow
+def test_stock_sdk_telemetry_is_held_reviewed_approved_and_reaches_the_collector_as_approved(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with collector([200]) as c, Proc(home, extra_env={"TELEMETRY_TRAY_OTLP_PORT": "0"}) as proc:
+        status = json.loads(_cli(proc, "status", "--json"))
+        manifest = tmp_path / "inkwell.toml"
+        manifest.write_text(MANIFEST.format(app_id=APP, endpoint=c.url), encoding="utf-8")
+        token = _cli(proc, "register", str(manifest)).strip().splitlines()[-1]
+        _cli(proc, "consent", APP, "allow")
+
+        # Logs: two records; the person leaves the severity out.
+        _emit(status["otlp_url"], token, "logs")
+        batch, shown = _review_and_approve(proc, "--exclude", "level")
+        _delivered(proc, c, 1)
+        logs = c.received[0]
+        assert c.refused == []
+        assert logs.path == "/v1/logs" and logs.body == shown
+        records = logs.request.resource_logs[0].scope_logs[0].log_records
+        assert [r.event_name for r in records] == ["tiny.export", "tiny.crop"]
+        assert [[(a.key, a.value.string_value) for a in r.attributes] for r in records] == [
+            [("app_version", "1.2.3"), ("event", "export")],
+            [("app_version", "1.2.3"), ("event", "crop")],
+        ]
+        assert all(r.severity_number == 0 and not r.severity_text for r in records)  # excluded: not sent
+        for never in (b"secret.txt", b"service.instance.id", b"telemetry.sdk", b"feature used"):
+            assert never not in logs.body  # undeclared: dropped on arrival
+
+        # Metrics: two runs' delta counter points, sent as counts (at least min_count = 2 of a
+        # value, or it folds away); the histogram is refused at ingest.
+        _emit(status["otlp_url"], token, "metrics")
+        _emit(status["otlp_url"], token, "metrics")
+        _, counted = _review_and_approve(proc, "--aggregate")
+        _delivered(proc, c, 2)
+        metrics = c.received[1]
+        assert metrics.path == "/v1/metrics" and metrics.body == counted
+        sums: dict[str, Any] = {m.name: m.sum for m in metrics.request.resource_metrics[0].scope_metrics[0].metrics}
+        by_counter = sums["telemetry_tray.reports.by_counter"]
+        assert by_counter.aggregation_temporality == 1 and by_counter.is_monotonic
+        assert [(p.attributes[0].value.string_value, p.as_int) for p in by_counter.data_points] == [("tiny.exports", 2)]
+
+        history = json.loads(_cli(proc, "history", "--json"))
+        delivered = [h for h in history if h["action"] == "delivered"]
+        assert [h["detail"]["endpoint"] for h in delivered] == [c.url + "/v1/logs", c.url + "/v1/metrics"]
+        assert delivered[0]["batch_id"] == batch
+        assert proc.stop() == 0
