@@ -135,6 +135,7 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
     assert {a.app_id: a.status for a in broker.apps()} == {
         "org.example.photoedit": "allowed",
         "net.notesync.desktop": "awaiting_consent",
+        "org.inkwell.notes": "allowed",  # an OpenTelemetry app: its vendor receives OTLP
     }
     # The review opens on something to decide; PhotoEdit's batch is there to approve.
     review.show_app("org.example.photoedit")
@@ -150,6 +151,15 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
     with urllib.request.urlopen(vendor.url, timeout=5) as answer:
         page = answer.read().decode()
     assert "Demo vendor: what arrived" in page and vendor.received[0].idempotency_key in page
+    # The OpenTelemetry app's batch reaches the demo vendor as an OTLP logs request.
+    review.show_app("org.inkwell.notes")
+    qtbot.waitUntil(lambda: review._current is not None and review.approve_button.isEnabled(), timeout=5000)
+    otlp = json.loads(review.payload.toPlainText())
+    with qtbot.waitSignal(review.decided, timeout=5000):
+        review.approve()
+    qtbot.waitUntil(lambda: len(vendor.received) == 2, timeout=10000)
+    assert vendor.received[1].path == "/v1/logs" and json.loads(vendor.received[1].body) == otlp
+    assert len(otlp["resourceLogs"][0]["scopeLogs"][0]["logRecords"]) == 12
 
 
 def test_batches_waiting_for_credentials_show_as_a_problem(broker: Broker) -> None:

@@ -20,9 +20,9 @@ from typing import Any
 from .broker import Broker
 from .loop import BackgroundLoop
 from .platform.paths import resources_dir
-from .rules.manifest import Auth, AuthKind, Manifest, load_manifest
+from .rules.manifest import Auth, AuthKind, Manifest, WireFormat, load_manifest
 
-DEMO_FILES = ("photoedit.toml", "notes-sync.json")
+DEMO_FILES = ("photoedit.toml", "notes-sync.json", "otel-notes.toml")
 MAX_KEPT = 200
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Received:
     at: str
     idempotency_key: str
     body: bytes
+    path: str = "/v1/batches"  # /v1/logs or /v1/metrics for the OpenTelemetry app
 
 
 class DemoVendor:
@@ -50,7 +51,7 @@ class DemoVendor:
             def do_POST(self) -> None:
                 length = min(int(self.headers.get("Content-Length") or 0), 32 * 1024 * 1024)
                 body = self.rfile.read(length)
-                vendor._keep(Received(_now(), self.headers.get("Idempotency-Key", ""), body))
+                vendor._keep(Received(_now(), self.headers.get("Idempotency-Key", ""), body, self.path))
                 self._answer(200, b'{"received": true}', "application/json")
 
             def do_GET(self) -> None:
@@ -89,7 +90,8 @@ class DemoVendor:
         with self._lock:
             items = list(reversed(self.received))
         rows = "".join(
-            f"<h3>{html.escape(r.at)} · batch {html.escape(r.idempotency_key)} · {len(r.body):,} bytes</h3>"
+            f"<h3>{html.escape(r.at)} · batch {html.escape(r.idempotency_key)} · {len(r.body):,} bytes"
+            f" · POST {html.escape(r.path)}</h3>"
             f"<pre>{html.escape(_pretty(r.body))}</pre>"
             for r in items
         )
@@ -101,24 +103,32 @@ class DemoVendor:
 
 
 def demo_manifests(vendor: DemoVendor) -> list[Manifest]:
-    """The example manifests, sending to the demo vendor instead, with no credentials."""
+    """The example manifests, sending to the demo vendor instead, with no credentials (an
+    OpenTelemetry app's to the vendor's base URL, as a collector's)."""
     folder = resources_dir() / "manifests"
     no_secret = Auth(AuthKind.NONE)
-    return [replace(load_manifest(folder / name), endpoint=vendor.endpoint, auth=no_secret) for name in DEMO_FILES]
+    manifests = [load_manifest(folder / name) for name in DEMO_FILES]
+    return [
+        replace(m, endpoint=vendor.url if m.format == WireFormat.OTLP else vendor.endpoint, auth=no_secret)
+        for m in manifests
+    ]
 
 
 def load_demo(broker: Broker, vendor: DemoVendor) -> list[str]:
-    """Register the demo apps (PhotoEdit allowed, NoteSync still asking), and leave a
-    batch of sample reports waiting for review. Returns the app ids."""
-    photo, notes = demo_manifests(vendor)
-    for manifest in (photo, notes):
+    """Register the demo apps (PhotoEdit and the OpenTelemetry app Inkwell Notes allowed,
+    NoteSync still asking), and leave a batch of sample reports of each waiting for review.
+    Returns the app ids."""
+    photo, notes, inkwell = demo_manifests(vendor)
+    for manifest in (photo, notes, inkwell):
         if manifest.app_id not in {a.app_id for a in broker.apps()}:
             broker.register(manifest)
     broker.set_consent(photo.app_id, True)
+    broker.set_consent(inkwell.app_id, True)
     broker.ingest(photo.app_id, sample_reports(photo.app_id, 25))
     broker.ingest(notes.app_id, sample_reports(notes.app_id, 10))
+    broker.ingest(inkwell.app_id, sample_reports(inkwell.app_id, 12))
     broker.close_batches(force=True)
-    return [photo.app_id, notes.app_id]
+    return [photo.app_id, notes.app_id, inkwell.app_id]
 
 
 class SampleStream:
@@ -168,6 +178,23 @@ def sample_reports(app_id: str, count: int, rng: random.Random | None = None) ->
                 "account_email": "sam@example.net",
                 "window_title": "holiday-photos.jpg",
             })  # fmt: skip
+        elif "inkwell" in app_id:
+            # What its OpenTelemetry log records become through the manifest's sources.
+            event = rng.choice(["note.created", "note.exported", "search.run", "search.run", "sync.failed"])
+            report: dict[str, Any] = {
+                "event": event,
+                "severity": "WARN" if event == "sync.failed" else "INFO",
+                "at": ts,
+                "app_version": "2.4.1",
+                "os": rng.choice(["linux", "windows", "darwin"]),
+            }
+            if event == "note.exported":
+                report["export_format"] = rng.choice(["markdown", "pdf", "html"])
+            elif event == "search.run":
+                report["search_ms"] = rng.randrange(3, 900)
+            elif event == "sync.failed":
+                report["error_type"] = rng.choice(["TimeoutError", "ConnectionResetError"])
+            reports.append(report)
         else:
             reports.append({
                 "sync_result": rng.choice(["ok", "ok", "ok", "conflict", "network_error"]),
