@@ -102,6 +102,11 @@ class ReportColumns:
         """The scope's counts per field and value, folded (what :func:`payload.aggregate` gives)."""
         return {name: fold(self._counts(name, scope.coarsen.get(name)), min_count) for name in scope.fields}
 
+    def value_counts(self, name: str, scope: Scope) -> Counter[str]:
+        """How often each value of ``name`` is sent under ``scope`` (coarsened; value_key
+        spelling; reports without the field not counted): what the batch's summary shows."""
+        return Counter(self._counts(name, scope.coarsen.get(name)))
+
     def scoped_records(self, scope: Scope) -> list[dict[str, Any]]:
         """Each report as the scope sends it (what :func:`payload.scoped_records` gives): its
         included fields, coarsened, for wire formats that build their own records."""
