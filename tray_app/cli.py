@@ -97,8 +97,13 @@ def explain(exc: TrayError) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: {plain_text(' '.join(message.split()))}", file=sys.stderr)
+    _note(message)
     return code
+
+
+def _note(message: str) -> None:
+    """One line on stderr: a failure's reason, or a word beside output that must stay clean."""
+    print(f"{PROG}: {plain_text(' '.join(message.split()))}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     credentials.add_argument("action", choices=("set", "clear"))
     credentials.add_argument("app", metavar="APP")
+
+    connect = verb(
+        "connect",
+        _connect,
+        "print the environment lines that point an app's OpenTelemetry SDK at the tray, with a working token",
+    )
+    connect.add_argument("app", metavar="APP")
+    _json_flag(connect)
 
     remove = verb(
         "remove",
@@ -442,7 +455,7 @@ def _approve(args: argparse.Namespace) -> int:
         return _print_json(view.to_obj())
     assert view.payload is not None
     _out(f"Approved {view.batch.batch_id}: {view.payload.size} bytes, sha256 {view.payload.sha256}.")
-    _out(f"They will be sent to {view.manifest.endpoint} exactly as shown by: {PROG} show {view.batch.batch_id}")
+    _out(f"They will be sent to {view.destination} exactly as shown by: {PROG} show {view.batch.batch_id}")
     if args.remember:
         _out(f"{view.app.name}'s next batches will be approved with this scope (policy approve).")
     return EXIT_OK
@@ -481,7 +494,7 @@ def _deliver(args: argparse.Namespace) -> int:
     else:
         for o in outcomes:
             extra = f" (HTTP {o.status})" if o.status else ""
-            extra += f": {o.error}" if o.error and o.outcome != Outcome.DELIVERED else ""
+            extra += f": {o.error}" if o.error else ""  # for a delivery: what a collector refused
             extra += f"; next try {o.next_attempt_at}" if o.next_attempt_at else ""
             _out(f"{o.batch_id}  {o.app_id}  {o.text}{extra}")
         if not outcomes and not remaining:
@@ -520,6 +533,61 @@ def _credentials(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _connect(args: argparse.Namespace) -> int:
+    from .core import Credentials, SecretStore
+
+    locations = Locations.from_env()
+    broker = _broker()
+    app = broker.app(args.app)
+    url, problem = _otlp_address(locations)
+    if url is None:
+        return _fail(problem, EXIT_FAILURE)
+    connection = Credentials(broker, SecretStore()).connect(app.app_id, otlp_url=url)
+    # stdout holds the lines alone (to source, or to pipe into a file); the rest is said on stderr.
+    if args.json:
+        _print_json(connection.to_obj())
+    else:
+        for line in connection.lines():
+            _out(line)
+    if connection.replaced:
+        before = "by register or an earlier connect"
+        _note(f"a new token was issued for {app.name}; the token given out before ({before}) no longer works.")
+    if not connection.kept:
+        _note(f"warning: the token is shown only this once and stored nowhere else. {connection.no_keyring}")
+    if problem:
+        _note(f"warning: {problem}")
+    allow = f"{PROG} consent {app.app_id} allow"
+    if app.status == AppStatus.AWAITING_CONSENT:
+        _note(f"{app.name} waits for your consent; what it sends is held until you allow it: {allow}")
+    elif app.status == AppStatus.BLOCKED:
+        _note(f"{app.name} is blocked, so what it sends is refused until you allow it: {allow}")
+    return EXIT_OK
+
+
+def _otlp_address(locations: Locations) -> tuple[str | None, str]:
+    """Where OpenTelemetry apps send (the running instance's receiver, else the port it
+    will take) and what stands in the way; no address when the instance picks its port."""
+    from .ingest.instance import otlp_port_from_env
+
+    endpoint = running_endpoint(locations)
+    receiver = running_otlp_receiver(locations, endpoint) if endpoint else None
+    if receiver is not None and receiver.url:
+        return receiver.url, ""
+    port = otlp_port_from_env()
+    if receiver is not None and receiver.problem:
+        problem = receiver.problem
+    elif endpoint is None:
+        problem = f"Telemetry Tray is not running for this home; start it ({PROG}, or {PROG} run --headless) first."
+    else:
+        problem = ""
+    if port == 0:
+        return None, (
+            "TELEMETRY_TRAY_OTLP_PORT=0 leaves the OpenTelemetry port to the running instance, and no receiver "
+            f"runs for this home: start it first ({PROG} run --headless), or set a port"
+        )
+    return f"http://127.0.0.1:{port}", problem
+
+
 def _remove(args: argparse.Namespace) -> int:
     from .core import Credentials, SecretStore
 
@@ -530,6 +598,8 @@ def _remove(args: argparse.Namespace) -> int:
         _out(f"{removed.discarded} batch(es) not sent yet were discarded; nothing of them was sent.")
     if removed.secret_cleared:
         _out("Its vendor credentials were removed from the OS keyring.")
+    if removed.token_cleared:
+        _out("The token connect kept for it was removed from the OS keyring.")
     _out(f"The history keeps its receipts. To send again it must register again: {PROG} register MANIFEST")
     if removed.problem:
         return _fail(removed.problem, EXIT_FAILURE)
@@ -598,7 +668,7 @@ def _describe(view: BatchView) -> None:
     app, manifest = view.app, view.manifest
     _out(f"Batch {view.batch.batch_id} ({view.batch.status})")
     _out(f"From:      {app.name} ({app.app_id}) by {manifest.vendor}")
-    _out(f"Sends to:  {manifest.endpoint_host}  ({manifest.endpoint})")
+    _out(f"Sends to:  {manifest.endpoint_host}  ({view.destination})")
     _out(f"Purpose:   {manifest.purpose}")
     _out(f"Window:    {view.batch.window_start} .. {view.batch.window_end}")
     _out(f"Reports:   {view.reports}")

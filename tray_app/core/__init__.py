@@ -11,7 +11,7 @@ Inside, a folder is a layer:
   running instance's lock and ``endpoint.json``);
 * at the root, the services: :class:`Broker` (the facade, and the only place a
   transaction starts), the views it hands out, the journal, the deliveries ledger,
-  :class:`Credentials` (vendor secrets with the broker), the forwarder, the schedules
+  :class:`Credentials` (vendor secrets with the broker, and ``connect``'s app tokens), the forwarder, the schedules
   and the demo; their threads are each a :class:`BackgroundLoop` (``loop.py``).
 
 Errors are one tree (:mod:`tray_app.core.errors`), each with a ``title`` and ``message``
@@ -19,7 +19,7 @@ fit to show a person.
 """
 
 from .broker import MAX_RETENTION_DAYS, Broker
-from .credentials import Credentials, Removal
+from .credentials import Connection, Credentials, Removal
 from .demo import DemoVendor, SampleStream, load_demo
 from .errors import (
     AlreadyRunning,
@@ -133,6 +133,7 @@ __all__ = [
     "ChainCheck",
     "ChainExport",
     "ConflictError",
+    "Connection",
     "ConsentAnswer",
     "Credentials",
     "CredentialsError",

@@ -235,6 +235,15 @@ class Broker:
         record = self.store.app(app_id)
         return record is not None and hmac.compare_digest(record.token_hash, str(token_sha256))
 
+    def replace_token(self, app_id: str, token: str) -> None:
+        """Make ``token`` the app's token, stored as its hash: the one before stops working.
+        For :meth:`Credentials.connect`, which issues it and keeps it in the keyring first."""
+        if len(token) < 43:  # secrets.token_urlsafe(32): 256 bits
+            raise InputError("An app's token must be at least 256 bits (43 characters).")
+        with self._writing():
+            self._app_record(app_id)
+            self.store.update_app(app_id, token_hash=hash_token(token), updated_at=to_iso(self._now()))
+
     def drain_spool(self, spool: Spool) -> SpoolDrain:
         """Ingest what the client SDK spooled while no instance ran, and keep count of
         what full spools dropped (``Overview.spool_dropped``)."""

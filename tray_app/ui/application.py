@@ -170,6 +170,10 @@ class TrayApp(QObject):
         broker.on_approved.append(self.bridge.changed.emit)
         if self.review is not None:
             self.review.attach(broker)
+            otlp_problem = self.instance.otlp_problem if self.instance is not None else None
+            if self.tray is None and otlp_problem:
+                # No tray to say it in: the window standing in for it does.
+                self.review.show_notice(f"{otlp_problem} {NO_TRAY_HELP}", error=True)
         self.refresh()
 
     def _start_failed(self, exc: BaseException) -> None:
@@ -212,7 +216,25 @@ class TrayApp(QObject):
         broker = self.broker
         if broker is None:
             return
-        run_task(lambda: take_snapshot(broker), self._got_snapshot, lambda exc: log.warning("refresh: %s", exc))
+        otlp_problem = self.instance.otlp_problem if self.instance is not None else None
+        run_task(
+            lambda: take_snapshot(broker, otlp_problem=otlp_problem or ""),
+            self._got_snapshot,
+            lambda exc: log.warning("refresh: %s", exc),
+        )
+
+    def otlp_address(self) -> tuple[str, str]:
+        """Where OpenTelemetry apps send (``OTEL_EXPORTER_OTLP_ENDPOINT``), and what keeps
+        them from reaching it ("" when nothing): the receiver's own address, or the port it
+        could not take."""
+        instance = self.instance
+        if instance is not None and instance.otlp_url:
+            return instance.otlp_url, ""
+        from ..ingest.instance import otlp_port_from_env
+
+        port = instance.otlp_port if instance is not None and instance.otlp_port is not None else otlp_port_from_env()
+        problem = instance.otlp_problem if instance is not None else None
+        return f"http://127.0.0.1:{port}", problem or "Telemetry Tray has not started yet."
 
     def _got_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -347,7 +369,7 @@ class TrayApp(QObject):
         if self.settings is None:
             from .settings_window import SettingsWindow
 
-            self.settings = SettingsWindow(broker, self.secrets, self.autostart)
+            self.settings = SettingsWindow(broker, self.secrets, self.autostart, otlp_address=self.otlp_address)
             self.settings.changed.connect(self.refresh)
         _raise(self.settings)
         self.settings.refresh()

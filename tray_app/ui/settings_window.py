@@ -11,6 +11,10 @@ Vendor secrets go from the password field straight to the core's :meth:`Credenti
 (the keyring, then the deliveries that waited for it) and the field is cleared; the
 window only ever shows whether one is stored. Removing an app is
 :meth:`Credentials.remove_app`, which clears its secret too.
+
+*Copy connection lines* is ``telemetry-tray connect APP``: :meth:`Credentials.connect`
+(the keyring, and a new token only when the kept one no longer works), off the UI
+thread; the lines are shown in a read-only box and put on the clipboard.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from PySide6.QtCore import (
     QThreadPool,
     Signal,
 )
-from PySide6.QtGui import QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import QGuiApplication, QHideEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -44,6 +48,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QTableView,
@@ -59,6 +64,7 @@ from ..core import (
     AuthKind,
     Autostart,
     Broker,
+    Connection,
     Credentials,
     CredentialsError,
     Removal,
@@ -77,6 +83,7 @@ __all__ = [
     "AppsModel",
     "Confirm",
     "CredentialsDialog",
+    "OtlpAddress",
     "SettingsSnapshot",
     "SettingsWindow",
     "ask_confirmation",
@@ -100,6 +107,10 @@ APP_ID_ROLE: Final = int(Qt.ItemDataRole.UserRole)
 
 Confirm = Callable[[QWidget, str, str, str], bool]
 """``confirm(parent, title, text, action)``: whether the person agrees to ``action``."""
+
+OtlpAddress = Callable[[], tuple[str, str]]
+"""``otlp_address()``: where OpenTelemetry apps send (the running instance's receiver), and
+what keeps them from reaching it ("" when nothing). Called off the UI thread."""
 
 
 # -- what the window shows -------------------------------------------------------------
@@ -332,7 +343,9 @@ class SettingsWindow(QWidget):
     """Settings: the apps with their consent defaults and credentials, and the global settings.
 
     ``confirm`` asks before removing or blocking an app or clearing its credentials
-    (default: :func:`ask_confirmation`; tests pass their own).
+    (default: :func:`ask_confirmation`; tests pass their own). ``otlp_address`` says where
+    the instance's OpenTelemetry receiver is; without it there is nothing to connect to and
+    *Copy connection lines* stays off.
     """
 
     changed = Signal()  # a change was saved (the tray refreshes)
@@ -345,10 +358,13 @@ class SettingsWindow(QWidget):
         autostart: Autostart,
         *,
         confirm: Confirm | None = None,
+        otlp_address: OtlpAddress | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._broker = broker
+        self._otlp_address = otlp_address
+        self._connected_app = ""  # whose lines the connection box shows
         self._secrets = secrets
         self._credentials = Credentials(broker, secrets)
         self._autostart = autostart
@@ -479,6 +495,20 @@ class SettingsWindow(QWidget):
             "C&lear credentials", "Clear the selected app's vendor credentials", self._clear_secret
         )
         self.remove_button = self._button("&Remove app…", "Remove the selected app", self._remove)
+        self.connect_button = self._button(
+            "Copy connection lin&es",
+            "Copy the lines that point the selected app's OpenTelemetry SDK at Telemetry Tray",
+            self._connect,
+        )
+        self.connect_text = QPlainTextEdit()
+        self.connect_text.setReadOnly(True)
+        self.connect_text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.connect_text.setAccessibleName("Connection lines")
+        self.connect_text.setAccessibleDescription(
+            "The environment lines that point the app's OpenTelemetry SDK at Telemetry Tray, with its token"
+        )
+        self.connect_text.setMaximumHeight(self.connect_text.fontMetrics().lineSpacing() * 8)
+        self.connect_text.hide()
 
         policy_row = QHBoxLayout()
         policy_row.addWidget(policy_label)
@@ -490,6 +520,7 @@ class SettingsWindow(QWidget):
         credentials_row = QHBoxLayout()
         credentials_row.addWidget(self.set_credentials_button)
         credentials_row.addWidget(self.clear_credentials_button)
+        credentials_row.addWidget(self.connect_button)
         credentials_row.addStretch(1)
         credentials_row.addWidget(self.remove_button)
 
@@ -505,6 +536,7 @@ class SettingsWindow(QWidget):
         apps_layout.addWidget(self.detail_label)
         apps_layout.addLayout(policy_row)
         apps_layout.addLayout(credentials_row)
+        apps_layout.addWidget(self.connect_text)
         apps_layout.addWidget(self.keyring_label)
 
         # Global settings.
@@ -657,6 +689,19 @@ class SettingsWindow(QWidget):
         self.set_credentials_button.setEnabled(row is not None and row.needs_secret and keyring)
         self.clear_credentials_button.setEnabled(row is not None and row.credentials == STORED)
         self.remove_button.setEnabled(row is not None)
+        sends_otlp = row is not None and bool(row.app.manifest.otlp_service_names)
+        self.connect_button.setEnabled(sends_otlp and self._otlp_address is not None)
+        if row is not None and not sends_otlp:
+            self.connect_button.setToolTip(f"{row.app.name}'s manifest has no [otlp] table: it sends no OpenTelemetry.")
+        else:
+            self.connect_button.setToolTip(
+                "Puts the lines that point this app's OpenTelemetry SDK at Telemetry Tray on the clipboard: "
+                "set them in its environment."
+            )
+        if not self._syncing and (row is None or row.app.app_id != self._connected_app):
+            # One app's token is never shown under another's name (a read in progress
+            # reselects the same app: that is no change).
+            self._forget_connection()
         if row is not None and not row.needs_secret:
             self.set_credentials_button.setToolTip(f"{row.app.vendor} needs no credentials.")
         elif row is not None and not keyring:
@@ -760,6 +805,48 @@ class SettingsWindow(QWidget):
             return
         app_id, credentials = app.app_id, self._credentials
         self._change(lambda: credentials.clear(app_id))
+
+    def _connect(self) -> None:
+        row = self._selected_row()
+        address = self._otlp_address
+        if row is None or address is None:
+            return
+        app, credentials = row.app, self._credentials
+
+        def connect() -> tuple[Connection, str]:
+            url, problem = address()
+            return credentials.connect(app.app_id, otlp_url=url), problem
+
+        def connected(result: tuple[Connection, str]) -> None:
+            connection, problem = result
+            text = connection.text()
+            self._connected_app = connection.app_id
+            self.connect_text.setPlainText(text)
+            self.connect_text.show()
+            QGuiApplication.clipboard().setText(text)
+            note = [f"Copied the lines that point {connection.name}'s OpenTelemetry SDK at Telemetry Tray: "
+                    "set them in its environment."]  # fmt: skip
+            if connection.replaced:
+                note.append("A new token was issued: the one given out before no longer works.")
+            if not connection.kept:
+                note.append(f"The token is shown only this once and stored nowhere else. {connection.no_keyring}")
+            if problem:
+                note.append(problem)
+            self._show_banner(" ".join(note), error=bool(problem) or not connection.kept)
+
+        self._change(connect, connected)
+
+    def _forget_connection(self) -> None:
+        self._connected_app = ""
+        self.connect_text.clear()
+        self.connect_text.hide()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        # The lines hold a token: closed, the window does not keep them for whoever opens it
+        # next (minimising, a spontaneous hide, keeps them).
+        if not event.spontaneous():
+            self._forget_connection()
+        super().hideEvent(event)
 
     def _retention_entered(self) -> None:
         days = self.retention_spin.value()

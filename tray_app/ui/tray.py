@@ -65,6 +65,7 @@ class Tray(QSystemTrayIcon):
         self.snapshot = Snapshot()
         self.menu = QMenu()
         self.menu.setAccessibleName("Telemetry Tray")
+        self.menu.setToolTipsVisible(True)  # a problem's whole sentence, under its short line
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.setContextMenu(self.menu)
         self.activated.connect(self._activated)
@@ -77,7 +78,7 @@ class Tray(QSystemTrayIcon):
         # macOS draws menu-bar icons from a mask in the panel's own colour.
         count = len(snapshot.waiting) + len(snapshot.awaiting_consent)
         self.setIcon(tray_icon(self.state, count, mask=sys.platform == "darwin"))
-        self.setToolTip(f"Telemetry Tray: {snapshot.summary()}")
+        self.setToolTip(snapshot.tooltip())
 
     @property
     def state(self) -> TrayState:
@@ -95,6 +96,10 @@ class Tray(QSystemTrayIcon):
         menu.clear()
         status = menu.addAction(s.summary())
         status.setEnabled(False)
+        if s.otlp_line:
+            otlp = menu.addAction(s.otlp_line)
+            otlp.setEnabled(False)
+            otlp.setToolTip(s.otlp_problem)
         menu.addSeparator()
         waiting = len(s.waiting) + len(s.awaiting_consent)
         review = menu.addAction(f"Review pending ({waiting})…" if waiting else "Review pending…")

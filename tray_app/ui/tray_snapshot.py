@@ -39,10 +39,23 @@ class Snapshot:
     overview: Overview = NOTHING
     ready: bool = False  # the overview was read (until then the menu says "Starting…")
     problem: str = ""  # e.g. the instance could not start; shown in the menu and tooltip
+    # Why the OpenTelemetry receiver does not serve (its port is taken), as the instance
+    # says it; the rest works, so it is a line of its own, not the state of the whole.
+    otlp_problem: str = ""
 
     @classmethod
-    def of(cls, overview: Overview) -> Snapshot:
-        return cls(overview, ready=True)
+    def of(cls, overview: Overview, *, otlp_problem: str = "") -> Snapshot:
+        return cls(overview, ready=True, otlp_problem=otlp_problem)
+
+    @property
+    def otlp_line(self) -> str:
+        """The OTLP problem in one menu line: what is wrong, without the remedy (the
+        tooltip has all of it); "" when the receiver serves."""
+        return self.otlp_problem.split(";", 1)[0].strip()
+
+    def tooltip(self) -> str:
+        text = f"Telemetry Tray: {self.summary()}"
+        return f"{text}\n{self.otlp_problem}" if self.otlp_problem else text
 
     @property
     def awaiting_consent(self) -> tuple[AppEntry, ...]:
@@ -84,9 +97,10 @@ class Snapshot:
         return "; ".join(parts)
 
 
-def take_snapshot(broker: Broker) -> Snapshot:
-    """What the tray shows now: one read (:meth:`Broker.overview`); call it off the UI thread."""
-    return Snapshot.of(broker.overview())
+def take_snapshot(broker: Broker, *, otlp_problem: str = "") -> Snapshot:
+    """What the tray shows now: one read (:meth:`Broker.overview`); call it off the UI thread.
+    ``otlp_problem``: the running instance's, which is no row of the database."""
+    return Snapshot.of(broker.overview(), otlp_problem=otlp_problem)
 
 
 def _count(n: int, one: str, many: str) -> str:

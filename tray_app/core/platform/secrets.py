@@ -18,6 +18,11 @@ show a person that never contains the secret.
 Vendors whose ``auth`` is ``none`` never touch the keyring at all (see
 :meth:`SecretStore.headers_for`), so they keep working without one; the others wait
 for credentials.
+
+The same keyring keeps the tokens ``telemetry-tray connect`` issues to apps (the database
+holds only their hashes, so it could never print one again): under a service of their own,
+``telemetry-tray.app-token``, with the user name ``<app_id>@<home>``, so an entry never meets
+a vendor secret, and two homes with an app of the same id never overwrite each other's.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
 __all__ = [
+    "APP_TOKEN_SERVICE",
     "MAX_SECRET_CHARS",
     "SERVICE",
     "SecretStore",
@@ -47,6 +53,7 @@ __all__ = [
 ]
 
 SERVICE: Final = "telemetry-tray"
+APP_TOKEN_SERVICE: Final = SERVICE + ".app-token"  # the suffix on any SecretStore's service
 MAX_SECRET_CHARS: Final = 8192
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,7 @@ class SecretStore:
 
     def __init__(self, backend: KeyringBackend | None = None, *, service: str = SERVICE) -> None:
         self._service = service
+        self._token_service = service + APP_TOKEN_SERVICE.removeprefix(SERVICE)
         self._given = backend
         self._lock = threading.RLock()
         self._chosen = False
@@ -100,21 +108,20 @@ class SecretStore:
         if self._choose() is not None:
             return f"Vendor secrets are kept in the OS keyring ({self._label})."
         return (
-            f"No OS keyring is available: {self._why_not}. {_advice()} "
+            f"No OS keyring is available: {self.why_unavailable()} "
             "Vendors that need no credentials keep working; the others wait for credentials."
         )
+
+    def why_unavailable(self) -> str:
+        """Why no OS keyring can be used, and what to do; "" when one can."""
+        return "" if self._choose() is not None else f"{self._why_not}. {_advice()}"
 
     # -- the secrets --------------------------------------------------------------
 
     def get(self, app_id: str) -> str | None:
         """The secret stored for ``app_id``, or None when there is none."""
         app_id = _checked_app_id(app_id)
-        backend = self._usable(f"read the secret for {app_id}")
-        with self._lock:
-            try:
-                return backend.get_password(self._service, app_id)
-            except Exception as exc:
-                raise _mapped(exc, f"read the secret for {app_id}") from exc
+        return self._read(self._service, app_id, f"read the secret for {app_id}")
 
     def set(self, app_id: str, secret: str) -> None:
         """Store ``secret`` for ``app_id``, replacing any earlier one.
@@ -124,33 +131,13 @@ class SecretStore:
         """
         app_id = _checked_app_id(app_id)
         secret = check_secret(secret)
-        backend = self._usable(f"store the secret for {app_id}")
-        with self._lock:
-            try:
-                backend.set_password(self._service, app_id, secret)
-            except Exception as exc:
-                raise _mapped(exc, f"store the secret for {app_id}", secret) from _cause(exc, secret)
+        self._write(self._service, app_id, secret, f"store the secret for {app_id}")
         log.info("credentials: stored a secret for %s in %s", app_id, self._label)
 
     def clear(self, app_id: str) -> bool:
         """Remove the secret of ``app_id``; whether there was one."""
         app_id = _checked_app_id(app_id)
-        doing = f"remove the secret for {app_id}"
-        backend = self._usable(doing)
-        with self._lock:
-            try:
-                if backend.get_password(self._service, app_id) is None:
-                    return False
-                # A keyring may hold more than one matching entry (written by another
-                # tool); clear means none is left.
-                for _ in range(8):
-                    self._delete(backend, app_id)
-                    if backend.get_password(self._service, app_id) is None:
-                        log.info("credentials: removed the secret for %s from %s", app_id, self._label)
-                        return True
-            except Exception as exc:
-                raise _mapped(exc, doing) from exc
-        raise CredentialsError(f"Could not {doing}: the OS keyring still holds it after removing it several times.")
+        return self._remove(self._service, app_id, f"remove the secret for {app_id}")
 
     def has(self, app_id: str) -> bool:
         """Whether a secret is stored for ``app_id``."""
@@ -167,7 +154,59 @@ class SecretStore:
             return {}
         return auth_headers(auth, self.get(app_id), app_id=app_id)
 
+    # -- the apps' own tokens (telemetry-tray connect) -------------------------------
+
+    def app_token(self, app_id: str, home: str) -> str | None:
+        """The token kept for ``app_id`` of the home ``home`` names, or None."""
+        app_id = _checked_app_id(app_id)
+        return self._read(self._token_service, _token_user(app_id, home), f"read the token of {app_id}")
+
+    def set_app_token(self, app_id: str, home: str, token: str) -> None:
+        """Keep ``token`` for ``app_id`` of ``home``, replacing any earlier one."""
+        app_id = _checked_app_id(app_id)
+        token = check_secret(token)
+        self._write(self._token_service, _token_user(app_id, home), token, f"store the token of {app_id}")
+        log.info("credentials: kept the token of %s in %s", app_id, self._label)
+
+    def clear_app_token(self, app_id: str, home: str) -> bool:
+        """Forget the token kept for ``app_id`` of ``home``; whether there was one."""
+        app_id = _checked_app_id(app_id)
+        return self._remove(self._token_service, _token_user(app_id, home), f"remove the token of {app_id}")
+
     # -- inside -------------------------------------------------------------------
+
+    def _read(self, service: str, user: str, doing: str) -> str | None:
+        backend = self._usable(doing)
+        with self._lock:
+            try:
+                return backend.get_password(service, user)
+            except Exception as exc:
+                raise _mapped(exc, doing) from exc
+
+    def _write(self, service: str, user: str, secret: str, doing: str) -> None:
+        backend = self._usable(doing)
+        with self._lock:
+            try:
+                backend.set_password(service, user, secret)
+            except Exception as exc:
+                raise _mapped(exc, doing, secret) from _cause(exc, secret)
+
+    def _remove(self, service: str, user: str, doing: str) -> bool:
+        backend = self._usable(doing)
+        with self._lock:
+            try:
+                if backend.get_password(service, user) is None:
+                    return False
+                # A keyring may hold more than one matching entry (written by another
+                # tool); clear means none is left.
+                for _ in range(8):
+                    self._delete(backend, service, user)
+                    if backend.get_password(service, user) is None:
+                        log.info("credentials: %s from %s: done", doing, self._label)
+                        return True
+            except Exception as exc:
+                raise _mapped(exc, doing) from exc
+        raise CredentialsError(f"Could not {doing}: the OS keyring still holds it after removing it several times.")
 
     def _choose(self) -> KeyringBackend | None:
         with self._lock:
@@ -195,14 +234,14 @@ class SecretStore:
             )
         return backend
 
-    def _delete(self, backend: KeyringBackend, app_id: str) -> None:
+    def _delete(self, backend: KeyringBackend, service: str, user: str) -> None:
         from keyring.errors import PasswordDeleteError
 
         try:
-            backend.delete_password(self._service, app_id)
+            backend.delete_password(service, user)
         except PasswordDeleteError:
             # Most backends say so when nothing matches: gone meanwhile is fine.
-            if backend.get_password(self._service, app_id) is not None:
+            if backend.get_password(service, user) is not None:
                 raise
 
 
@@ -291,6 +330,13 @@ def _checked_app_id(app_id: str) -> str:
     if not isinstance(app_id, str) or not app_id or has_control(app_id):
         raise InputError(f"{app_id!r} is not an app id.", title="Invalid app id")
     return app_id
+
+
+def _token_user(app_id: str, home: str) -> str:
+    # An app id has no "@" (it is reverse-DNS), so the two parts never run together.
+    if not home or not home.isascii() or not home.isalnum():
+        raise InputError(f"{home!r} does not name a home.", title="Invalid home")
+    return f"{app_id}@{home}"
 
 
 # -- backends -----------------------------------------------------------------------
