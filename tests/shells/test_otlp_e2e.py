@@ -1,7 +1,8 @@
-"""OpenTelemetry in and out, end to end: the stock Python SDK, configured by environment
-variables alone, sends logs and metrics to a running instance; the person reviews and
-approves them with the CLI; the instance delivers them to the vendor's collector, which
-parses them strictly as OTLP and gets exactly the bytes that were shown and approved."""
+"""OpenTelemetry in and out, end to end: the stock Python SDK, configured by the environment
+lines ``telemetry-tray connect`` prints and nothing else, sends logs and metrics to a running
+instance; the person reviews and approves them with the CLI; the instance delivers them to
+the vendor's collector, which parses them strictly as OTLP and gets exactly the bytes that
+were shown and approved."""
 
 from __future__ import annotations
 
@@ -83,16 +84,11 @@ def _cli(proc: Proc, *args: str) -> str:
     return result.stdout
 
 
-def _emit(otlp_url: str, token: str, what: str) -> None:
+def _emit(connect_lines: dict[str, str], what: str) -> None:
+    """The stock SDK with ``connect``'s lines as its only OTEL_ settings besides the app's own
+    version (which an app sets about itself, not to reach the tray)."""
     variables = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    variables.update(
-        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_url,
-        OTEL_EXPORTER_OTLP_HEADERS=f"Authorization=Bearer%20{token}",
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_SERVICE_NAME="tiny",
-        OTEL_RESOURCE_ATTRIBUTES="service.version=1.2.3",
-        OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE="delta",
-    )
+    variables.update(connect_lines, OTEL_RESOURCE_ATTRIBUTES="service.version=1.2.3")
     result = subprocess.run(
         [sys.executable, "-c", EMIT, what], env=variables, capture_output=True, text=True, timeout=120, check=False
     )
@@ -116,14 +112,15 @@ def _delivered(proc: Proc, c: Collector, count: int) -> None:
 def test_stock_sdk_telemetry_is_held_reviewed_approved_and_reaches_the_collector_as_approved(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with collector([200]) as c, Proc(home, extra_env={"TELEMETRY_TRAY_OTLP_PORT": "0"}) as proc:
-        status = json.loads(_cli(proc, "status", "--json"))
         manifest = tmp_path / "inkwell.toml"
         manifest.write_text(MANIFEST.format(app_id=APP, endpoint=c.url), encoding="utf-8")
-        token = _cli(proc, "register", str(manifest)).strip().splitlines()[-1]
+        _cli(proc, "register", str(manifest))
         _cli(proc, "consent", APP, "allow")
+        lines = json.loads(_cli(proc, "connect", APP, "--json"))
+        assert lines["OTEL_EXPORTER_OTLP_ENDPOINT"] == json.loads(_cli(proc, "status", "--json"))["otlp_url"]
 
         # Logs: two records; the person leaves the severity out.
-        _emit(status["otlp_url"], token, "logs")
+        _emit(lines, "logs")
         batch, shown = _review_and_approve(proc, "--exclude", "level")
         _delivered(proc, c, 1)
         logs = c.received[0]
@@ -141,8 +138,8 @@ def test_stock_sdk_telemetry_is_held_reviewed_approved_and_reaches_the_collector
 
         # Metrics: two runs' delta counter points, sent as counts (at least min_count = 2 of a
         # value, or it folds away); the histogram is refused at ingest.
-        _emit(status["otlp_url"], token, "metrics")
-        _emit(status["otlp_url"], token, "metrics")
+        _emit(lines, "metrics")
+        _emit(lines, "metrics")
         _, counted = _review_and_approve(proc, "--aggregate")
         _delivered(proc, c, 2)
         metrics = c.received[1]
