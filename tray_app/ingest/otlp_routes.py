@@ -140,8 +140,10 @@ class OtlpApp(LoopbackApp):
             metrics = decode_metrics(body, content_type)
             records, unknown = metrics.points, metrics.unknown_keys
         if unknown and not records:
+            # Quoted by repr: a key is the client's text, and exporters log this message.
+            keys = ", ".join(cut(repr(key), 66) for key in unknown)
             outcome.notes.append(
-                f"the request held no {outcome.what}; its keys {', '.join(unknown)} are not OTLP/JSON "
+                f"the request held no {outcome.what}; its keys {keys} are not OTLP/JSON "
                 "(which spells keys in lowerCamelCase) and were ignored"
             )
         reports = self._reports(manifest, records, outcome)
