@@ -1,6 +1,7 @@
 """Run the benchmarks, merge their figures into bench/results.json, rewrite docs/benchmarks.md.
 
-``python -m bench`` runs all of them; ``python -m bench core.ingest`` only the named ones.
+``python -m bench`` runs all of them; ``python -m bench core.ingest`` only the named ones
+(``python -m bench http.otlp ui.idle``: the OTLP ingest and the idle tray).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from .faults_bench import BENCHMARKS as FAULTS
 from .figures import Benchmark, Settings, machine, now_iso
 from .http_bench import BENCHMARKS as HTTP
 from .load_bench import BENCHMARKS as LOAD
+from .otlp_bench import BENCHMARKS as OTLP
 from .sdk_bench import BENCHMARKS as SDK
 from .ui_bench import BENCHMARKS as UI
 
-BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *SDK, *DELIVER, *UI, *LOAD, *FAULTS)
+BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *OTLP, *SDK, *DELIVER, *UI, *LOAD, *FAULTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import json
 import os
 import select
 import shutil
@@ -28,6 +29,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 
 from tests.support.processes import stop_process
+from tray_app.core import Locations
 
 from .core_bench import ROOT, BenchError, big_pending_batch, chunks, make_reports, open_app
 from .figures import Benchmark, Figure, Figures, Settings, best_of, temp_home
@@ -42,6 +44,7 @@ IDLE_RSS_GOAL_MB = 90.0
 IDLE_CPU_GOAL_PERCENT = 0.5
 REVIEW_OPEN_GOAL_MS = 300.0
 SCOPE_UPDATE_GOAL_MS = 200.0
+SUMMARY_GOAL_MS = 30.0  # issue 14: what the summary may add to a scope update
 
 IDLE_S = 60.0  # the issue's idle window; keep it
 SETTLE_S = 3.0  # after "serving on", before the idle window starts
@@ -193,6 +196,9 @@ def _child_env(display: str, home: Path, scratch: Path) -> dict[str, str]:
         QT_QPA_PLATFORM="xcb",
         TELEMETRY_TRAY_HOME=str(home),
         TELEMETRY_TRAY_PORT="0",
+        # The OTLP receiver's port is fixed (4318) unless set: a bench tray takes a free one,
+        # as test instances do (tests/support/processes.py tray_env), so it never meets them.
+        TELEMETRY_TRAY_OTLP_PORT="0",
         # No session bus: Qt docks in trayer over XEmbed, never in the desktop's tray.
         DBUS_SESSION_BUS_ADDRESS=f"unix:path={scratch / 'no-session-bus'}",
         # Bytecode cached, as an installed app has it (whatever this shell says), in a
@@ -332,6 +338,14 @@ def _prepare_pending(home: Path) -> int:
     return len(pending)
 
 
+def _check_otlp_serves(home: Path) -> None:
+    """The idle tray is the whole tray: its OTLP receiver serves (idle, protobuf not loaded)."""
+    path = Locations.under(home).endpoint_file.with_name("otlp.json")  # written before SERVING is logged
+    receiver = json.loads(path.read_text(encoding="utf-8"))
+    if receiver.get("url") is None:
+        raise BenchError(f"the idle tray's OTLP receiver does not serve: {receiver.get('problem')}")
+
+
 def bench_idle(settings: Settings) -> Figures:
     with temp_home() as tmp, x_display() as display:
         home = tmp / "home"
@@ -350,6 +364,7 @@ def bench_idle(settings: Settings) -> Figures:
         try:
             tray.wait_for(TRAY_SHOWN)
             tray.wait_for(SERVING)
+            _check_otlp_serves(home)
             time.sleep(SETTLE_S)
             cpu_start, start = _cpu_seconds(tray.pid), perf_counter()
             rss_samples = []
@@ -481,7 +496,34 @@ def bench_review(settings: Settings) -> Figures:
                     raise BenchError(f"the view of the batch shows {view.reports} reports and no payload")
                 return elapsed
 
-            best = dict.fromkeys(("open", "scope", "view"), float("inf"))
+            def summary_trial() -> tuple[float, float]:
+                """What the summary adds to ``Broker.view``: of the default scope on columns just
+                decoded and rendered (opening), then of the scope with ``SCOPE_FIELD`` unticked
+                (a scope update), each with the look-up of the earlier batches."""
+                from tray_app.core.previews import frame
+                from tray_app.core.rules.batch_summary import summarize
+                from tray_app.core.rules.vendor_body import vendor_body
+
+                record = broker.store.batch(batch_id)
+                assert record is not None
+                manifest = broker.app(record.app_id).manifest
+                start_scope = broker.batch_scope(batch_id)
+                edited = broker.edited_scope(batch_id, exclude=[SCOPE_FIELD])
+                broker.forget_preview()
+                columns = broker.previews.columns(record, manifest, keep=True)
+                vendor_body(columns, frame(record), manifest, start_scope)  # the render comes first
+                start = perf_counter()
+                first = summarize(columns, manifest, start_scope, broker.earlier.earlier(record), zone=UTC)
+                opened = perf_counter() - start
+                vendor_body(columns, frame(record), manifest, edited)
+                start = perf_counter()
+                again = summarize(columns, manifest, edited, broker.earlier.earlier(record), zone=UTC)
+                updated = perf_counter() - start
+                if first.reports != count or first.field(SCOPE_FIELD) is None or again.field(SCOPE_FIELD) is not None:
+                    raise BenchError("the summaries do not describe the scopes they were asked for")
+                return opened, updated
+
+            best = dict.fromkeys(("open", "scope", "view", "summary_open", "summary"), float("inf"))
             for _ in range(settings.repeat):  # round-robin, like best_of
                 gc.collect()
                 opened, updated = review_trial()
@@ -489,6 +531,10 @@ def bench_review(settings: Settings) -> Figures:
                 best["scope"] = min(best["scope"], updated)
                 gc.collect()
                 best["view"] = min(best["view"], view_trial())
+                gc.collect()
+                opened, updated = summary_trial()
+                best["summary_open"] = min(best["summary_open"], opened)
+                best["summary"] = min(best["summary"], updated)
         finally:
             QThreadPool.globalInstance().waitForDone()
             broker.close()
@@ -510,6 +556,20 @@ def bench_review(settings: Settings) -> Figures:
             "is on screen (new SHA-256, *Approve and send* enabled again). The window renders an edit at "
             "once (no debounce); edits made while a render runs wait for it and render once.",
             goal_max=SCOPE_UPDATE_GOAL_MS,
+        ),
+        "summary_ms_100k": Figure(
+            best["summary"] * 1000,
+            "ms",
+            f"What \"what this batch says\" adds to that scope update (`summarize` of the scope without "
+            f"`{SCOPE_FIELD}`, on the columns the render decoded, after the default scope's summary; with "
+            "the look-up of earlier delivered batches): part of `scope_update_ms_100k`, which includes it.",
+            goal_max=SUMMARY_GOAL_MS,
+        ),
+        "summary_open_ms_100k": Figure(
+            best["summary_open"] * 1000,
+            "ms",
+            "The first summary of the batch (default scope, columns just decoded and rendered, nothing "
+            "counted yet): what it adds to `review_open_ms_100k` and `render_baseline_ms`, which include it.",
         ),
         "render_baseline_ms": Figure(
             best["view"] * 1000,

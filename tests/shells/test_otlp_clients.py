@@ -236,7 +236,6 @@ def test_node_sdk_logs_and_delta_counters_are_held_with_the_values_node_sent(tra
     assert (dropped.get("attr:gpu"), dropped.get("attr:ratio"), dropped.get("attr:tags")) == (1, 1, 1)  # record 1's
     for name in (
         "resource:service.instance.id",
-        "resource:service.name",
         "resource:host.name",
         "resource:process.pid",
         "resource:process.command_args",
@@ -247,6 +246,7 @@ def test_node_sdk_logs_and_delta_counters_are_held_with_the_values_node_sent(tra
     assert all(n == 6 for name, n in dropped.items() if name.startswith("resource:")), dropped
     declared = {"attr:event", "attr:duration_ms", "attr:zoom", "attr:retries", "attr:format"}
     assert not declared & set(dropped) and "resource:service.version" not in dropped
+    assert "resource:service.name" not in dropped  # checked against [otlp] service_names: not a drop
     assert not {"body", "severity", "event_name"} & set(dropped)
     hostname = socket.gethostname()
     assert len(hostname) < 4 or hostname not in shown  # the host's name is dropped, not shown

@@ -262,6 +262,7 @@ def test_stock_sdk_logs_are_held_and_shown_with_only_declared_fields(tray: Tray,
     ):
         assert f"{name} (" in dropped, dropped
     assert "resource:service.instance.id (2)" in dropped
+    assert "service.name" not in dropped  # declared in [otlp] service_names and checked: not a drop
 
 
 def test_stock_sdk_delta_counter_points_become_reports_and_histograms_are_refused(tray: Tray) -> None:

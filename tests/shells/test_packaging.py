@@ -9,6 +9,7 @@ the version, the start-at-login value, the keyring backends the bundle must carr
 from __future__ import annotations
 
 import ast
+import importlib.util
 import plistlib
 import re
 import shutil
@@ -19,6 +20,7 @@ import xml.etree.ElementTree as ET
 from datetime import date
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -206,6 +208,109 @@ def test_spec_carries_resources_and_never_drops_svg_support() -> None:
     assert "imageformats/libqsvg" in kept
     for needed in ("platforms/libqxcb", "platforms/libqwayland", "platforms/libqoffscreen", "iconengines/"):
         assert not any(needed.startswith(prefix) for prefix in unused), needed
+
+
+def _lazy_imports(package: Path, roots: tuple[str, ...]) -> dict[str, str]:
+    """Modules under ``roots`` that ``package`` imports inside a function (module → file:line)."""
+    found: dict[str, str] = {}
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    # "from a.b import c" may name the module a.b.c: count both
+                    names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                for name in names:
+                    if name.startswith(roots):
+                        found.setdefault(name, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_spec_collects_the_protobuf_modules_the_otlp_receiver_imports_lazily() -> None:
+    constants = spec_constants()
+    packages = constants["PROTOBUF_PACKAGES"]
+    unused = constants["UNUSED_PROTOBUF"]
+    assert isinstance(packages, list)
+    assert isinstance(unused, tuple)
+    lazy = _lazy_imports(ROOT / "tray_app", ("google.", "opentelemetry."))
+    assert "opentelemetry.proto.collector.logs.v1.logs_service_pb2" in lazy  # the check sees them
+    assert "google.protobuf.message" in lazy
+    for module, where in lazy.items():
+        covered = any(module == package or module.startswith(package + ".") for package in packages)
+        assert covered, f"{where} imports {module} at run time: add its package to PROTOBUF_PACKAGES in {SPEC.name}"
+        assert not any(part in module for part in unused), f"{where} imports {module}, which UNUSED_PROTOBUF leaves out"
+    # protobuf's C extension: without it protobuf falls back to pure Python without a word.
+    assert constants["PROTOBUF_EXTENSION"] == "google._upb._message"
+    assert "google._upb" in packages
+    text = SPEC.read_text(encoding="utf-8")
+    assert "hiddenimports += _protobuf_modules()" in text
+    assert text.index("hiddenimports += _protobuf_modules()") < text.index("a = Analysis(")
+
+
+def test_spec_keeps_the_opentelemetry_sdk_out_of_the_bundle() -> None:
+    # pyinstaller-hooks-contrib's hook for `opentelemetry` would collect every opentelemetry_*
+    # entry point of the build environment (the SDK and exporters the tests use); ours adds none.
+    text = SPEC.read_text(encoding="utf-8")
+    assert 'HOOKS = str(Path(SPECPATH) / "hooks")' in text
+    assert "hookspath=[HOOKS]" in text
+    hook: dict[str, object] = {}
+    exec((SPEC.parent / "hooks" / "hook-opentelemetry.py").read_text(encoding="utf-8"), hook)
+    assert hook["hiddenimports"] == [] and hook["datas"] == []
+    for excluded in ("opentelemetry.sdk", "opentelemetry.exporter"):
+        assert f'"{excluded}"' in text
+
+
+def _smoke_bundle() -> ModuleType:
+    path = ROOT / "tools" / "smoke_bundle.py"
+    spec = importlib.util.spec_from_file_location("smoke_bundle", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_smoke_tests_hand_made_protobuf_is_what_the_stock_otlp_classes_read() -> None:
+    # tools/smoke_bundle.py is standard library only, so it spells its OTLP requests by hand.
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+        ExportLogsServiceResponse,
+    )
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+        ExportMetricsServiceResponse,
+    )
+
+    smoke = _smoke_bundle()
+    logs = ExportLogsServiceRequest.FromString(smoke.otlp_logs_body())
+    services = [r.resource.attributes[0].value.string_value for r in logs.resource_logs]
+    assert services == [smoke.OTLP_SERVICE, smoke.OTLP_FOREIGN]
+    record = logs.resource_logs[0].scope_logs[0].log_records[0]
+    assert (record.event_name, record.severity_number, record.time_unix_nano) == (
+        "note.created",
+        9,
+        smoke.OTLP_TIME_NANOS,
+    )
+    metrics = ExportMetricsServiceRequest.FromString(smoke.otlp_metrics_body())
+    assert [r.resource.attributes[0].value.string_value for r in metrics.resource_metrics] == services
+    metric = metrics.resource_metrics[0].scope_metrics[0].metrics[0]
+    assert metric.name == "inkwell.sync.attempts"
+    assert (metric.sum.aggregation_temporality, metric.sum.is_monotonic) == (1, True)  # DELTA
+    assert metric.sum.data_points[0].as_int == 3
+    # The manifest the smoke test registers takes these records from this service only.
+    otel_notes = tomllib.loads((ROOT / "resources" / "manifests" / "otel-notes.toml").read_text(encoding="utf-8"))
+    assert otel_notes["otlp"]["service_names"] == [smoke.OTLP_SERVICE]
+    assert smoke.OTLP_FOREIGN not in otel_notes["otlp"]["service_names"]
+    for response in (ExportLogsServiceResponse(), ExportMetricsServiceResponse()):
+        assert smoke.partial_success(response.SerializeToString()) == (0, "")
+    answer = ExportLogsServiceResponse()
+    answer.partial_success.rejected_log_records = 300
+    answer.partial_success.error_message = "service.name 'smoke-other' refused …"
+    assert smoke.partial_success(answer.SerializeToString()) == (300, "service.name 'smoke-other' refused …")
 
 
 def test_spec_builds_the_app_bundle_and_the_windowed_program() -> None:

@@ -66,6 +66,7 @@ DEFAULT_OTLP_PORT = 4318  # the OTLP/HTTP port (OTLP specification, "Default Por
 OTLP_PORT_ENV = "TELEMETRY_TRAY_OTLP_PORT"
 MAX_MESSAGE = 2000  # characters of a partial_success error_message
 _MAX_NAMES = 20  # dropped names listed in a message
+_SERVICE_NAME = "resource:service.name"  # to_report's name for it when no field takes it
 _MAX_REASONS = 3  # distinct refusal reasons listed in a message
 
 TRACES_MESSAGE = (
@@ -174,6 +175,8 @@ class OtlpApp(LoopbackApp):
             report, dropped = to_report(record, sources)
             row: dict[str, Any] = dict(report)
             for dropped_name in dropped:
+                if dropped_name == _SERVICE_NAME:
+                    continue  # declared in [otlp] service_names and checked above: not a surprise drop
                 # "body" or "severity" not taken may share a declared field's name.
                 row[f"record:{dropped_name}" if dropped_name in declared else dropped_name] = None
             reports.append(row)
@@ -214,6 +217,10 @@ class _Outcome:
         self.dropped: list[str] = []
         self.notes: list[str] = []
 
+    def _many(self, count: int) -> str:
+        """The count with its noun: 1 log record, 3 log records."""
+        return f"{count} {self.what if count != 1 else self.what[:-1]}"
+
     @property
     def rejected_count(self) -> int:
         return sum(self.foreign.values()) + sum(self.refused.values()) + len(self.rejected) + self.blocked
@@ -224,20 +231,20 @@ class _Outcome:
             shown = "no service.name" if name is None else f"service.name {cut(name, 60)!r}"
             listed = ", ".join(repr(n) for n in self.allowed)
             parts.append(
-                f"{count} {self.what} with {shown} refused: the manifest of {self.app_id!r} lists only {listed} "
+                f"{self._many(count)} with {shown} refused: the manifest of {self.app_id!r} lists only {listed} "
                 "in [otlp] service_names; set OTEL_SERVICE_NAME to one of them, or declare this one there "
                 "and register the new version"
             )
         for reason, count in sorted(self.refused.items()):
-            parts.append(f"{count} {self.what} refused: {reason}")
+            parts.append(f"{self._many(count)} refused: {reason}")
         if self.rejected:
             reasons = Counter(self.rejected)
             shown = "; ".join(reason for reason, _ in reasons.most_common(_MAX_REASONS))
             more = f" (and {len(reasons) - _MAX_REASONS} other reasons)" if len(reasons) > _MAX_REASONS else ""
-            parts.append(f"{len(self.rejected)} {self.what} refused by the manifest's fields: {shown}{more}")
+            parts.append(f"{self._many(len(self.rejected))} refused by the manifest's fields: {shown}{more}")
         if self.blocked:
             parts.append(
-                f"{self.blocked} {self.what} refused: the person blocked {self.app_id!r} in Telemetry Tray; "
+                f"{self._many(self.blocked)} refused: the person blocked {self.app_id!r} in Telemetry Tray; "
                 "nothing it sends is kept until they allow it again"
             )
         if self.dropped:

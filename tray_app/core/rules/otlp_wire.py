@@ -53,6 +53,7 @@ retry are the same bytes. The batch id is the resource attribute ``telemetry_tra
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -1075,6 +1076,7 @@ def point_refusal(point: OtlpDataPoint) -> str | None:
 # Mapping a record or point to a report
 
 
+@functools.lru_cache(maxsize=4096)  # a manifest's few sources, asked for every record of every request
 def parse_source(spec: str) -> tuple[SourceKind, str]:
     """``"attr:app.feature"`` → ``("attr", "app.feature")``, ``"body"`` → ``("body", "")``.
     Raises ValueError with what is wrong (rules/manifest.py turns it into a ManifestError)."""

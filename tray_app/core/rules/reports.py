@@ -53,6 +53,7 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
     fast = {name: _fast_check(spec) for name, spec in specs.items()}
     required = [spec.name for spec in specs.values() if spec.required]
     result = ReportCheck()
+    cleaned: dict[str, str] = {}  # an SDK drops the same few names from every report
     for index, raw in enumerate(reports):
         if type(raw) is not dict and not isinstance(raw, Mapping):
             result.rejected.append((index, "a report must be a JSON object of field names and values"))
@@ -85,7 +86,11 @@ def check_reports(manifest: Manifest, reports: Sequence[object], today: date) ->
         else:
             result.accepted.append(report)
             for name in dropped:
-                _count_drop(result.dropped, name)
+                clean = cleaned.get(name)
+                if clean is None:
+                    clean = cleaned[name] = _bounded_name(name)
+                if clean in result.dropped or len(result.dropped) < MAX_DROPPED_NAMES:
+                    result.dropped[clean] = result.dropped.get(clean, 0) + 1
     return result
 
 
@@ -118,12 +123,14 @@ def _fast_check(spec: FieldSpec) -> Callable[[object], bool]:
     return lambda v: False
 
 
-def _count_drop(dropped: dict[str, int], name: str) -> None:
-    # Names come from the app; keep them short and bounded so a hostile app cannot
-    # flood the review with them.
-    name = "".join(ch if ch.isprintable() and not _SURROGATES.match(ch) else "?" for ch in name[:64])
-    if name in dropped or len(dropped) < MAX_DROPPED_NAMES:
-        dropped[name] = dropped.get(name, 0) + 1
+def _bounded_name(name: str) -> str:
+    """A dropped name as the review may show it: names come from the app, so they are kept
+    short (and their number bounded by the caller) so a hostile app cannot flood the review,
+    and what is not printable (controls, bidi, lone surrogates) is shown as "?"."""
+    name = name[:64]
+    if name.isprintable():  # surrogates are not printable either
+        return name
+    return "".join(ch if ch.isprintable() and not _SURROGATES.match(ch) else "?" for ch in name)
 
 
 @dataclass(frozen=True)
