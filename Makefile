@@ -8,10 +8,14 @@ STAMP := $(VENV)/.installed
 # hidden lockfile .package-lock.json in node_modules, which is this rule's stamp.
 NODE_OTEL := tests/support/node_otel
 NODE_STAMP := $(NODE_OTEL)/node_modules/.package-lock.json
+# divviup-ts (@divviup/prio3, VDAF-08) and @hpke/core as both DAP-09 aggregators for
+# tests/shells/test_dap_peer.py, the same way.
+NODE_DAP := tests/support/node_dap
+NODE_DAP_STAMP := $(NODE_DAP)/node_modules/.package-lock.json
 
 .PHONY: install run test lint bench clean screenshots package lock
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(NODE_DAP_STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +28,13 @@ $(NODE_STAMP): $(NODE_OTEL)/package-lock.json
 		echo "npm ci in $(NODE_OTEL)"; cd $(NODE_OTEL) && npm ci --no-audit --no-fund --loglevel=error; \
 	else \
 		echo "npm not found: the Node OpenTelemetry SDK tests will skip (install nodejs and npm, then make install)"; \
+	fi
+
+$(NODE_DAP_STAMP): $(NODE_DAP)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		echo "npm ci in $(NODE_DAP)"; cd $(NODE_DAP) && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the DAP peer tests will skip (install nodejs and npm, then make install)"; \
 	fi
 
 # requirements.lock anew: the newest versions pyproject.toml allows, resolved in a fresh
@@ -64,7 +75,7 @@ $(VENV)/.installed-package: pyproject.toml requirements.lock
 	touch $@
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(NODE_OTEL)/node_modules
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(NODE_OTEL)/node_modules $(NODE_DAP)/node_modules
 
 screenshots: install
 	QT_QPA_PLATFORM=offscreen $(BIN)/python tools/screenshots.py
