@@ -560,7 +560,7 @@ def bench_review(settings: Settings) -> Figures:
         "summary_ms_100k": Figure(
             best["summary"] * 1000,
             "ms",
-            f"What \"what this batch says\" adds to that scope update (`summarize` of the scope without "
+            "What *what this batch says* adds to that scope update (`summarize` of the scope without "
             f"`{SCOPE_FIELD}`, on the columns the render decoded, after the default scope's summary; with "
             "the look-up of earlier delivered batches): part of `scope_update_ms_100k`, which includes it.",
             goal_max=SUMMARY_GOAL_MS,

@@ -23,6 +23,7 @@ from .core import (
     BatchView,
     Broker,
     ConsentAnswer,
+    Disclosure,
     InputError,
     Locations,
     Outcome,
@@ -38,6 +39,7 @@ from .core import (
     running_otlp_receiver,
     scope_fields_in_words,
     stop_instance,
+    value_label,
     wake_instance,
 )
 
@@ -160,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     discard.add_argument("batch", metavar="BATCH")
     _json_flag(discard)
 
+    withdraw = verb("withdraw", _withdraw, "take back an approved batch not sent yet: it is discarded, nothing is sent")
+    withdraw.add_argument("batch", metavar="BATCH")
+    _json_flag(withdraw)
+
     deliver = verb("deliver", _deliver, "send approved batches now")
     deliver.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="keep retrying for up to SECONDS until all are sent"
@@ -215,6 +221,13 @@ def _scope_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--coarsen", action="append", default=[], metavar="FIELD=LEVEL", help="coarsen FIELD (e.g. ts=day)"
+    )
+    parser.add_argument(
+        "--noise",
+        action="append",
+        default=[],
+        metavar="FIELD=EPSILON",
+        help="add noise to FIELD where its app offers it (e.g. gpu_accelerated=1); FIELD=off removes it",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--aggregate", action="store_true", help="send only counts per value")
@@ -426,7 +439,7 @@ def _pending(args: argparse.Namespace) -> int:
 
 
 def _edited_scope(broker: Broker, args: argparse.Namespace) -> Scope | None:
-    if not (args.exclude or args.include or args.coarsen or args.aggregate or args.records):
+    if not (args.exclude or args.include or args.coarsen or args.noise or args.aggregate or args.records):
         return None
     coarsen = {}
     for item in args.coarsen:
@@ -434,8 +447,24 @@ def _edited_scope(broker: Broker, args: argparse.Namespace) -> Scope | None:
         if not sep or not field or not level:
             raise UsageError(f"--coarsen takes FIELD=LEVEL (like ts=day), not '{item}'")
         coarsen[field] = level
+    noise = dict(map(_noise_option, args.noise))
     mode = MODES[1] if args.aggregate else MODES[0] if args.records else None
-    return broker.edited_scope(args.batch, include=args.include, exclude=args.exclude, coarsen=coarsen, mode=mode)
+    return broker.edited_scope(
+        args.batch, include=args.include, exclude=args.exclude, coarsen=coarsen, mode=mode, noise=noise
+    )
+
+
+def _noise_option(item: str) -> tuple[str, float | None]:
+    """``--noise FIELD=EPSILON`` (or ``FIELD=off``, no noise); the scope checks the rest."""
+    field, sep, epsilon = item.partition("=")
+    if sep and field and epsilon == "off":
+        return field, None
+    try:
+        if sep and field:
+            return field, float(epsilon)
+    except ValueError:
+        pass
+    raise UsageError(f"--noise takes FIELD=EPSILON (like gpu_accelerated=1) or FIELD=off, not '{item}'")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -467,6 +496,15 @@ def _discard(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json(view.to_obj())
     _out(f"Discarded {view.batch.batch_id}: its {view.reports} report(s) were deleted and nothing was sent.")
+    return EXIT_OK
+
+
+def _withdraw(args: argparse.Namespace) -> int:
+    view = _broker().withdraw(args.batch)
+    wake_instance(Locations.from_env())  # the running tray shows it gone at once
+    if args.json:
+        return _print_json(view.to_obj())
+    _out(f"Withdrew {view.batch.batch_id}: its approval was taken back, its bytes deleted, and nothing was sent.")
     return EXIT_OK
 
 
@@ -689,8 +727,26 @@ def _describe(view: BatchView) -> None:
     if view.payload is None:
         _out("Payload: none (nothing was or will be sent)")
         return
+    if view.summary is not None:
+        _summary(view.summary)
     _out(f"Payload: {view.payload.size} bytes, sha256 {view.payload.sha256}")
     _out(json.dumps(view.payload.obj(), indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def _summary(summary: Disclosure) -> None:
+    """What the batch says, short: a line per included field, then the findings' sentences."""
+    compared = summary.compared_batches
+    against = f", compared with {compared} earlier delivered batch(es)" if compared else ""
+    _out(f"What this batch says ({summary.reports} reports{against}):")
+    width = max((len(f.name) for f in summary.fields), default=0)
+    for f in summary.fields:
+        tops = [f"{value_label(f.type, value, mode=summary.mode)} ({n})" for value, n in f.top]
+        if f.other:
+            tops.append(f"others ({f.other})")
+        values = "value" if f.distinct == 1 else "values"
+        _out(f"  {f.name.ljust(width)}  {f.distinct} {values} in {f.reports} reports: {', '.join(tops) or 'none'}")
+    for finding in summary.findings:
+        _out(f"  * {finding.text}")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:

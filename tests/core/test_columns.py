@@ -3,6 +3,7 @@ kept preview never shows reports that are not (or no longer) the batch's."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.support.builders import allowed, tiny
 from tray_app.core.broker import Broker
 from tray_app.core.platform.paths import Locations
 from tray_app.core.rules.columns import ReportColumns
+from tray_app.core.rules.noise import MIN_EPSILON
 from tray_app.core.rules.payload import BatchFrame, reference_render
 from tray_app.core.rules.reports import Report
 from tray_app.core.rules.scope import Scope, check_scope
@@ -44,24 +46,50 @@ _values: dict[str, st.SearchStrategy[Any]] = {
 }
 _report = st.fixed_dictionaries({}, optional=_values)
 
+# Noise (rules/noise.py): the scope tests' FIELDS with noise offered on the boolean and the
+# enum, a batch's seed, and scopes that add noise to some of those fields.
+SEED = hashlib.sha256(b"test_columns: a fixed seed").digest()
+OFFERS = {"b": 1.0, "e": 2.0}
+NOISY_FIELDS: list[dict[str, Any]] = [
+    {**field, "noise": OFFERS[field["name"]]} if field["name"] in OFFERS else field for field in FIELDS
+]
+
+
+@st.composite
+def _noisy_scope(draw: st.DrawFn) -> Scope:
+    """A scope of the scope tests, with noise on some of the fields that offer it."""
+    base = draw(_scope())
+    noise = {
+        name: draw(st.sampled_from([MIN_EPSILON, 0.5, offer]))
+        for name, offer in OFFERS.items()
+        if name in base.fields and draw(st.booleans())
+    }
+    return Scope(base.fields, base.coarsen, base.mode, noise)
+
 
 def _both(reports: list[Report], scope: Scope, min_count: int = 2) -> tuple[bytes, bytes]:
-    m = tiny(fields=FIELDS, min_count=min_count)
+    m = tiny(fields=NOISY_FIELDS, min_count=min_count)
     check_scope(scope, m)
-    columns = ReportColumns.decode(m, [json.dumps(r) for r in reports])
+    columns = ReportColumns.decode(m, [json.dumps(r) for r in reports], noise_seed=SEED)
     fast = columns.render(FRAME, m, scope)
     again = columns.render(FRAME, m, scope)  # from the pieces it kept
     assert again == fast
-    return fast.body, reference_render(FRAME, m, scope, reports).body
+    return fast.body, reference_render(FRAME, m, scope, reports, noise_seed=SEED).body
 
 
 @pytest.mark.slow
 @settings(max_examples=500, deadline=None)
-@given(reports=st.lists(_report, max_size=30), scope=_scope(), min_count=st.integers(2, 5))
+@given(reports=st.lists(_report, max_size=30), scope=_noisy_scope(), min_count=st.integers(2, 5))
 @example(reports=[{"x": 1}, {"x": 1.0}, {"x": True}, {"x": -0.0}, {"x": 0}], scope=Scope(("x",)), min_count=2)
 @example(reports=[{"x": 10**16}, {"x": 1e16}], scope=Scope(("x",), mode="aggregate"), min_count=2)
 @example(reports=[{}, {"s": "a"}, {"b": True}], scope=Scope(("b", "s")), min_count=2)
 @example(reports=[{"s": "\x00,"}, {}], scope=Scope(("e", "s")), min_count=2)
+@example(reports=[{}, {"b": True}, {"e": "a", "b": False}], scope=Scope(("b", "e"), noise={"b": 1.0}), min_count=2)
+@example(
+    reports=[{"e": "c"}] * 7 + [{"e": "a", "b": True}] * 3,
+    scope=Scope(("b", "e"), mode="aggregate", noise={"e": 0.1, "b": 0.5}),
+    min_count=2,
+)
 def test_columns_render_the_reference_bytes(reports: list[Report], scope: Scope, min_count: int) -> None:
     fast, reference = _both(reports, scope, min_count)
     assert fast == reference
@@ -70,12 +98,13 @@ def test_columns_render_the_reference_bytes(reports: list[Report], scope: Scope,
 @settings(max_examples=100, deadline=None)
 @given(reports=st.lists(_report, min_size=1, max_size=30), data=st.data())
 def test_one_columns_object_renders_many_scopes(reports: list[Report], data: st.DataObject) -> None:
-    m = tiny(fields=FIELDS)
-    columns = ReportColumns.decode(m, [json.dumps(r) for r in reports])
+    m = tiny(fields=NOISY_FIELDS)
+    columns = ReportColumns.decode(m, [json.dumps(r) for r in reports], noise_seed=SEED)
     for _ in range(4):
-        scope = data.draw(_scope())
+        scope = data.draw(_noisy_scope())
         check_scope(scope, m)
-        assert columns.render(FRAME, m, scope).body == reference_render(FRAME, m, scope, reports).body
+        reference = reference_render(FRAME, m, scope, reports, noise_seed=SEED)
+        assert columns.render(FRAME, m, scope).body == reference.body
 
 
 def test_every_coarsening_level_matches() -> None:

@@ -107,7 +107,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     (manifest_obj(fields=[_field(name=f"f{i}") for i in range(201)]), "fields", "at most 200"),
     # format: what the vendor's endpoint speaks
     (manifest_obj(format="sentry"), "format", "'sentry' is not supported yet (forwarding crash reports to a Sentry"),
-    (manifest_obj(format="dap"), "format", "'dap' is not supported yet (split aggregation over DAP"),
+    (manifest_obj(format="dap"), "dap", 'is missing; a format = "dap" manifest needs a [dap] table'),
     (manifest_obj(format="OTLP"), "format", "'OTLP' is not one of telemetry-tray, otlp"),
     (manifest_obj(format="json"), "format", "not one of telemetry-tray, otlp"),
     (manifest_obj(format=1), "format", "not one of"),

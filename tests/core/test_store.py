@@ -52,6 +52,15 @@ _SEED = {
         "'{}','https://x.org/',X'7B7D','44136fa3','2')",
     ],
 }
+# Schema 4, before noise seeds: an approved batch and undecided ones (pending, held, open).
+_SEED[4] = [
+    *_SEED[1],
+    *(
+        f"INSERT INTO batches (batch_id, app_id, manifest_version, window_start, window_end, status, created_at) "
+        f"VALUES ('{status[0]}1','org.a.b',1,'w0','w1','{status}','c')"
+        for status in ("pending", "held", "open", "discarded")
+    ),
+]
 
 
 @pytest.mark.parametrize("version", sorted(_SEED))
@@ -81,6 +90,15 @@ def test_upgrade_from_every_earlier_schema(tmp_path: Path, start: int) -> None:
         assert store.app("org.a.b") is not None
         assert store.setting("retention_days") == "12"
         assert store.payload("b1") == b"{}"
+    if start in _SEED:
+        # Undecided batches get a secret seed of their own for noise, from Python's
+        # generator; decided ones need none (their payload, or nothing, is stored).
+        assert store.noise_seed("b1") is None
+    if start == 4:
+        seeds = [store.noise_seed(batch) for batch in ("p1", "h1", "o1")]
+        assert all(seed is not None and len(seed) == 32 for seed in seeds)
+        assert len(set(seeds)) == 3
+        assert store.noise_seed("d1") is None
     if start == 1:
         # Batches approved before deliveries existed are due at once, not forgotten.
         delivery = store.delivery("b1")
@@ -100,6 +118,23 @@ def test_a_migration_is_one_transaction(tmp_path: Path, monkeypatch: pytest.Monk
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def test_a_migrations_fill_is_part_of_its_transaction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "telemetry-tray.sqlite3"
+    db_at_version(db, 4)
+
+    def fails(execute: object) -> None:
+        raise RuntimeError("the power went")
+
+    monkeypatch.setattr("tray_app.core.storage.store.FILLS", {5: fails})
+    with pytest.raises(RuntimeError):
+        Store.open(db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(batches)")]
+    assert "noise_seed" not in columns
+    conn.close()
 
 
 def _untouched(db: Path, before: bytes, mode: int) -> None:

@@ -113,6 +113,7 @@ def test_the_whole_flow(tt: Run, tmp_path: Path) -> None:
         "payload",
         "payload_sha256",
         "payload_bytes",
+        "summary",
     }
     body = canonical_bytes(shown["payload"])
     assert shown["payload_sha256"] == hashlib.sha256(body).hexdigest()

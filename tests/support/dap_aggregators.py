@@ -153,7 +153,9 @@ class DapAggregators:
         missing = node_dap_missing()
         if missing:
             raise RuntimeError(missing)
-        common = ["--task-id", encode_task_id(task_id), *vdaf.argv(), "--verify-key", verify_key.hex()]
+        # "--task-id=…" in one argument: a task id may start with "-", which node's parseArgs
+        # would otherwise take for an option (one run in 64)
+        common = [f"--task-id={encode_task_id(task_id)}", *vdaf.argv(), "--verify-key", verify_key.hex()]
         helper = _spawn("helper", [*common, "--config-id", "7"], log_dir, timeout)
         try:
             extra = ["--unsupported-first"] if unsupported_first else []

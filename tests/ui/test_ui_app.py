@@ -48,7 +48,7 @@ def test_the_menu_says_what_waits(qtbot: QtBot, broker: Broker, photoedit: Manif
     assert "Review pending (4)…" in texts
     assert "    NoteSync asks to send telemetry…" in texts
     assert "    PhotoEdit (3)…" in texts
-    assert texts[-4:] == ["Pause all telemetry", "History…", "Settings…", "Quit"]
+    assert texts[-5:] == ["Pause all telemetry", "History…", "Settings…", "Help and About…", "Quit"]
     assert tray.state is TrayState.WAITING
     assert tray.toolTip() == "Telemetry Tray: 3 batches waiting from 1 app; 1 new app asking to send"
     photo = next(a for a in tray.menu.actions() if a.text() == "    PhotoEdit (3)…")
@@ -129,7 +129,7 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
     assert "Welcome to Telemetry Tray" in review.empty_text.text()
     qtbot.mouseClick(review.demo_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: tray_app.demo_vendor is not None and tray_app.demo_stream is not None, timeout=5000)
-    assert seen_text(review.banner).startswith("Demo loaded. Review PhotoEdit's batch and approve it")
+    assert seen_text(review.banner).startswith("Demo loaded. PhotoEdit's batch is selected")
     broker = tray_app.broker
     assert broker is not None
     assert {a.app_id: a.status for a in broker.apps()} == {
@@ -137,9 +137,9 @@ def test_first_run_demo_shows_the_whole_flow(qtbot: QtBot, tray_app: TrayApp) ->
         "net.notesync.desktop": "awaiting_consent",
         "org.inkwell.notes": "allowed",  # an OpenTelemetry app: its vendor receives OTLP
     }
-    # The review opens on something to decide; PhotoEdit's batch is there to approve.
-    review.show_app("org.example.photoedit")
+    # The review opens on the batch the notice speaks of: PhotoEdit's, there to approve.
     qtbot.waitUntil(lambda: review._current is not None and review.approve_button.isEnabled(), timeout=5000)
+    assert review._current is not None and review._current.app.app_id == "org.example.photoedit"
     shown = review.payload.toPlainText()
     assert "sam@example.net" not in shown and "holiday-photos" not in shown
     with qtbot.waitSignal(review.decided, timeout=5000):
@@ -242,6 +242,24 @@ def test_an_app_registering_while_the_tray_runs_opens_its_consent_question(qtbot
     assert not review.isVisible()
 
 
+def test_a_new_app_does_not_take_away_the_batch_being_decided(qtbot: QtBot, tray_app: TrayApp) -> None:
+    review, broker = tray_app.review, tray_app.broker
+    assert review is not None and broker is not None
+    qtbot.waitUntil(lambda: tray_app._asking is not None, timeout=5000)
+    first = tiny(app_id="org.example.first")
+    allowed(broker, first)
+    broker.ingest(first.app_id, [{"event": "open"}])
+    (closed,) = broker.close_batches(force=True)
+    tray_app.open_review()
+    review.refresh(select=f"batch:{closed.batch_id}")
+    qtbot.waitUntil(lambda: review.deciding_batch() and review._current.batch.batch_id == closed.batch_id,
+                    timeout=5000)  # fmt: skip
+    _register_over_http(tray_app, tiny(app_id="org.example.asks", name="Asker"))
+    qtbot.waitUntil(lambda: "Asker just registered and asks for your consent" in review.banner.text(), timeout=5000)
+    assert review.deciding_batch() and review._current is not None
+    assert review._current.batch.batch_id == closed.batch_id  # still the batch in front of the person
+
+
 def test_settings_and_the_forwarder_share_one_keyring_handle(tray_app: TrayApp) -> None:
     # Else Settings could show a secret stored while the forwarder still remembers "no keyring".
     assert tray_app.instance is not None and tray_app.instance.forwarder is not None
@@ -259,7 +277,7 @@ def test_without_a_tray_the_window_offers_the_tray_menus_entries(qtbot: QtBot, t
     review = tray_app.review
     assert tray_app.tray is None and review is not None
     buttons = _menu_buttons(tray_app)
-    assert list(buttons) == ["Pause all telemetry", "History…", "Settings…", "Quit"]
+    assert list(buttons) == ["Pause all telemetry", "History…", "Settings…", "Help and About…", "Quit"]
     assert all(b.isVisible() and b.accessibleName() for b in buttons.values())
     assert "telemetry-tray quit" in seen_text(review.banner)
     qtbot.waitUntil(lambda: tray_app.snapshot.ready and buttons["Settings…"].isEnabled(), timeout=5000)

@@ -525,3 +525,19 @@ def test_a_purge_receipt_is_described_with_its_batch_status() -> None:
     rows = dict(describe(seal(None, "2026-01-01T00:00:00Z", "b" * 32, "org.example.a", Action.EXPIRED, detail)))
     assert rows["Batch status"] == "delivered"
     assert "Vendor answer" not in rows
+
+
+def test_a_sent_batch_shows_what_it_said_about_the_person(
+    qtbot: QtBot, window: HistoryWindow, broker: Broker, decided: Decided
+) -> None:
+    _shown(qtbot, window)
+    _select(qtbot, window, "delivered", decided.delivered)
+    panel = window.sent_summary
+    headings = [label.text() for label in panel.field_labels]
+    # What the delivered bytes said: event sent 2 values in 2 reports, n 2 values.
+    assert headings == ["event: 2 values in 2 reports", "n: 2 values in 2 reports"]
+    event = next(bars for bars in panel.bars if bars.summary.name == "event")
+    assert sorted(event.rows) == [("'open'", 1), ("'save'", 1)]
+    # A discarded batch sent nothing: nothing to say.
+    _select(qtbot, window, "discarded", decided.discarded)
+    assert not panel.bars and "nothing to summarise" in panel.empty.text()

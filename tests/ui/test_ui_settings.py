@@ -28,9 +28,11 @@ class Confirmations:
     def __init__(self) -> None:
         self.answer = True
         self.asked: list[str] = []
+        self.texts: list[tuple[str, str]] = []  # each question's text and its button
 
     def __call__(self, parent: QWidget, title: str, text: str, action: str) -> bool:
         self.asked.append(title)
+        self.texts.append((text, action))
         return self.answer
 
 
@@ -160,6 +162,23 @@ def test_allow_and_block(
     assert broker.app(photoedit.app_id).status == "blocked"
     assert cell(window, photoedit.app_id, 2) == "Blocked"
     assert confirm.asked == ["Block PhotoEdit?", "Block PhotoEdit?"]
+
+
+def test_block_says_how_many_reports_it_deletes(
+    qtbot: QtBot, window: SettingsWindow, broker: Broker, photoedit: Manifest, confirm: Confirmations
+) -> None:
+    broker.set_consent(photoedit.app_id, True)
+    broker.ingest(photoedit.app_id, [{"event": "crop", "ts": "2026-11-24T10:00:00Z"}] * 3)
+    window.refresh()
+    settle(qtbot, window)
+    window.select_app(photoedit.app_id)
+    confirm.answer = False
+    qtbot.mouseClick(window.block_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(confirm.texts), timeout=5000)
+    text, action = confirm.texts[-1]
+    assert "Blocking deletes 3 reports waiting here" in text and action == "Block and delete 3 reports"
+    settle(qtbot, window)
+    assert broker.app(photoedit.app_id).status == "allowed"  # asked, answered no: nothing changed
 
 
 def test_retention_spin(qtbot: QtBot, window: SettingsWindow, broker: Broker) -> None:

@@ -20,7 +20,7 @@ fit to show a person.
 
 from .broker import MAX_RETENTION_DAYS, Broker
 from .credentials import Connection, Credentials, Removal
-from .demo import DemoVendor, SampleStream, load_demo
+from .demo import DemoRemoval, DemoVendor, SampleStream, demo_app_ids, demo_apps, load_demo, remove_demo, resume_demo
 from .errors import (
     AlreadyRunning,
     AuthError,
@@ -58,8 +58,20 @@ from .platform.endpoint_file import (
 )
 from .platform.paths import Locations, number_from_env, port_from_env, repair_permissions
 from .platform.secrets import SecretStore, needs_secret
+from .rules.batch_summary import TOP_VALUES, Disclosure, FieldSummary, Finding, FindingKind, value_label
+from .rules.bucket_words import bucket_words, level_words, other_words
 from .rules.clock import from_iso, to_iso, utc_now
 from .rules.consent import POLICIES, POLICY_WORDS, UNDECIDED, AppStatus, BatchStatus, ConsentAnswer, Policy
+from .rules.delivery_words import (
+    DeliveryAction,
+    DeliveryStage,
+    DeliveryWords,
+    credentials_problem,
+    delivery_words,
+    error_words,
+    status_words,
+    wait_words,
+)
 from .rules.intake import MAX_BODY_BYTES, decode_reports, unique_keys
 from .rules.manifest import (
     MAX_MANIFEST_BYTES,
@@ -72,6 +84,7 @@ from .rules.manifest import (
     manifest_from_obj,
     parse_manifest,
 )
+from .rules.noise import MAX_EPSILON, MIN_EPSILON, keep_probability, noise_domain, noise_in_words
 from .rules.otlp_wire import (
     OtlpDataPoint,
     OtlpLogRecord,
@@ -96,10 +109,10 @@ from .rules.receipts import (
     verify_chain,
 )
 from .rules.retry import Outcome
-from .rules.scope import MODES, Scope, scope_details, scope_fields_in_words, scope_in_words, scope_sentence
+from .rules.scope import MODES, Mode, Scope, scope_details, scope_fields_in_words, scope_in_words, scope_sentence
 from .schedules import Housekeeper
 from .storage.spool import Spool
-from .views import AppInfo, BatchSummary, BatchView, IngestResult, Overview, Registration
+from .views import AppInfo, BatchSummary, BatchView, IngestResult, OpenDelivery, Overview, Registration
 
 __all__ = [
     "ACTIONS",
@@ -108,12 +121,15 @@ __all__ = [
     "DETAIL_LABELS",
     "GENESIS",
     "MAX_BODY_BYTES",
+    "MAX_EPSILON",
     "MAX_MANIFEST_BYTES",
     "MAX_RETENTION_DAYS",
+    "MIN_EPSILON",
     "MODES",
     "POLICIES",
     "POLICY_WORDS",
     "PREVIEW_CHARS",
+    "TOP_VALUES",
     "UNDECIDED",
     "Action",
     "AlreadyRunning",
@@ -137,10 +153,18 @@ __all__ = [
     "ConsentAnswer",
     "Credentials",
     "CredentialsError",
+    "DeliveryAction",
     "DeliveryLoop",
+    "DeliveryStage",
+    "DeliveryWords",
+    "DemoRemoval",
     "DemoVendor",
+    "Disclosure",
     "Endpoint",
     "FieldSpec",
+    "FieldSummary",
+    "Finding",
+    "FindingKind",
     "Forwarder",
     "Housekeeper",
     "IngestResult",
@@ -150,7 +174,9 @@ __all__ = [
     "MalformedError",
     "Manifest",
     "ManifestError",
+    "Mode",
     "NotFoundError",
+    "OpenDelivery",
     "OtlpDataPoint",
     "OtlpLogRecord",
     "OtlpReceiver",
@@ -174,38 +200,54 @@ __all__ = [
     "TrayError",
     "WireFormat",
     "autostart_for_platform",
+    "bucket_words",
+    "credentials_problem",
     "decode_logs",
     "decode_metrics",
     "decode_reports",
+    "delivery_words",
+    "demo_app_ids",
+    "demo_apps",
+    "error_words",
     "export_chain",
     "from_iso",
+    "keep_probability",
+    "level_words",
     "load_demo",
     "load_manifest",
     "manifest_from_obj",
     "media_type",
     "needs_secret",
+    "noise_domain",
+    "noise_in_words",
     "number_from_env",
+    "other_words",
     "parse_manifest",
     "plain_text",
     "plainly",
     "point_refusal",
     "port_from_env",
+    "remove_demo",
     "remove_endpoint",
     "remove_otlp_receiver",
     "repair_permissions",
+    "resume_demo",
     "running_endpoint",
     "running_otlp_receiver",
     "scope_details",
     "scope_fields_in_words",
     "scope_in_words",
     "scope_sentence",
+    "status_words",
     "stop_instance",
     "timeout_from_env",
     "to_iso",
     "to_report",
     "unique_keys",
     "utc_now",
+    "value_label",
     "verify_chain",
+    "wait_words",
     "wake_instance",
     "write_endpoint",
     "write_otlp_receiver",

@@ -19,9 +19,10 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from .deliveries import Deliveries
+from .earlier_batches import EarlierBatches
 from .errors import (
     AuthError,
     BlockedError,
@@ -37,6 +38,7 @@ from .platform.files import write_file_whole
 from .platform.paths import Locations
 from .previews import Previews, frame
 from .rules import consent
+from .rules.batch_summary import Disclosure, summarize, summarize_sent
 from .rules.canonical_json import canonical_json
 from .rules.clock import Clock, to_iso, utc_now
 from .rules.columns import encode_report
@@ -56,6 +58,7 @@ from .rules.consent import (
     Route,
 )
 from .rules.manifest import Manifest, ManifestChange, diff_manifests, manifest_from_obj, upgrade
+from .rules.noise import SEED_BYTES
 from .rules.payload import Payload, sha256_hex
 from .rules.receipts import Action, ChainCheck, ChainExport, Receipt, chain_export, verify_chain
 from .rules.reports import check_reports
@@ -70,6 +73,7 @@ from .views import (
     BatchView,
     ClosedBatch,
     IngestResult,
+    OpenDelivery,
     Overview,
     Registration,
     RetentionSweep,
@@ -77,7 +81,8 @@ from .views import (
 
 DEFAULT_RETENTION_DAYS = 30
 # Settings of the shells (not rules), with their defaults.
-PREFERENCES = {"notifications": "on", "new_app_prompts": "on", "start_at_login": "off"}
+# "welcomed": the tray has announced itself once (its first run).
+PREFERENCES = {"notifications": "on", "new_app_prompts": "on", "start_at_login": "off", "welcomed": "off"}
 MAX_RETENTION_DAYS = 3650
 # New apps waiting for the person's consent at once: more would bury the review under
 # prompts (a program, or another local user, registering in a loop).
@@ -105,6 +110,11 @@ class Broker:
         self.on_approved: list[Callable[[], None]] = []
         self._local = threading.local()
         self.previews = Previews(store)  # the decoded reports of the batch a person looks at
+        # What delivered batches sent, read back once (a batch's summary compares with them).
+        self.earlier = EarlierBatches(store, self._manifest)
+        # The person's time zone, for the hours a summary says they were active; None: this
+        # machine's, at the time of the view.
+        self.zone: tzinfo | None = None
         self.journal = Journal(store, self._now, self.previews.delete_reports)
         # The deliveries ledger, in the broker's own transactions (see deliveries.py).
         self.deliveries = Deliveries(
@@ -404,6 +414,18 @@ class Broker:
                     closed.append(ClosedBatch(batch.batch_id, batch.app_id, status))
         return closed
 
+    def close_batch(self, batch_ref: str) -> ClosedBatch:
+        """Close one collecting batch now, before its window ends (the review's *Close
+        now*), and route it as the end of its window would: to the person, held, or by
+        the app's policy. Reports arriving later start a new batch. Other apps' open
+        batches are left as they are (``close_batches(force=True)`` closes every one)."""
+        with self._writing():
+            batch = self._find_batch(batch_ref)
+            if batch.status != OPEN:
+                raise ConflictError(f"Batch {batch.batch_id} is already {batch.status}: it is no longer collecting.")
+            status = self._close(batch, self._app_record(batch.app_id))
+            return ClosedBatch(batch.batch_id, batch.app_id, status)
+
     def earliest_window_end(self) -> str | None:
         """When the next open batch's window ends (ISO 8601), if any batch is open."""
         return self.store.earliest_window_end((OPEN,))
@@ -412,6 +434,13 @@ class Broker:
         """Batches waiting for a decision: open, held and pending."""
         with self.store.read():
             return [BatchSummary.of(b, self.store.report_count(b.batch_id)) for b in self.store.batches(UNDECIDED)]
+
+    def batch_summary(self, batch_ref: str) -> BatchSummary:
+        """One batch, whatever its status, with its report count (the receipt's once the
+        reports are gone): what a shell watches to say when an approved batch was sent."""
+        with self.store.read():
+            batch = self._find_batch(batch_ref)
+            return BatchSummary.of(batch, self.journal.reports_in(batch))
 
     def batch_scope(self, batch_ref: str) -> Scope:
         """The scope an undecided batch starts with (the app's saved scope, fitted)."""
@@ -428,15 +457,17 @@ class Broker:
         exclude: Sequence[str] = (),
         coarsen: Mapping[str, str] | None = None,
         mode: Mode | None = None,
+        noise: Mapping[str, float | None] | None = None,
     ) -> Scope:
         """The batch's starting scope with these edits, every field name checked against
-        the batch's manifest (a misspelt name is refused, never ignored)."""
+        the batch's manifest (a misspelt name is refused, never ignored); ``noise`` maps a
+        field to its epsilon, or to None to remove its noise (:meth:`Scope.edited`)."""
         with self.store.read():
             batch = self._find_batch(batch_ref)
             record = self._app_record(batch.app_id)
             manifest = self._manifest(batch.app_id, batch.manifest_version)
             start = self._scope_for(batch, record, manifest, None)
-            return start.edited(manifest, include=include, exclude=exclude, coarsen=coarsen, mode=mode)
+            return start.edited(manifest, include=include, exclude=exclude, coarsen=coarsen, mode=mode, noise=noise)
 
     def view(self, batch_ref: str, scope: Scope | None = None) -> BatchView:
         """A batch with the payload it would send under ``scope`` (default: the app's),
@@ -446,12 +477,15 @@ class Broker:
             record = self._app_record(batch.app_id)
             manifest = self._manifest(batch.app_id, batch.manifest_version)
             payload: Payload | None = None
+            summary: Disclosure | None = None
             shown: Scope | None
             if batch.status in UNDECIDED:
                 shown = self._scope_for(batch, record, manifest, scope)
                 columns = self.previews.columns(batch, manifest, keep=True)
                 payload = vendor_body(columns, frame(batch), manifest, shown)
                 reports = columns.count
+                # From the same columns the render used, and what was delivered before.
+                summary = summarize(columns, manifest, shown, self.earlier.earlier(batch), zone=self._zone())
             else:
                 reports = self.journal.reports_in(batch)
                 if scope is not None:
@@ -460,6 +494,7 @@ class Broker:
                 body = self.store.payload(batch.batch_id)
                 if body is not None:
                     payload = Payload(body, sha256_hex(body))
+                    summary = self._sent_summary(batch, manifest, shown, payload, reports)
             return BatchView(
                 batch=batch,
                 app=self._app_info(record),
@@ -469,7 +504,36 @@ class Broker:
                 payload=payload,
                 dropped=self.store.dropped(batch.batch_id),
                 change=self._change_since_last_decision(batch),
+                summary=summary,
             )
+
+    def sent_summary(self, batch_ref: str) -> Disclosure | None:
+        """What a decided batch sent, summarised from its stored payload (the history's
+        "what was sent"), compared with the batches delivered before it; None once nothing
+        is kept (discarded, purged) or the batch is undecided."""
+        with self.store.read():
+            batch = self._find_batch(batch_ref)
+            body = self.store.payload(batch.batch_id) if batch.status not in UNDECIDED else None
+            if body is None or not batch.scope:
+                return None
+            manifest = self._manifest(batch.app_id, batch.manifest_version)
+            scope = Scope.from_obj(json.loads(batch.scope))
+            payload = Payload(body, sha256_hex(body))
+            return self._sent_summary(batch, manifest, scope, payload, self.journal.reports_in(batch))
+
+    def _sent_summary(
+        self, batch: BatchRecord, manifest: Manifest, scope: Scope | None, payload: Payload, reports: int
+    ) -> Disclosure | None:
+        sent = self.earlier.sent(batch, payload) if scope is not None else None
+        if sent is None or scope is None:
+            return None
+        earlier = self.earlier.earlier(batch)
+        return summarize_sent(sent, manifest, scope, earlier, reports=reports, zone=self._zone())
+
+    def _zone(self) -> tzinfo:
+        zone = self.zone or self.now().astimezone().tzinfo  # the machine's offset now
+        assert zone is not None  # astimezone() always gives one
+        return zone
 
     def approve(
         self,
@@ -519,6 +583,25 @@ class Broker:
             self._require_undecided(batch, "discard")
             self.journal.discard(batch, by="person")
             return self.view(batch.batch_id)
+
+    def withdraw(self, batch_ref: str) -> BatchView:
+        """Take back the approval of a batch not sent yet: it is discarded and nothing is
+        sent, recorded as a ``discarded`` receipt with the reason ``withdrawn``. Refused
+        (:class:`ConflictError`) while it is being sent, and for a batch not approved."""
+        with self._writing():
+            batch = self._find_batch(batch_ref)
+            self.deliveries.withdraw(batch.batch_id)
+            return self.view(batch.batch_id)
+
+    def retry_now(self, batch_ref: str) -> bool:
+        """Send an approved batch now instead of at its next scheduled try (the running
+        instance's sender wakes). False when it is being sent right now."""
+        with self._writing():
+            return self.deliveries.retry_now(self._find_batch(batch_ref).batch_id)
+
+    def undelivered(self) -> list[OpenDelivery]:
+        """Approved batches not delivered yet: due, in flight, retrying or waiting for credentials."""
+        return self.deliveries.undelivered()
 
     # -- history and retention -------------------------------------------------------
 
@@ -578,6 +661,7 @@ class Broker:
             for batch in batches[PENDING]:
                 waiting.setdefault(batch.app_id, []).append(batch.batch_id)
             asking = tuple(a.app_id for a in apps if a.status == AppStatus.AWAITING_CONSENT)
+            undelivered = self.deliveries.undelivered()
             return Overview(
                 apps=len(apps),
                 awaiting_consent=len(asking),
@@ -592,7 +676,9 @@ class Broker:
                 asking=asking,
                 waiting={app_id: tuple(ids) for app_id, ids in waiting.items()},
                 failed_recently=self.failures_since(24),
-                waiting_for_credentials=sum(1 for d in self.store.open_deliveries() if d.waiting_for == "credentials"),
+                waiting_for_credentials=sum(1 for d in undelivered if d.waiting_for == "credentials"),
+                undelivered=tuple(undelivered),
+                at=to_iso(self._now()),
             )
 
     def export_history(self, path: str | os.PathLike[str]) -> ChainExport:
@@ -679,7 +765,8 @@ class Broker:
                 before_consent=before_consent,
                 created_at=to_iso(now),
             )
-            self.store.insert_batch(batch)
+            # The secret its noise is drawn from (rules/noise.py), made once with the batch.
+            self.store.insert_batch(batch, noise_seed=secrets.token_bytes(SEED_BYTES))
         elif before_consent and not batch.before_consent:
             self.store.update_batch(batch.batch_id, before_consent=True)
         return batch

@@ -3,26 +3,40 @@
 So that a newcomer sees the whole flow in a minute: an app asking for consent, a batch
 waiting for review, approval with a narrower scope, and the demo vendor's page showing
 exactly the bytes that arrived. Nothing leaves this machine.
+
+The demo apps' manifests name the vendor's address, port and all, and an approved batch
+keeps the endpoint it was approved for; so after a restart the vendor listens on that same
+port again (:func:`resume_demo`) instead of the apps being pointed elsewhere: a new
+endpoint is a new manifest version, which asks the person's consent again.
+:func:`remove_demo` takes the demo apps, their batches and the vendor away.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import html
 import json
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from .broker import Broker
+from .errors import ConflictError, NotFoundError
 from .loop import BackgroundLoop
 from .platform.paths import resources_dir
+from .rules.consent import UNDECIDED
 from .rules.manifest import Auth, AuthKind, Manifest, WireFormat, load_manifest
+from .views import AppInfo
 
 DEMO_FILES = ("photoedit.toml", "notes-sync.json", "otel-notes.toml")
+DEMO_HOST = "127.0.0.1"
 MAX_KEPT = 200
 
 log = logging.getLogger(__name__)
@@ -37,9 +51,11 @@ class Received:
 
 
 class DemoVendor:
-    """A vendor that accepts batches and shows them at its own address (GET /)."""
+    """A vendor that accepts batches and shows them at its own address (GET /), on
+    ``port`` of 127.0.0.1 (0: any free one). A port it cannot take is a
+    :class:`~tray_app.core.errors.ConflictError` saying why."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[Received] = []
         self._lock = threading.Lock()
         vendor = self
@@ -64,9 +80,18 @@ class DemoVendor:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        try:
+            self._server = ThreadingHTTPServer((DEMO_HOST, port), Handler)
+        except OSError as exc:
+            reason = "in use by another program" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+            raise ConflictError(
+                f"The demo vendor cannot listen on {DEMO_HOST}:{port} again: the port is {reason}. The demo "
+                "apps send there, so their approved batches wait. Remove the demo and load it again.",
+                title="Demo vendor not running",
+            ) from exc
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://{DEMO_HOST}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="demo-vendor", daemon=True)
 
     @property
@@ -129,6 +154,74 @@ def load_demo(broker: Broker, vendor: DemoVendor) -> list[str]:
     broker.ingest(inkwell.app_id, sample_reports(inkwell.app_id, 12))
     broker.close_batches(force=True)
     return [photo.app_id, notes.app_id, inkwell.app_id]
+
+
+@functools.cache
+def demo_app_ids() -> tuple[str, ...]:
+    """The app ids of the demo's example manifests."""
+    folder = resources_dir() / "manifests"
+    return tuple(load_manifest(folder / name).app_id for name in DEMO_FILES)
+
+
+def demo_apps(broker: Broker) -> list[AppInfo]:
+    """The demo apps registered now: the example apps sending to a demo vendor on
+    127.0.0.1 (an example manifest registered as it is, sending to its real vendor, is
+    not the demo's)."""
+    ids = demo_app_ids()
+    return [a for a in broker.apps() if a.app_id in ids and urlsplit(a.endpoint).hostname == DEMO_HOST]
+
+
+def resume_demo(broker: Broker) -> tuple[DemoVendor, list[str]] | None:
+    """After a restart: the demo vendor listening again on the port the registered demo
+    apps send to, and their app ids (for a :class:`SampleStream`); None without a demo.
+    Raises :class:`~tray_app.core.errors.ConflictError` if that port is taken."""
+    apps = demo_apps(broker)
+    if not apps:
+        return None
+    port = urlsplit(apps[0].endpoint).port or 0
+    return DemoVendor(port).start(), [a.app_id for a in apps]
+
+
+@dataclass(frozen=True)
+class DemoRemoval:
+    """What *Remove the demo* took away."""
+
+    apps: int
+    batches: int  # undelivered batches discarded (each with its receipt)
+    reports: int  # the reports in those that were still undecided
+
+
+def remove_demo(
+    broker: Broker,
+    stream: SampleStream | None = None,
+    vendor: DemoVendor | None = None,
+    *,
+    wait_s: float = 10.0,
+) -> DemoRemoval:
+    """Stop the sample reports, remove the demo apps (their undelivered batches are
+    discarded with receipts, as any removed app's; the history keeps the receipts), then
+    stop the vendor. A batch being sent right now is waited for (up to ``wait_s``)."""
+    if stream is not None:
+        stream.stop(timeout=wait_s)
+    apps = demo_apps(broker)
+    ids = {a.app_id for a in apps}
+    reports = sum(b.reports for b in broker.pending() if b.app_id in ids and b.status in UNDECIDED)
+    batches = 0
+    deadline = time.monotonic() + wait_s
+    for app in apps:
+        while True:
+            try:
+                batches += broker.remove_app(app.app_id)
+                break
+            except NotFoundError:  # removed meanwhile (Settings, the CLI)
+                break
+            except ConflictError:  # one of its batches is being sent: it ends within seconds
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    if vendor is not None:
+        vendor.stop()
+    return DemoRemoval(len(apps), batches, reports)
 
 
 class SampleStream:

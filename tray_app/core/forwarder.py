@@ -11,6 +11,7 @@ claims, sends and reports back to it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -22,16 +23,20 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from .dap_sealer import PROBLEM_LIMIT, ConfigProblem, HpkeConfigs, read_problem
 from .deliveries import Deliveries
 from .errors import CredentialsError, TrayError
 from .platform.paths import number_from_env
 from .platform.secrets import SecretStore, auth_headers, needs_secret
 from .rules.clock import from_iso
+from .rules.dap_batch import FramedReport, frame_reports, seal_batch, unframe_reports
 from .rules.manifest import WireFormat
 from .rules.otlp_answer import PartialSuccess, read_partial_success
+from .rules.payload import sha256_hex
+from .rules.prio import DAP_09_VDAF_08, decode_task_id, encode_task_id, upload_url
 from .rules.retry import Outcome
 from .rules.vendor_body import OTLP_METRICS_PATH
 from .storage.store import DeliveryRecord
@@ -111,6 +116,7 @@ class Forwarder:
         self._client_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="sender")
         self._closing = threading.Event()
+        self.hpke_configs = HpkeConfigs()  # the DAP aggregators' HPKE configurations, cached
 
     def close(self) -> None:
         """Stop without waiting on a vendor: sends in progress are cut off; their claims
@@ -222,6 +228,8 @@ class Forwarder:
             )
         if client is None:  # shutting down: the claim runs out and a later round sends it
             return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.SHUTTING_DOWN)
+        if claim.format == WireFormat.DAP:
+            return self._send_dap(claim, client, started)
         status: int | None = None
         response_headers: httpx.Headers | None = None
         answer = b""  # an OTLP collector's 2xx body: its partial_success
@@ -248,6 +256,109 @@ class Forwarder:
                 partial = replace(found, message=_for_receipt(found.message, secret))
         return self._finish(claim, status, error, retry_after, _redact(request_id, secret), started, partial)
 
+    # -- DAP: seal on the first claim, then one PUT per report ------------------------------
+
+    def _seal(
+        self, claim: Claim, client: httpx.Client, approved: dict[str, Any], start: int, old: list[FramedReport]
+    ) -> list[FramedReport]:
+        """The reports of an approved DAP payload: those before ``start`` as they are in
+        ``old``, the rest made now from the approved measurements (ConfigProblem if the
+        aggregators' configurations cannot be had)."""
+        configs = {}
+        for task in approved["tasks"]:
+            configs[task["task_id"]] = self.hpke_configs.pair(client, approved, decode_task_id(task["task_id"]))
+        return old[:start] + seal_batch(approved, configs=configs, random_bytes=secrets.token_bytes, start=start)
+
+    def _send_dap(self, claim: Claim, client: httpx.Client, started: float) -> DeliveryOutcome:
+        """A DAP batch: its sealed reports (made and stored now if this is its first claim,
+        before anything is uploaded), then each one not yet taken PUT to the leader. The
+        approved payload is the measurements; the reports are made from exactly it."""
+        import httpx
+
+        approved: dict[str, Any] = json.loads(claim.payload)
+        sealed = self.deliveries.sealed_reports(claim)
+        # A report a pass before this one sent without hearing the answer (a reset, a crash)
+        # may be on the leader already: if the leader says it has that report id, it does.
+        in_doubt = sealed is not None
+        if sealed is None:
+            try:
+                made = self._seal(claim, client, approved, 0, [])
+            except ConfigProblem as config:
+                return self._finish(
+                    claim, config.status, config.message, config.retry_after, None, started, refused=config.refused
+                )
+            body = frame_reports(made)
+            sealed = self.deliveries.store_sealed(claim, body, sha256_hex(body), len(made))
+            if sealed is None:
+                return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.NO_LONGER_DUE)
+        reports = unframe_reports(sealed.body)
+        done, total, refreshed = sealed.uploaded, len(reports), False
+        media = DAP_09_VDAF_08.report_media_type
+        leader = approved["leader"]["url"]
+        fields = {task["task_id"]: task["field"] for task in approved["tasks"]}
+
+        def receipt() -> dict[str, object]:
+            assert sealed is not None
+            return {
+                "reports": total,
+                "reports_uploaded": done,
+                "reports_sha256": sealed.sha256,
+                "reports_bytes": len(sealed.body),
+            }
+
+        status: int | None = None
+        while done < total:
+            if self._closing.is_set():
+                return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.SHUTTING_DOWN)
+            report = reports[done]
+            which = f"report {done + 1} of {total} ({fields.get(encode_task_id(report.task_id), 'a task')})"
+            try:
+                response = client.put(
+                    upload_url(leader, report.task_id), content=report.body, headers={"Content-Type": media}
+                )
+                answer = b"" if response.is_success else response.content[:PROBLEM_LIMIT]
+            except httpx.HTTPError as exc:
+                error = _for_receipt(f"{which}: {_describe(exc)}", None)
+                return self._finish(claim, None, error, None, None, started, detail=receipt())
+            status = response.status_code
+            if response.is_success:
+                done += 1
+                in_doubt = False
+                if not self.deliveries.dap_uploaded(claim, done):
+                    return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.TAKEN_OVER)
+                continue
+            problem = read_problem(answer)
+            if status == 400 and problem.type == "reportRejected" and in_doubt:
+                done += 1  # the leader has it: sent by a pass that did not hear the answer
+                in_doubt = False
+                if not self.deliveries.dap_uploaded(claim, done):
+                    return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.TAKEN_OVER)
+                continue
+            if status == 400 and problem.type == "outdatedConfig" and not refreshed:
+                # The leader rotated its key: the reports not taken yet are made again, from the
+                # same approved measurements, sealed to its configuration now, and stored first.
+                refreshed = True
+                self.hpke_configs.forget(leader)
+                self.hpke_configs.forget(approved["helper"]["url"])
+                try:
+                    again = self._seal(claim, client, approved, done, reports)
+                except ConfigProblem as config:
+                    return self._finish(
+                        claim, config.status, config.message, config.retry_after, None, started,
+                        refused=config.refused, detail=receipt(),
+                    )  # fmt: skip
+                body = frame_reports(again)
+                stored = self.deliveries.store_sealed(claim, body, sha256_hex(body), len(again), again=True)
+                if stored is None:
+                    return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.NO_LONGER_DUE)
+                sealed, reports = stored, again
+                continue
+            said = problem.words or f"HTTP {status}"
+            error = _for_receipt(f"the leader refused {which}: HTTP {status}: {said}", None)
+            retry_after = response.headers.get("retry-after")
+            return self._finish(claim, status, error, retry_after, None, started, detail=receipt())
+        return self._finish(claim, status or 201, None, None, None, started, detail=receipt())
+
     def _finish(
         self,
         claim: Claim,
@@ -257,12 +368,15 @@ class Forwarder:
         request_id: str | None,
         started: float,
         partial: PartialSuccess | None = None,
+        *,
+        refused: bool = False,
+        detail: dict[str, object] | None = None,
     ) -> DeliveryOutcome:
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
             return self.deliveries.finish(
                 claim, status=status, error=error, retry_after=retry_after, request_id=request_id,
-                elapsed_ms=elapsed_ms, partial=partial,
+                elapsed_ms=elapsed_ms, partial=partial, refused=refused, detail=detail,
             )  # fmt: skip
         except TrayError as exc:
             # The lease runs out and another round resends with the same Idempotency-Key.

@@ -36,7 +36,8 @@ class Previews:
             cached = self._kept
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        columns = ReportColumns.decode(manifest, self._store.report_bodies(batch.batch_id))
+        seed = self._store.noise_seed(batch.batch_id)  # the secret the noise of its scopes is drawn from
+        columns = ReportColumns.decode(manifest, self._store.report_bodies(batch.batch_id), noise_seed=seed)
         if keep:
             with self._lock:
                 self._kept = (stamp, columns)

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+from .rules.batch_summary import Disclosure
+from .rules.clock import from_iso
 from .rules.consent import AppStatus, BatchStatus, Policy
+from .rules.delivery_words import DeliveryWords, delivery_words
 from .rules.manifest import Auth, Manifest, ManifestChange, WireFormat
 from .rules.payload import Payload
 from .rules.reports import ReportCheck
@@ -105,10 +110,17 @@ class BatchSummary:
     reports: int
     window_start: str
     window_end: str
+    # When its first report came and when it closed (None: still collecting), so batches of
+    # one window (a new manifest version, *close now*) can be told apart. Not in the JSON.
+    created_at: str = ""
+    closed_at: str | None = None
 
     @classmethod
     def of(cls, batch: BatchRecord, reports: int) -> BatchSummary:
-        return cls(batch.batch_id, batch.app_id, batch.status, reports, batch.window_start, batch.window_end)
+        return cls(
+            batch.batch_id, batch.app_id, batch.status, reports, batch.window_start, batch.window_end,
+            batch.created_at, batch.closed_at,
+        )  # fmt: skip
 
     def to_obj(self) -> dict[str, Any]:
         """The shape of one ``pending --json`` entry."""
@@ -134,6 +146,8 @@ class BatchView:
     payload: Payload | None
     dropped: dict[str, int]
     change: ManifestChange | None
+    # What the scoped batch says (rules/batch_summary.py); None when nothing is (or was) sent.
+    summary: Disclosure | None = None
 
     @property
     def destination(self) -> str:
@@ -152,6 +166,7 @@ class BatchView:
             "payload": self.payload.obj() if self.payload else None,
             "payload_sha256": self.payload.sha256 if self.payload else None,
             "payload_bytes": self.payload.size if self.payload else None,
+            "summary": self.summary.to_obj() if self.summary is not None else None,
         }
 
 
@@ -210,6 +225,52 @@ class DeliveryOutcome:
 
 
 @dataclass(frozen=True)
+class OpenDelivery:
+    """An approved batch not delivered yet: what its delivery row says, with the batch's
+    app and destination, read in one go (:meth:`Broker.undelivered`)."""
+
+    batch_id: str
+    app_id: str
+    app_name: str
+    endpoint: str
+    attempts: int
+    next_attempt_at: str
+    last_status: int | None
+    last_error: str | None
+    waiting_for: str | None  # "credentials" while held for want of a secret
+    in_flight: bool  # a sender holds a live lease: its bytes may be on the wire
+    approved_at: str | None
+    payload_bytes: int | None
+    window_start: str
+    window_end: str
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.endpoint).hostname or self.endpoint
+
+    def words(self, now: datetime, *, paused: bool = False) -> DeliveryWords:
+        """Why it has not got through and what can be done, in words, at ``now``."""
+        return delivery_words(
+            app_name=self.app_name, host=self.host, attempts=self.attempts, last_status=self.last_status,
+            last_error=self.last_error, waiting_for=self.waiting_for, next_attempt_at=self.next_attempt_at,
+            in_flight=self.in_flight, now=now, paused=paused,
+        )  # fmt: skip
+
+    def to_obj(self) -> dict[str, Any]:
+        """The shape of one ``deliver --json`` ``undelivered`` entry, with more beside it."""
+        return {
+            "batch_id": self.batch_id,
+            "app_id": self.app_id,
+            "next_attempt_at": self.next_attempt_at,
+            "waiting_for": self.waiting_for,
+            "last_error": self.last_error,
+            "last_status": self.last_status,
+            "attempts": self.attempts,
+            "in_flight": self.in_flight,
+        }
+
+
+@dataclass(frozen=True)
 class Overview:
     """The state at a glance, read in one go: what ``status`` prints and what the tray and
     its menu show (the counts, who asks, what waits, what went wrong)."""
@@ -228,6 +289,17 @@ class Overview:
     waiting: dict[str, tuple[str, ...]]  # the batches waiting for a decision (pending), by app id
     failed_recently: int  # deliveries that failed for good in the last 24 hours
     waiting_for_credentials: int  # approved batches held: no secret, or no keyring
+    # Approved batches not delivered yet (due, in flight, retrying or waiting), and when
+    # this overview was read (ISO 8601, by the broker's clock: what their words count from).
+    undelivered: tuple[OpenDelivery, ...] = ()
+    at: str = ""
+
+    def stuck(self) -> tuple[OpenDelivery, ...]:
+        """The undelivered batches that need the person: retrying, or waiting for credentials."""
+        if not self.at:
+            return ()
+        now = from_iso(self.at)
+        return tuple(d for d in self.undelivered if d.words(now).stuck)
 
     def name(self, app_id: str) -> str:
         """An app's name (its id once it is gone)."""

@@ -15,7 +15,6 @@ import logging
 import signal
 import socket
 import sys
-import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QSocketNotifier, QThreadPool, QTimer, Signal
@@ -23,8 +22,20 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from .. import __version__
-from ..core import APP_ID, Autostart, Endpoint, Locations, SecretStore, TrayError, autostart_for_platform, port_from_env
+from ..core import (
+    APP_ID,
+    Autostart,
+    Endpoint,
+    Locations,
+    SecretStore,
+    TrayError,
+    autostart_for_platform,
+    demo_app_ids,
+    port_from_env,
+)
 from .icons import app_icon
+from .look import install_focus_ring
+from .notices import Notices
 from .remedies import told
 from .tray import Tray, TrayMenu
 from .tray_snapshot import Snapshot, take_snapshot
@@ -36,6 +47,7 @@ if TYPE_CHECKING:
     from .history_window import HistoryWindow
     from .review_window import ReviewWindow
     from .settings_window import SettingsWindow
+    from .welcome import WelcomeWindow
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +58,6 @@ NO_TRAY_HELP = (
     "again to bring the window back); to stop it, use Quit above"
     + ("." if sys.platform == "win32" else " or run: telemetry-tray quit")
 )
-NOTIFY_EVERY_S = 600.0
 
 
 class _Bridge(QObject):
@@ -73,6 +84,8 @@ def ask_running_ui(locations: Locations, message: bytes = b"review") -> bool:
 
 
 class TrayApp(QObject):
+    notified = Signal(str, str)  # a notification was shown: its kind and text
+
     def __init__(
         self,
         locations: Locations,
@@ -100,19 +113,33 @@ class TrayApp(QObject):
         self.review: ReviewWindow | None = None
         self.history: HistoryWindow | None = None
         self.settings: SettingsWindow | None = None
-        self._last_notice = 0.0
-        self._notified: set[str] = set()
+        # Notifications, each kind at its own pace (a batch notice never silences a new app's question).
+        self.notices = Notices(self)
+        self.notices.notice.connect(self._notify)
+        self._apps_seen: tuple[object, ...] = ()  # the apps at the last snapshot (Settings reads again on a change)
         self._asking: set[str] | None = None  # apps awaiting consent at the last snapshot (None: none taken yet)
         self._signal_sockets: tuple[object, ...] = ()
         self.demo_vendor: DemoVendor | None = None
         self.demo_stream: SampleStream | None = None
+        self.demo_loaded = False  # the demo apps are registered (their vendor may not be running)
+        self.demo_problem = ""  # why the demo vendor is not running, when it is not
+        self._demo_busy = False  # loading, resuming or removing the demo
+        self._load_when_idle = False  # Load the demo was asked while busy resuming
+        self._quitting = False
+        self.welcome: WelcomeWindow | None = None
 
         self.menu_actions = TrayMenu()
         self.menu_actions.review.connect(self.open_review)
         self.menu_actions.pause.connect(self.set_paused)
         self.menu_actions.history.connect(self.open_history)
         self.menu_actions.settings.connect(self.open_settings)
+        self.menu_actions.about.connect(self.open_about)
         self.menu_actions.quit.connect(self.quit)
+        # A stuck delivery's entries in the menu.
+        self.menu_actions.retry.connect(self.retry_delivery)
+        self.menu_actions.withdraw.connect(lambda batch_id: self.open_history(batch_id, withdraw=True))
+        self.menu_actions.credentials.connect(lambda app_id: self.open_settings(app_id, credentials=True))
+        self.menu_actions.delivery.connect(lambda batch_id: self.open_history(batch_id))
         self.tray: Tray | None = Tray(self.menu_actions) if QSystemTrayIcon.isSystemTrayAvailable() else None
 
         self.bridge = _Bridge()
@@ -130,6 +157,7 @@ class TrayApp(QObject):
     # -- life cycle ------------------------------------------------------------------
 
     def start(self) -> None:
+        install_focus_ring()  # a focus outline that shows, in every window
         QLocalServer.removeServer(socket_name(self.locations))  # a stale socket from a crash
         self.server.listen(socket_name(self.locations))
         if self.tray is not None:
@@ -175,6 +203,33 @@ class TrayApp(QObject):
                 # No tray to say it in: the window standing in for it does.
                 self.review.show_notice(f"{otlp_problem} {NO_TRAY_HELP}", error=True)
         self.refresh()
+        self._resume_demo()
+        self._welcome_once()
+
+    def _welcome_once(self) -> None:
+        """On the very first run, say what Telemetry Tray is and where its icon lives: the
+        welcome window and a message from the icon. (Without a tray the review window,
+        open already, greets with its first-run page.)"""
+        broker = self.broker
+        assert broker is not None
+
+        def first() -> bool:
+            if broker.preference("welcomed") == "on":
+                return False
+            broker.set_preference("welcomed", "on")
+            return not broker.apps()
+
+        def welcome(is_first: bool) -> None:
+            if is_first and self.tray is not None and not self._quitting:
+                self.open_about()
+                self.tray.showMessage(
+                    "Telemetry Tray is running",
+                    "Its icon is here. Click it to review what your apps want to send; right-click it for the menu.",
+                    QSystemTrayIcon.MessageIcon.Information,
+                    15_000,
+                )
+
+        run_task(first, welcome, lambda exc: log.warning("first run: %s", exc))
 
     def _start_failed(self, exc: BaseException) -> None:
         message = told(exc) if isinstance(exc, TrayError) else f"Telemetry Tray could not start: {exc}"
@@ -188,9 +243,10 @@ class TrayApp(QObject):
             self.review.show_notice(message, error=True)
 
     def quit(self) -> None:
+        self._quitting = True
         if self.tray is not None:
             self.tray.hide()
-        for window in (self.review, self.history, self.settings):
+        for window in (self.review, self.history, self.settings, self.welcome):
             if window is not None:
                 window.close()
         self.server.close()
@@ -242,17 +298,23 @@ class TrayApp(QObject):
         self._prompt_new_apps(snapshot)
         if self.tray is not None:
             self.tray.show_snapshot(snapshot)
-            self._notify(snapshot)
+        self.notices.consider(snapshot)
         if self.review is not None and self.review.isVisible():
             self.review.refresh()
         if self.history is not None and self.history.isVisible():
             self.history.refresh()
+        # Settings shows the apps: read again when one registers, goes or changes its answer
+        # (not at every report: its read asks the keyring about each app).
+        apps = (tuple(sorted(snapshot.overview.names.items())), snapshot.overview.asking)
+        if self.settings is not None and self.settings.isVisible() and apps != self._apps_seen:
+            self.settings.refresh()
+        self._apps_seen = apps
 
     def _prompt_new_apps(self, snapshot: Snapshot) -> None:
         """An app that registers while the tray runs opens its consent question in the
-        review window (if it is not open already), unless *Ask about new apps when they
-        register* is off. (Apps that were already asking when the tray started wait in the
-        menu and the review.)"""
+        review window, unless *Ask about new apps when they register* is off; if the person
+        is deciding a batch there, the review says who asks instead of taking the batch away.
+        (Apps that were already asking when the tray started wait in the menu and the review.)"""
         asking = {a.app_id for a in snapshot.awaiting_consent}
         new = sorted(asking - self._asking) if self._asking is not None else []
         self._asking = asking
@@ -260,28 +322,32 @@ class TrayApp(QObject):
         if not new or broker is None:
             return
 
-        def wanted() -> bool:
-            return broker.preference("new_app_prompts") == "on"
+        def wanted() -> list[str]:
+            """The new apps to ask about now: none with the prompts off; never the demo's,
+            whose loading selects what the demo is about."""
+            if broker.preference("new_app_prompts") != "on":
+                return []
+            demo = set(demo_app_ids())
+            return [app_id for app_id in new if app_id not in demo]
 
-        def prompt(on: bool) -> None:
-            # An open review window already lists the new app: the person is not pulled
-            # away from the batch in front of them.
-            if on and not (self.review is not None and self.review.isVisible()):
-                self.open_review(new[0])
+        def prompt(asking: list[str]) -> None:
+            if not asking:
+                return
+            review = self.review
+            if review is not None and review.isVisible() and review.deciding_batch():
+                # A batch is in front of the person: say who asks, without pulling them away.
+                names = ", ".join(snapshot.overview.names.get(app_id, app_id) for app_id in asking)
+                review.show_notice(f"{names} just registered and asks for your consent: it is at the top of the list.")
+                return
+            self.open_review(asking[0])
 
         run_task(wanted, prompt)
 
-    def _notify(self, snapshot: Snapshot) -> None:
-        """A quiet note about new batches, app requests or failed deliveries, at most
-        every ten minutes, and only if notifications are on."""
+    def _notify(self, kind: str, text: str) -> None:
+        """Show a notice (:class:`~.notices.Notices` decides when, per kind) if there is a
+        tray to show it and notifications are on."""
         broker = self.broker
-        fresh = {b.batch_id for b in snapshot.waiting} | {a.app_id for a in snapshot.awaiting_consent}
-        fresh |= {f"failed:{n}" for n in range(snapshot.overview.failed_recently)}
-        new = fresh - self._notified
-        self._notified = fresh
-        if not new or self.tray is None or broker is None:
-            return
-        if time.monotonic() - self._last_notice < NOTIFY_EVERY_S and self._last_notice:
+        if self.tray is None or broker is None:
             return
 
         def allowed() -> bool:
@@ -289,43 +355,144 @@ class TrayApp(QObject):
 
         def show(on: bool) -> None:
             if on and self.tray is not None:
-                self._last_notice = time.monotonic()
-                self.tray.showMessage("Telemetry Tray", snapshot.summary(), QSystemTrayIcon.MessageIcon.Information)
+                self.tray.showMessage("Telemetry Tray", text, QSystemTrayIcon.MessageIcon.Information)
+                self.notified.emit(kind, text)
 
-        run_task(allowed, show)
+        run_task(allowed, show, lambda exc: log.warning("notifications: %s", exc))
 
     def load_demo(self) -> None:
-        """The first-run demo: example apps, a demo vendor on 127.0.0.1, sample reports."""
+        """The first-run demo: example apps, a demo vendor on 127.0.0.1, sample reports;
+        the review opens on PhotoEdit's batch, with the vendor's page a click away."""
         from ..core import DemoVendor, SampleStream, load_demo
 
         broker = self.broker
-        if broker is None or self.demo_vendor is not None:
+        if self._demo_busy and not self.demo_loaded:
+            self._load_when_idle = True  # asked while the start looks for a demo to resume
             return
-        vendor = DemoVendor().start()
-        self.demo_vendor = vendor
+        if broker is None or self._demo_busy or self.demo_vendor is not None:
+            self._show_demo()  # the buttons that asked come back
+            return
+        self._demo_busy = True
 
-        def load() -> list[str]:
-            return load_demo(broker, vendor)
+        def load() -> tuple[DemoVendor, list[str]]:
+            vendor = DemoVendor().start()
+            try:
+                return vendor, load_demo(broker, vendor)
+            except BaseException:
+                vendor.stop()
+                raise
 
-        def loaded(app_ids: list[str]) -> None:
+        def loaded(result: tuple[DemoVendor, list[str]]) -> None:
+            self._demo_busy = False
+            vendor, app_ids = result
+            if self._quitting:
+                vendor.stop()
+                return
+            self.demo_vendor, self.demo_problem, self.demo_loaded = vendor, "", True
             self.demo_stream = SampleStream(broker, app_ids).start()
+            self.refresh()
+            self.open_review(app_ids[0])  # PhotoEdit, whose batch the notice speaks of
+            self._show_demo()
+            assert self.review is not None
+            self.review.show_notice(
+                "Demo loaded. PhotoEdit's batch is selected: look at exactly what it would send, untick or "
+                "coarsen fields, then Approve and send. Then click Open the demo vendor's page (above) to see "
+                "exactly what arrived. NoteSync asks for your consent; Inkwell Notes sends OpenTelemetry."
+            )
+
+        def failed(exc: BaseException) -> None:
+            self._demo_busy = False
+            self._show_demo()
+            self.open_review()
+            assert self.review is not None
+            text = told(exc) if isinstance(exc, TrayError) else getattr(exc, "message", str(exc))
+            self.review.show_notice(text, error=True)
+
+        run_task(load, loaded, failed)
+
+    def _resume_demo(self) -> None:
+        """After a restart with the demo loaded: its vendor again, on the port the demo apps
+        send to, and its sample reports. If that port is taken, the review says so and
+        offers Remove the demo."""
+        from ..core import ConflictError, SampleStream, resume_demo
+
+        broker = self.broker
+        assert broker is not None
+        self._demo_busy = True
+
+        def resumed(result: tuple[DemoVendor, list[str]] | None) -> None:
+            self._demo_busy = False
+            if result is None:
+                self._show_demo()
+                if self._load_when_idle and not self._quitting:
+                    self._load_when_idle = False
+                    self.load_demo()
+                return
+            vendor, app_ids = result
+            if self._quitting:
+                vendor.stop()
+                return
+            self.demo_vendor, self.demo_problem, self.demo_loaded = vendor, "", True
+            self.demo_stream = SampleStream(broker, app_ids).start()
+            self._show_demo()
+
+        def failed(exc: BaseException) -> None:
+            self._demo_busy = False
+            log.warning("demo vendor: %s", exc)
+            if self._quitting:
+                return
+            self.demo_loaded = isinstance(exc, ConflictError)  # its apps are there, its vendor is not
+            self.demo_problem = told(exc) if isinstance(exc, TrayError) else str(exc)
+            self.open_review()
+            self._show_demo()
+            assert self.review is not None
+            self.review.show_notice(self.demo_problem, error=True)
+
+        run_task(lambda: resume_demo(broker), resumed, failed)
+
+    def remove_demo(self) -> None:
+        """*Remove the demo* (the person confirmed it): the sample reports stop, the demo
+        apps go with their batches, then the vendor stops."""
+        from ..core import DemoRemoval, remove_demo
+
+        broker = self.broker
+        if broker is None or self._demo_busy:
+            self._show_demo()
+            return
+        self._demo_busy = True
+        stream, vendor = self.demo_stream, self.demo_vendor
+        self.demo_stream = None
+
+        def removed(removal: DemoRemoval) -> None:
+            self._demo_busy = False
+            self.demo_vendor, self.demo_loaded, self.demo_problem = None, False, ""
+            self._show_demo()
             self.refresh()
             if self.review is not None:
                 self.review.refresh()
+                batches = f"{removal.batches} undelivered batch{'es' if removal.batches != 1 else ''}"
                 self.review.show_notice(
-                    "Demo loaded. Review PhotoEdit's batch and approve it, then open "
-                    f"{vendor.url} in a browser: the demo vendor shows exactly what arrived."
+                    f"Removed the demo: its {removal.apps} apps and {batches} ({removal.reports} reports) are gone "
+                    "and its vendor stopped. The history keeps the receipts of what was decided."
                 )
 
         def failed(exc: BaseException) -> None:
-            vendor.stop()
-            self.demo_vendor = None
+            self._demo_busy = False
+            self._show_demo()
             if self.review is not None:
-                self.review.demo_button.setEnabled(True)
-                text = told(exc) if isinstance(exc, TrayError) else getattr(exc, "message", str(exc))
-                self.review.show_notice(text, error=True)
+                self.review.show_notice(told(exc) if isinstance(exc, TrayError) else str(exc), error=True)
+                self.review.refresh()
 
-        run_task(load, loaded, failed)
+        run_task(lambda: remove_demo(broker, stream, vendor), removed, failed)
+
+    def _show_demo(self) -> None:
+        """What the windows offer of the demo: load it, or its vendor's page and Remove."""
+        url = self.demo_vendor.url if self.demo_vendor is not None else None
+        if self.review is not None:
+            self.review.set_demo(url, loaded=self.demo_loaded)
+            self.review.demo_button.setEnabled(not self._demo_busy)
+        if self.welcome is not None:
+            self.welcome.set_demo(loaded=self.demo_loaded)
 
     def set_paused(self, paused: bool) -> None:
         broker = self.broker
@@ -343,15 +510,30 @@ class TrayApp(QObject):
         if self.review is None:
             from .review_window import ReviewWindow  # when first opened: a tray at rest does without it
 
-            self.review = ReviewWindow(self.broker)
+            self.review = ReviewWindow(self.broker, self.secrets)
             self.review.changed.connect(self.refresh)
             self.review.demo_requested.connect(self.load_demo)
+            self.review.remove_demo_requested.connect(self.remove_demo)
+            self._show_demo()
         _raise(self.review)
         self.review.refresh()
         if app_id:
             self.review.show_app(app_id)
 
-    def open_history(self) -> None:
+    def open_about(self) -> None:
+        """The welcome window: what Telemetry Tray is for, where it lives, the demo."""
+        if self.welcome is None:
+            from .welcome import WelcomeWindow
+
+            self.welcome = WelcomeWindow(has_tray=self.tray is not None)
+            self.welcome.demo_requested.connect(self.load_demo)
+            self.welcome.review_requested.connect(lambda: self.open_review())
+        self.welcome.set_demo(loaded=self.demo_loaded)
+        _raise(self.welcome)
+
+    def open_history(self, batch_id: str = "", *, withdraw: bool = False) -> None:
+        """History; with ``batch_id``, at that batch's delivery (and, with ``withdraw``,
+        asking whether to withdraw it)."""
         broker = self.broker
         if broker is None:
             return
@@ -359,10 +541,15 @@ class TrayApp(QObject):
             from .history_window import HistoryWindow
 
             self.history = HistoryWindow(broker)
+            self.history.changed.connect(self.refresh)
+            self.history.credentials_requested.connect(lambda app_id: self.open_settings(app_id, credentials=True))
         _raise(self.history)
+        if batch_id:
+            self.history.show_delivery(batch_id, withdraw=withdraw)
         self.history.refresh()
 
-    def open_settings(self) -> None:
+    def open_settings(self, app_id: str = "", *, credentials: bool = False) -> None:
+        """Settings; with ``app_id`` and ``credentials``, asking for that app's vendor secret."""
         broker = self.broker
         if broker is None:
             return
@@ -372,7 +559,24 @@ class TrayApp(QObject):
             self.settings = SettingsWindow(broker, self.secrets, self.autostart, otlp_address=self.otlp_address)
             self.settings.changed.connect(self.refresh)
         _raise(self.settings)
+        if app_id and credentials:
+            self.settings.open_credentials(app_id)
         self.settings.refresh()
+
+    def retry_delivery(self, batch_id: str) -> None:
+        """*Retry now* on a stuck delivery: due now, and the sender wakes (off the UI thread)."""
+        broker = self.broker
+        if broker is None:
+            return
+
+        def failed(exc: BaseException) -> None:
+            text = told(exc) if isinstance(exc, TrayError) else str(exc)
+            log.warning("retry now: %s", text)
+            if self.tray is not None:
+                self.tray.showMessage("Telemetry Tray", text, QSystemTrayIcon.MessageIcon.Warning)
+            self.refresh()
+
+        run_task(lambda: broker.retry_now(batch_id), lambda _: self.refresh(), failed)
 
     def _on_local_message(self) -> None:
         while (connection := self.server.nextPendingConnection()) is not None:

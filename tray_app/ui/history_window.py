@@ -1,6 +1,14 @@
 """The History window: every decision and delivery, what was sent, where, when and the
 vendor's answer; filter by app and outcome, export the chain as JSON, verify it.
 
+Above the receipts, the batches approved and not delivered yet: each with why it has not
+got through, in words (:meth:`OpenDelivery.words`), and what can be done about it: *Retry
+now*, *Set credentials…* (Settings opens at the app's credentials: :attr:`HistoryWindow.
+credentials_requested`) and *Withdraw…* (asked first; the approval is taken back and the
+batch discarded, :meth:`Broker.withdraw`).
+
+Times are local (:mod:`.local_time`); colours come from the palette (:mod:`.look`).
+
 Every broker call runs on the thread pool through :func:`tray_app.ui.worker.run_task`;
 the UI thread only turns finished results into widgets. Answers that arrive after the
 person has moved on (another row, a newer refresh) are dropped, not shown.
@@ -11,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -20,15 +28,25 @@ from urllib.parse import urlsplit
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
     Slot,
 )
-from PySide6.QtGui import QBrush, QCloseEvent, QColor, QFontDatabase, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtGui import (
+    QBrush,
+    QCloseEvent,
+    QFontDatabase,
+    QGuiApplication,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -40,6 +58,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -47,6 +66,8 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableView,
     QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -61,16 +82,24 @@ from ..core import (
     BatchStatus,
     Broker,
     ChainCheck,
+    DeliveryAction,
+    DeliveryStage,
+    Disclosure,
     NotFoundError,
+    OpenDelivery,
     Receipt,
     Scope,
     ScopeError,
     TrayError,
-    from_iso,
+    error_words,
     plain_text,
     plainly,
     scope_sentence,
+    status_words,
 )
+from .disclosure_panel import DisclosurePanel
+from .local_time import local_time, when_words, window_words
+from .look import Tone, banner_style, fit_to_screen, install_focus_ring, notice_style, tint, tone_colour
 from .remedies import told
 from .worker import Latest, run_task
 
@@ -84,41 +113,20 @@ ACTION_WORDS: dict[str, str] = {
     Action.FAILED: "Failed",
     Action.EXPIRED: "Expired",
 }
-_ACTION_COLOURS: dict[str, QColor] = {
-    Action.APPROVED: QColor("#1a5fb4"),
-    Action.DISCARDED: QColor("#5e5c64"),
-    Action.DELIVERED: QColor("#26a269"),
-    Action.RETRYING: QColor("#c64600"),
-    Action.FAILED: QColor("#c01c28"),
-    Action.EXPIRED: QColor("#5e5c64"),
+# Each outcome's tone; the colour is the palette's (look.tone_colour), so a dark palette reads too.
+_ACTION_TONES: dict[str, Tone] = {
+    Action.APPROVED: Tone.INFO,
+    Action.DISCARDED: Tone.NEUTRAL,
+    Action.DELIVERED: Tone.GOOD,
+    Action.RETRYING: Tone.WARNING,
+    Action.FAILED: Tone.ERROR,
+    Action.EXPIRED: Tone.NEUTRAL,
 }
-_BAD_ROW = QColor("#f6d5d5")
 _DECIDERS = {"person": "you", "policy": "this app's standing default"}
 _HEX_ROWS = {"Batch", DETAIL_LABELS["payload_sha256"], "Receipt hash", "Previous hash"}
 
 
 # -- words for receipts (pure functions, no Qt) ----------------------------------------
-
-
-def local_time(at: str) -> str:
-    """A receipt's UTC time as the person's local time, to the second."""
-    try:
-        return from_iso(at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return at
-
-
-def when_words(at: str) -> str:
-    """Local time, with the UTC time when the two differ."""
-    try:
-        moment = from_iso(at)
-    except ValueError:
-        return at
-    local = moment.astimezone()
-    text = local.strftime("%Y-%m-%d %H:%M:%S")
-    if local.utcoffset() == moment.utcoffset():
-        return f"{text} UTC"
-    return f"{text} local time ({at})"
 
 
 def host_of(endpoint: str) -> str:
@@ -139,7 +147,20 @@ def _status_words(status: int) -> str:
     try:
         return f"HTTP {status} {HTTPStatus(status).phrase}"
     except ValueError:
-        return f"HTTP {status}"
+        return status_words(status)
+
+
+def _what_it_means(receipt: Receipt) -> str:
+    """A send's answer in words ("nothing answers at t.example.org"), for a person who does
+    not read ``ConnectError: [Errno 111]``; "" for a delivery."""
+    d = receipt.detail
+    if receipt.action not in (Action.RETRYING, Action.FAILED):
+        return ""
+    status = int(d["status"]) if d.get("status") is not None else None
+    host = host_of(str(d.get("endpoint") or "")) or "the vendor"
+    _short, reason = error_words(status, str(d.get("error") or ""), host)
+    # An error nobody put in words yet is shown as it came (plain), not hidden behind a vague phrase.
+    return "" if reason == error_words(None, "", host)[1] else reason
 
 
 def scope_words(scope: object) -> str:
@@ -169,7 +190,7 @@ def summarize(receipt: Receipt) -> str:
         if d.get("status") is not None:
             parts.append(_status_words(int(d["status"])))
         elif d.get("error"):
-            parts.append(f"no answer: {plain_text(str(d['error']))}")
+            parts.append(f"no answer: {_what_it_means(receipt) or plain_text(str(d['error']))}")
         if d.get("endpoint"):
             parts.append(("from " if "status" in d else "at ") + host_of(str(d["endpoint"])))
         if "attempts" in d:
@@ -220,6 +241,8 @@ def describe(receipt: Receipt, app_name: str | None = None) -> list[tuple[str, s
         rows.append(("Batch status", str(d["status"])))
     # The vendor's words (an error answer, a request id header): shown, never obeyed, so
     # a bidi override or an escape sequence in them is spelt out.
+    if _what_it_means(receipt):
+        rows.append(("What it means", _what_it_means(receipt)))
     if d.get("error"):
         rows.append((label["error"], plain_text(str(d["error"]))))
     if d.get("request_id"):
@@ -251,11 +274,16 @@ def describe(receipt: Receipt, app_name: str | None = None) -> list[tuple[str, s
 
 @dataclass(frozen=True)
 class HistorySnapshot:
-    """What one refresh loads: all receipts, the apps' names, the retention period."""
+    """What one refresh loads: all receipts, the apps' names, the retention period, and the
+    batches approved and not delivered yet (with the broker's time and Pause all, which
+    their words count from)."""
 
     receipts: list[Receipt]
     app_names: dict[str, str]
     retention_days: int
+    undelivered: list[OpenDelivery] = field(default_factory=list)
+    now: datetime | None = None
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -268,6 +296,7 @@ class StoredPayload:
     body: bytes | None
     sha256: str | None = None
     pretty: str = ""
+    summary: Disclosure | None = None  # what it says about the person (from the stored bytes)
 
 
 @dataclass(frozen=True)
@@ -282,7 +311,9 @@ def load_snapshot(broker: Broker) -> HistorySnapshot:
     with broker.reading():
         receipts = broker.history()
         names = {app.app_id: app.name for app in broker.apps()}
-        return HistorySnapshot(receipts, names, broker.retention_days)
+        return HistorySnapshot(
+            receipts, names, broker.retention_days, broker.undelivered(), broker.now(), broker.paused_all
+        )
 
 
 def load_payload(broker: Broker, batch_id: str) -> StoredPayload:
@@ -301,7 +332,7 @@ def load_payload(broker: Broker, batch_id: str) -> StoredPayload:
             pretty += f"\n… (the first {PREVIEW_CHARS // 1024} KiB of {payload.size:,} bytes)"
     except ValueError:
         pretty = payload.body[:PREVIEW_CHARS].decode("utf-8", errors="replace")
-    return StoredPayload(batch_id, view.batch.status, payload.body, payload.sha256, pretty)
+    return StoredPayload(batch_id, view.batch.status, payload.body, payload.sha256, pretty, view.summary)
 
 
 def write_export(broker: Broker, path: str) -> ExportResult:
@@ -395,11 +426,16 @@ class HistoryModel(QAbstractTableModel):
             return " ".join((*words, self._summaries[index.row()])).casefold()
         broken = self._bad_seq is not None and receipt.seq >= self._bad_seq
         if role == Qt.ItemDataRole.BackgroundRole and broken:
-            return QBrush(_BAD_ROW)
+            return QBrush(tint(QGuiApplication.palette(), Tone.ERROR))
         if role == Qt.ItemDataRole.ForegroundRole and column == self.ACTION:
-            colour = QColor("#000000") if broken else _ACTION_COLOURS.get(receipt.action)
-            return QBrush(colour) if colour is not None else None
+            tone = Tone.ERROR if broken else _ACTION_TONES.get(receipt.action)
+            return QBrush(tone_colour(QGuiApplication.palette(), tone)) if tone is not None else None
         return None
+
+    def palette_changed(self) -> None:
+        """The colours follow the palette: every row is drawn again."""
+        if self._receipts:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._receipts) - 1, len(self.HEADERS) - 1))
 
     def _display(self, receipt: Receipt, row: int, column: int) -> str:
         if column == self.WHEN:
@@ -416,7 +452,7 @@ class HistoryModel(QAbstractTableModel):
         if self._bad_seq is not None and receipt.seq >= self._bad_seq:
             return f"Receipt #{receipt.seq} is at or after the break in the hash chain: it cannot be trusted."
         if column == self.WHEN:
-            return f"{receipt.at} UTC, receipt #{receipt.seq}"
+            return f"{when_words(receipt.at)}, receipt #{receipt.seq}"
         if column == self.APP:
             return receipt.app_id
         if column == self.BATCH:
@@ -483,6 +519,46 @@ class HistoryFilter(QSortFilterProxyModel):
         return True
 
 
+def _capitalised(text: str) -> str:
+    first = text.split(" ", 1)[0]
+    return text if any(c in first for c in ".:/'") else text[:1].upper() + text[1:]
+
+
+def _delivery_labels(deliveries: Sequence[OpenDelivery]) -> dict[str, str]:
+    """A label per undelivered batch: its window in local time, and when it was approved
+    where one app has several of one window."""
+    labels = {d.batch_id: window_words(d.window_start, d.window_end) for d in deliveries}
+    seen: dict[tuple[str, str], int] = {}
+    for d in deliveries:
+        key = (d.app_id, labels[d.batch_id])
+        seen[key] = seen.get(key, 0) + 1
+    for d in deliveries:
+        if seen[(d.app_id, labels[d.batch_id])] > 1:
+            labels[d.batch_id] += f", approved {local_time(d.approved_at or '')[11:16] or '?'} ({d.batch_id[:6]})"
+    return labels
+
+
+# -- asking before a withdrawal -----------------------------------------------------------
+
+Ask = Callable[[QWidget, str, str, str, Callable[[], None]], None]
+"""``ask(parent, title, text, action, yes)``: ask whether to do ``action``; call ``yes()`` if so.
+It returns at once: the UI thread never waits for the answer."""
+
+
+def ask_later(parent: QWidget, title: str, text: str, action: str, yes: Callable[[], None]) -> None:
+    """A window-modal question with ``action`` and Cancel (the default), answered later."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, parent)
+    box.setObjectName("confirmation")
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setWindowModality(Qt.WindowModality.WindowModal)
+    agree = box.addButton(action, QMessageBox.ButtonRole.DestructiveRole)
+    agree.setAccessibleName(action)
+    box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.finished.connect(lambda _result: yes() if box.clickedButton() is agree else None)
+    box.open()
+
+
 # -- the window ----------------------------------------------------------------------------
 
 
@@ -493,7 +569,13 @@ class HistoryWindow(QWidget):
     ``loaded(int)`` after a refresh shows N receipts; ``payload_shown(str)`` once the
     payload pane shows a batch (its bytes or why there are none); ``verified(object)``
     with the :class:`ChainCheck`; ``exported(str)`` with the path written;
-    ``problem(str)`` when an error is shown in the banner.
+    ``problem(str)`` when an error is shown in the banner; ``credentials_requested(str)``
+    with an app id when the person asks to set its credentials (the application opens
+    Settings there); ``changed()`` after a delivery was retried or withdrawn (the tray
+    refreshes); ``delivery_done(str)`` with the batch id once such a change is shown.
+
+    ``confirm(parent, title, text, action, yes)`` asks before withdrawing, without waiting
+    on the UI thread: it calls ``yes()`` if the person agrees (default: :func:`ask_later`).
     """
 
     loaded = Signal(int)
@@ -501,13 +583,26 @@ class HistoryWindow(QWidget):
     verified = Signal(object)
     exported = Signal(str)
     problem = Signal(str)
+    credentials_requested = Signal(str)
+    changed = Signal()
+    delivery_done = Signal(str)
 
-    def __init__(self, broker: Broker, parent: QWidget | None = None) -> None:
+    def __init__(self, broker: Broker, parent: QWidget | None = None, *, confirm: Ask | None = None) -> None:
         super().__init__(parent)
         self.broker = broker
+        self._confirm: Ask = confirm or ask_later
         self.setWindowTitle("Telemetry Tray — History")
         self.setAccessibleName("Telemetry history")
-        self.resize(1300, 760)
+        install_focus_ring()
+        self._undelivered: dict[str, OpenDelivery] = {}
+        self._undelivered_at: datetime | None = None
+        self._paused = False
+        self._select_delivery: str | None = None  # a batch to select in the deliveries list once loaded
+        self._withdraw_asked = False  # and then to ask about withdrawing it
+        # The words of undelivered batches say "next try in 4 minutes": read again while on screen.
+        self._words_timer = QTimer(self)
+        self._words_timer.setInterval(30_000)
+        self._words_timer.timeout.connect(self._words_due)
         self._retention_days: int | None = None
         self._loading = False
         self._reload_again = False
@@ -515,7 +610,11 @@ class HistoryWindow(QWidget):
         self._verified_head: str | None = None
         self._busy: set[str] = set()
         self._shown_seq: int | None = -1
+        self._status_tone = "neutral"
+        self._error_shown = False
         self._build()
+        self._restyle()
+        fit_to_screen(self, 1300, 760)
 
     # -- layout --------------------------------------------------------------------------
 
@@ -524,9 +623,6 @@ class HistoryWindow(QWidget):
 
         self.error_banner = QFrame(self)
         self.error_banner.setObjectName("errorBanner")
-        self.error_banner.setStyleSheet(
-            "#errorBanner { background: #fbe3e4; border: 1px solid #c01c28; border-radius: 4px; }"
-        )
         self.error_banner.setAccessibleName("Error")
         banner_row = QHBoxLayout(self.error_banner)
         banner_row.setContentsMargins(8, 4, 4, 4)
@@ -560,7 +656,7 @@ class HistoryWindow(QWidget):
         self.search.setAccessibleDescription("Matches app, batch id, outcome and summary. Ctrl+F")
         self.search.setPlaceholderText("Batch, app, outcome, text…  Ctrl+F")
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(240)
+        self.search.setMinimumWidth(180)
         for text, buddy in (("&App:", self.app_filter), ("&Outcome:", self.outcome_filter), ("&Search:", self.search)):
             label = QLabel(text, self)
             label.setBuddy(buddy)
@@ -577,9 +673,11 @@ class HistoryWindow(QWidget):
         self.export_button = QPushButton("&Export…", self)
         self.export_button.setAccessibleName("Export history as JSON")
         self.export_button.setToolTip("Save every receipt and the chain's head hash as JSON (Ctrl+E)")
-        for button in (self.refresh_button, self.verify_button, self.export_button):
-            bar.addWidget(button)
+        bar.addWidget(self.refresh_button)
         root.addLayout(bar)
+
+        self._build_deliveries()
+        root.addWidget(self.deliveries_box)
 
         # The table and the details side by side.
         self.model = HistoryModel(self)
@@ -628,9 +726,6 @@ class HistoryWindow(QWidget):
         self.receipt_warning.setObjectName("receiptWarning")
         self.receipt_warning.setAccessibleName("Receipt warning")
         self.receipt_warning.setWordWrap(True)
-        self.receipt_warning.setStyleSheet(
-            "#receiptWarning { color: #ffffff; background: #c01c28; font-weight: bold; padding: 3px 6px; }"
-        )
         self.receipt_warning.hide()
         receipt_column.addWidget(self.receipt_warning)
         receipt_column.addWidget(self.receipt_scroll)
@@ -649,8 +744,18 @@ class HistoryWindow(QWidget):
         self.payload_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.payload_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.payload_view.setTabChangesFocus(True)
+        # What the bytes said about the person, beside them, as the review showed it.
+        self.sent_summary = DisclosurePanel(self.payload_box)
+        self.sent_summary.title.setText("<b>What it says about you</b>")
+        self.sent_summary.show_disclosure(None)
+        payload_row = QSplitter(Qt.Orientation.Horizontal, self.payload_box)
+        payload_row.setChildrenCollapsible(False)
+        payload_row.addWidget(self.payload_view)
+        payload_row.addWidget(self.sent_summary)
+        payload_row.setStretchFactor(0, 3)
+        payload_row.setStretchFactor(1, 2)
         payload_column.addWidget(self.payload_label)
-        payload_column.addWidget(self.payload_view, 1)
+        payload_column.addWidget(payload_row, 1)
 
         self.details_splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.details_splitter.setAccessibleName("Receipt and payload")
@@ -677,6 +782,7 @@ class HistoryWindow(QWidget):
         self.status_label.setObjectName("chainStatus")
         self.status_label.setAccessibleName("Hash chain status")
         self.status_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.status_label.setWordWrap(True)  # a long path or problem wraps; it never widens the window
         self.status_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.close_button = QPushButton("Close", self)
         self.close_button.setAccessibleName("Close history")
@@ -684,6 +790,11 @@ class HistoryWindow(QWidget):
         status_row.addWidget(self.count_label)
         status_row.addSpacing(16)
         status_row.addWidget(self.status_label, 1)
+        # The chain's own actions sit by the chain's status line, so the filters above fit
+        # a narrow screen.
+        status_row.addWidget(self.verify_button)
+        status_row.addWidget(self.export_button)
+        status_row.addSpacing(16)
         status_row.addWidget(self.close_button)
         root.addLayout(status_row)
         self._set_status("Chain not verified yet.", "neutral")
@@ -717,6 +828,10 @@ class HistoryWindow(QWidget):
             self.app_filter,
             self.outcome_filter,
             self.search,
+            self.deliveries,
+            self.retry_button,
+            self.credentials_button,
+            self.withdraw_button,
             self.table,
             self.payload_view,
             self.refresh_button,
@@ -729,7 +844,80 @@ class HistoryWindow(QWidget):
         self._show_receipt(None)
         self._rows_changed()
 
+    def _build_deliveries(self) -> None:
+        """The batches approved and not delivered yet, with what can be done about each."""
+        self.deliveries_box = QGroupBox("Approved, not delivered yet", self)
+        self.deliveries_box.setAccessibleName("Approved batches not delivered yet")
+        row = QHBoxLayout(self.deliveries_box)
+        row.setContentsMargins(6, 4, 6, 6)
+        self.deliveries = QTreeWidget(self.deliveries_box)
+        self.deliveries.setAccessibleName("Deliveries not through yet")
+        self.deliveries.setAccessibleDescription("Each approved batch not delivered yet: why, and the next try")
+        self.deliveries.setHeaderLabels(["App", "Batch", "What happened", "Next"])
+        self.deliveries.setRootIsDecorated(False)
+        self.deliveries.setUniformRowHeights(True)
+        self.deliveries.setAlternatingRowColors(True)
+        self.deliveries.setWordWrap(False)
+        header = self.deliveries.header()
+        header.setAccessibleName("Deliveries' columns")
+        header.setStretchLastSection(False)
+        for column, mode in enumerate(
+            (QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.ResizeToContents,
+             QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents)
+        ):  # fmt: skip
+            header.setSectionResizeMode(column, mode)
+        self.deliveries.currentItemChanged.connect(lambda *_: self._delivery_selected())
+        self.delivery_detail = QLabel(self.deliveries_box)
+        self.delivery_detail.setAccessibleName("Why the selected batch is not delivered, and what to do")
+        self.delivery_detail.setTextFormat(Qt.TextFormat.PlainText)
+        self.delivery_detail.setWordWrap(True)
+        self.delivery_detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        left = QVBoxLayout()
+        left.addWidget(self.deliveries)
+        left.addWidget(self.delivery_detail)
+        buttons = QVBoxLayout()
+        self.retry_button = QPushButton("Re&try now", self.deliveries_box)
+        self.retry_button.setAccessibleName("Retry the selected delivery now")
+        self.retry_button.setToolTip("Send it now instead of at its next scheduled try")
+        self.credentials_button = QPushButton("Set cre&dentials…", self.deliveries_box)
+        self.credentials_button.setAccessibleName("Set the credentials of the selected delivery's app")
+        self.credentials_button.setToolTip("Open Settings at this app's vendor credentials")
+        self.withdraw_button = QPushButton("&Withdraw…", self.deliveries_box)
+        self.withdraw_button.setAccessibleName("Withdraw the selected batch")
+        self.withdraw_button.setToolTip("Take the approval back: the batch is discarded and nothing is sent")
+        for button in (self.retry_button, self.credentials_button, self.withdraw_button):
+            button.setAutoDefault(False)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.retry_button.clicked.connect(self._retry)
+        self.credentials_button.clicked.connect(self._ask_credentials)
+        self.withdraw_button.clicked.connect(self._ask_withdraw)
+        row.addLayout(left, 1)
+        row.addLayout(buttons)
+        self.deliveries_box.hide()
+
     # -- public API ------------------------------------------------------------------------
+
+    def show_delivery(self, batch_id: str, *, withdraw: bool = False) -> None:
+        """Select ``batch_id`` among the deliveries (and its newest receipt), once loaded;
+        with ``withdraw``, then ask whether to withdraw it (the tray menu's *Withdraw…*)."""
+        self._select_delivery = batch_id
+        self._withdraw_asked = withdraw
+        if self.model.rowCount() or self._undelivered:
+            self._apply_delivery_selection()
+
+    def selected_delivery(self) -> OpenDelivery | None:
+        item = self.deliveries.currentItem()
+        batch_id = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return self._undelivered.get(str(batch_id)) if batch_id else None
+
+    def delivery_rows(self) -> list[list[str]]:
+        """What the deliveries list shows, row by row (its four columns)."""
+        return [[item.text(c) for c in range(4)] for item in self._delivery_items()]
+
+    def _delivery_items(self) -> list[QTreeWidgetItem]:
+        items = (self.deliveries.topLevelItem(r) for r in range(self.deliveries.topLevelItemCount()))
+        return [item for item in items if item is not None]
 
     @Slot()
     def refresh(self) -> None:
@@ -849,6 +1037,7 @@ class HistoryWindow(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._payloads.drop()  # a payload still loading is not needed any more
+        self._words_timer.stop()
         super().closeEvent(event)
 
     # -- results ---------------------------------------------------------------------------
@@ -876,8 +1065,13 @@ class HistoryWindow(QWidget):
             self._verified_head = None
             self.model.set_bad_seq(None)
             self._set_status("The history changed since it was verified.", "neutral")
+        self._undelivered = {d.batch_id: d for d in result.undelivered}
+        self._undelivered_at, self._paused = result.now, result.paused
+        self._fill_deliveries()
         if selected is None or not self.select_seq(selected.seq):
             self._show_receipt(None)
+        if self._select_delivery is not None:
+            self._apply_delivery_selection()
         self.loaded.emit(len(result.receipts))
         if self._reload_again:
             self.refresh()
@@ -948,6 +1142,7 @@ class HistoryWindow(QWidget):
         ticket = self._payloads.new()
         self._shown_seq = receipt.seq if receipt is not None else None
         self.payload_view.clear()
+        self.sent_summary.show_disclosure(None)
         if receipt is None:
             self.receipt_box.setTitle("Receipt")
             self._update_receipt_warning()
@@ -1012,13 +1207,14 @@ class HistoryWindow(QWidget):
         return None
 
     def _show_payload(self, stored: StoredPayload, expected: str | None) -> None:
+        self.sent_summary.show_disclosure(stored.summary)
         if stored.body is None:
             self.payload_view.clear()
             self.payload_view.setEnabled(False)
             self.payload_label.setText(self._no_payload_words(stored))
         else:
             sent = {
-                str(BatchStatus.APPROVED): "The exact bytes approved for sending (not delivered yet)",
+                str(BatchStatus.APPROVED): self._not_yet_words(stored.batch_id),
                 str(BatchStatus.DELIVERED): "The exact bytes sent",
                 str(BatchStatus.FAILED): "The exact bytes that were to be sent (the delivery failed)",
             }.get(stored.status, "The exact bytes stored")
@@ -1037,6 +1233,14 @@ class HistoryWindow(QWidget):
             self.payload_view.setEnabled(True)
         self.payload_shown.emit(stored.batch_id)
 
+    def _not_yet_words(self, batch_id: str) -> str:
+        """What the payload pane says of a batch approved and not delivered: and why not."""
+        delivery, now = self._undelivered.get(batch_id), self._words_now()
+        if delivery is None or now is None:
+            return "The exact bytes approved for sending (not delivered yet)"
+        words = delivery.words(now, paused=self._paused)
+        return f"The exact bytes approved for sending (not delivered yet: {words.reason}; {words.progress})"
+
     def _no_payload_words(self, stored: StoredPayload) -> str:
         if stored.status == "gone":
             return "Not kept: the batch was removed together with its app. The receipts remain."
@@ -1047,6 +1251,173 @@ class HistoryWindow(QWidget):
         days = self._retention_days
         after = f" after {days} days" if days is not None else ""
         return f"Not kept (purged{after}). The receipt still records its size and SHA-256."
+
+    # -- deliveries not through yet -----------------------------------------------------------
+
+    def _words_now(self) -> datetime | None:
+        return self._undelivered_at
+
+    def _fill_deliveries(self) -> None:
+        """The undelivered batches, each with its words (kept selected across a refresh)."""
+        chosen = self.selected_delivery()
+        now = self._words_now()
+        self.deliveries.blockSignals(True)
+        try:
+            self.deliveries.clear()
+            labels = _delivery_labels(list(self._undelivered.values()))
+            palette = self.palette()
+            for delivery in self._undelivered.values():
+                words = delivery.words(now, paused=self._paused) if now is not None else None
+                what = _capitalised(words.short) if words is not None else ""
+                item = QTreeWidgetItem([delivery.app_name, labels[delivery.batch_id], what,
+                                        words.progress if words is not None else ""])  # fmt: skip
+                item.setData(0, Qt.ItemDataRole.UserRole, delivery.batch_id)
+                tip = words.sentence if words is not None else ""
+                if words is not None and words.detail:
+                    tip += f"\n\nLast error: {plain_text(words.detail)}"  # the vendor's words, spelt out
+                for column in range(4):
+                    item.setToolTip(column, tip)
+                if words is not None and words.stuck:
+                    tone = Tone.ERROR if words.stage == DeliveryStage.WAITING_FOR_CREDENTIALS else Tone.WARNING
+                    item.setForeground(2, QBrush(tone_colour(palette, tone)))
+                self.deliveries.addTopLevelItem(item)
+                if chosen is not None and chosen.batch_id == delivery.batch_id:
+                    self.deliveries.setCurrentItem(item)
+            items = self._delivery_items()
+            if self.deliveries.currentItem() is None and items:
+                self.deliveries.setCurrentItem(items[0])
+        finally:
+            self.deliveries.blockSignals(False)
+        count = len(self._undelivered)
+        stuck = sum(1 for d in self._undelivered.values() if now is not None and d.words(now).stuck)
+        title = f"Approved, not delivered yet ({count})"
+        if stuck:
+            title += f": {stuck} not getting through"
+        self.deliveries_box.setTitle(title)
+        self.deliveries_box.setVisible(bool(count))
+        rows = max(1, min(count, 4))  # more scroll: the receipts keep the room
+        row_height = max(self.deliveries.sizeHintForRow(0), self.fontMetrics().height() + 4)
+        self.deliveries.setFixedHeight(
+            self.deliveries.header().sizeHint().height() + rows * row_height + 2 * self.deliveries.frameWidth()
+        )
+        if count and self.isVisible():
+            self._words_timer.start()
+        else:
+            self._words_timer.stop()
+        self._delivery_selected()
+
+    def _delivery_selected(self) -> None:
+        delivery = self.selected_delivery()
+        now = self._words_now()
+        actions = delivery.words(now, paused=self._paused).actions if delivery is not None and now else ()
+        self.retry_button.setEnabled(DeliveryAction.RETRY_NOW in actions and not self._paused)
+        self.retry_button.setToolTip(
+            "Pause all is on: nothing is sent until it is off."
+            if self._paused
+            else "Send it now instead of at its next scheduled try"
+        )
+        self.credentials_button.setVisible(DeliveryAction.SET_CREDENTIALS in actions)
+        self.withdraw_button.setEnabled(DeliveryAction.WITHDRAW in actions)
+        if delivery is None or now is None:
+            self.delivery_detail.clear()
+            self.delivery_detail.setToolTip("")
+            return
+        words = delivery.words(now, paused=self._paused)
+        todo = {
+            DeliveryStage.RETRYING: " Retry now once the vendor is back; or withdraw it, and nothing is sent.",
+            DeliveryStage.WAITING_FOR_CREDENTIALS: (
+                " Set the vendor's secret with Set credentials…; or withdraw it, and nothing is sent."
+            ),
+        }.get(words.stage, "")
+        self.delivery_detail.setText(f"{delivery.app_name}: {words.sentence}{todo}")
+        self.delivery_detail.setToolTip(f"Last error: {plain_text(words.detail)}" if words.detail else "")
+
+    def _apply_delivery_selection(self) -> None:
+        batch_id = self._select_delivery
+        if batch_id is None:
+            return
+        item = next((i for i in self._delivery_items() if i.data(0, Qt.ItemDataRole.UserRole) == batch_id), None)
+        newest = max((r.seq for r in self.model.receipts() if r.batch_id == batch_id), default=None)
+        if item is None and newest is None:
+            return  # not in what was read yet: the next read (under way) selects it
+        self._select_delivery = None
+        withdraw, self._withdraw_asked = self._withdraw_asked, False
+        if newest is not None:
+            self.set_filters(None, None)
+            self.search.clear()
+            self.select_seq(newest)
+        if item is not None:
+            self.deliveries.setCurrentItem(item)
+            self.deliveries.setFocus(Qt.FocusReason.OtherFocusReason)
+            if withdraw:
+                self._ask_withdraw()  # about this batch only, never another one selected before
+        elif withdraw:
+            self._set_status("That batch is not waiting to be sent any more: there is nothing to withdraw.", "neutral")
+
+    def _words_due(self) -> None:
+        if self.isVisible() and self._undelivered:
+            self.refresh()
+
+    def _retry(self) -> None:
+        delivery = self.selected_delivery()
+        if delivery is None:
+            return
+        broker, batch_id = self.broker, delivery.batch_id
+        self.retry_button.setEnabled(False)
+
+        def done(sending: object) -> None:
+            if sending:
+                self._set_status(f"Sending {delivery.app_name}'s batch to {delivery.host} now…", "neutral")
+            else:
+                self._set_status(f"{delivery.app_name}'s batch is being sent right now.", "neutral")
+            self.changed.emit()
+            self.delivery_done.emit(batch_id)
+            self.refresh()
+
+        def failed(exc: BaseException) -> None:
+            self.show_error(exc)
+            self.refresh()
+
+        run_task(lambda: broker.retry_now(batch_id), self._guard(done), self._guard(failed))
+
+    def _ask_credentials(self) -> None:
+        delivery = self.selected_delivery()
+        if delivery is not None:
+            self.credentials_requested.emit(delivery.app_id)
+
+    def _ask_withdraw(self) -> None:
+        delivery = self.selected_delivery()
+        if delivery is None or not self.withdraw_button.isEnabled():
+            return
+        size = f"the {size_words(delivery.payload_bytes)} " if delivery.payload_bytes else "the bytes "
+        window = window_words(delivery.window_start, delivery.window_end)
+        self._confirm(
+            self,
+            f"Withdraw {delivery.app_name}'s batch?",
+            f"The approval of {delivery.app_name}'s batch of {window} "
+            f"is taken back: {size}approved for {delivery.host} are deleted and nothing is sent, not even a notice. "
+            "History keeps a receipt of it. This cannot be undone.",
+            "Withdraw",
+            lambda: self._withdraw(delivery),
+        )
+
+    def _withdraw(self, delivery: OpenDelivery) -> None:
+        if not Shiboken.isValid(self):
+            return
+        broker, batch_id = self.broker, delivery.batch_id
+        self.withdraw_button.setEnabled(False)
+
+        def done(_view: object) -> None:
+            self._set_status(f"Withdrew {delivery.app_name}'s batch: nothing was sent to {delivery.host}.", "good")
+            self.changed.emit()
+            self.delivery_done.emit(batch_id)
+            self.refresh()
+
+        def failed(exc: BaseException) -> None:
+            self.show_error(exc)
+            self.refresh()
+
+        run_task(lambda: broker.withdraw(batch_id), self._guard(done), self._guard(failed))
 
     # -- filters and status ------------------------------------------------------------------
 
@@ -1096,11 +1467,32 @@ class HistoryWindow(QWidget):
             self._show_receipt(None)
 
     def _set_status(self, text: str, tone: str) -> None:
-        styles = {
-            "good": "color: #1e6b3a; font-weight: bold;",
-            "bad": "color: #ffffff; background: #c01c28; font-weight: bold; padding: 2px 6px; border-radius: 3px;",
-            "neutral": "color: palette(text);",
-        }
-        self.status_label.setStyleSheet(styles[tone])
+        self._status_tone = tone
+        self._style_status()
         self.status_label.setText(text)
         self.status_label.setAccessibleDescription(tone)
+
+    def _style_status(self) -> None:
+        palette = self.palette()
+        styles = {
+            "good": f"color: {tone_colour(palette, Tone.GOOD).name()}; font-weight: bold;",
+            "bad": notice_style(palette, Tone.ERROR, "2px 6px") + " font-weight: bold; border-radius: 3px;",
+            "neutral": "color: palette(window-text);",
+        }
+        self.status_label.setStyleSheet(styles[self._status_tone])
+
+    def _restyle(self) -> None:
+        """Colours from the palette (again, when it changes: a switch to a dark theme)."""
+        palette = self.palette()
+        self.error_banner.setStyleSheet(banner_style(palette, Tone.ERROR, "#errorBanner"))
+        self.receipt_warning.setStyleSheet(
+            "#receiptWarning { " + notice_style(palette, Tone.ERROR, "3px 6px") + " font-weight: bold; }"
+        )
+        self._style_status()
+        self.model.palette_changed()
+        self._fill_deliveries()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._restyle()

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QObject,
@@ -70,10 +71,12 @@ from ..core import (
     Removal,
     SecretStore,
     TrayError,
+    credentials_problem,
     needs_secret,
     scope_details,
     scope_in_words,
 )
+from .look import Tone, banner_style, fit_to_screen, install_focus_ring
 from .remedies import told
 from .worker import Latest, run_task
 
@@ -87,6 +90,7 @@ __all__ = [
     "SettingsSnapshot",
     "SettingsWindow",
     "ask_confirmation",
+    "credentials_note",
     "load_snapshot",
     "scope_summary",
 ]
@@ -120,6 +124,7 @@ what keeps them from reaching it ("" when nothing). Called off the UI thread."""
 class AppRow:
     app: AppInfo
     credentials: str  # STORED, NONE, NOT_NEEDED or UNAVAILABLE
+    waiting: int = 0  # approved batches of the app held until credentials can be had
 
     @property
     def host(self) -> str:
@@ -150,6 +155,10 @@ def load_snapshot(broker: Broker, secrets: SecretStore, autostart: Autostart) ->
     keyring_ok = secrets.available()
     usable = keyring_ok
     rows = []
+    held: dict[str, int] = {}
+    for delivery in broker.undelivered():
+        if delivery.waiting_for == "credentials":
+            held[delivery.app_id] = held.get(delivery.app_id, 0) + 1
     for app in broker.apps():
         if not needs_secret(app.manifest.auth):
             state = NOT_NEEDED
@@ -163,7 +172,7 @@ def load_snapshot(broker: Broker, secrets: SecretStore, autostart: Autostart) ->
                 problems.append(told(exc))
                 usable = False
                 state = UNAVAILABLE
-        rows.append(AppRow(app, state))
+        rows.append(AppRow(app, state, held.get(app.app_id, 0)))
     try:
         at_login = autostart.enabled
     except TrayError as exc:
@@ -180,6 +189,29 @@ def load_snapshot(broker: Broker, secrets: SecretStore, autostart: Autostart) ->
         keyring_status=secrets.status(),
         problems=problems,
     )
+
+
+def credentials_note(app: AppInfo, secrets: SecretStore) -> str:
+    """What keeps an approval of ``app``'s batch from being delivered for want of a secret
+    ("" when nothing does), in the tray's words: say it before the person approves. Asks
+    the keyring: call it off the UI thread."""
+    needs = needs_secret(app.manifest.auth)
+    if not needs:
+        return ""
+    available = secrets.available()
+    stored: bool | None = None
+    if available:
+        try:
+            stored = secrets.has(app.app_id)
+        except CredentialsError:
+            stored = None
+    note = credentials_problem(
+        app_name=app.name, vendor=app.vendor, needs_secret=needs, keyring_available=available,
+        secret_stored=stored, keyring_why=secrets.why_unavailable() if not available else "",
+    )  # fmt: skip
+    if note and available and stored is False:
+        note += " Set it in Settings with Set credentials…."
+    return note
 
 
 # The saved scope in a few words, and field by field (its tooltip): the core's words.
@@ -240,7 +272,7 @@ class AppsModel(QAbstractTableModel):
             app.policy.label,
             row.host,
             scope_summary(app.scope, app.manifest),
-            row.credentials,
+            f"{row.credentials} ({row.waiting} waiting)" if row.waiting else row.credentials,
         )
         return texts[column]
 
@@ -377,10 +409,14 @@ class SettingsWindow(QWidget):
         self._snapshot: SettingsSnapshot | None = None
         self._syncing = False
 
+        self._credentials_for: str | None = None  # open this app's credentials once it is shown
+        self._banner_tone: Tone | None = None
+
         self.setWindowTitle("Telemetry Tray — Settings")
         self.setAccessibleName("Telemetry Tray settings")
+        install_focus_ring()
         self._build()
-        self.resize(960, 640)
+        fit_to_screen(self, 960, 640)
         self.refresh()
 
     # -- public ----------------------------------------------------------------------
@@ -415,6 +451,35 @@ class SettingsWindow(QWidget):
             QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
         )
         return True
+
+    def open_credentials(self, app_id: str) -> None:
+        """Select ``app_id`` and ask for its vendor secret (the tray's and History's *Set
+        credentials…*), as soon as the window shows it; or say why it cannot be set."""
+        self._credentials_for = app_id
+        if self._snapshot is not None and not self.busy:
+            self._open_pending_credentials()
+
+    def _open_pending_credentials(self) -> None:
+        app_id, self._credentials_for = self._credentials_for, None
+        if app_id is None or self._snapshot is None:
+            return
+        if not self.select_app(app_id):
+            self._show_banner(f"{app_id} is not registered any more.", error=True)
+            return
+        row = self._selected_row()
+        if row is None:
+            return
+        if not row.needs_secret:
+            self._show_banner(f"{row.app.vendor} needs no credentials.", error=False)
+        elif not self._snapshot.keyring_available:
+            self._show_banner(
+                f"{row.app.name}'s vendor needs a secret, but no OS keyring can hold it: "
+                f"{self._snapshot.keyring_status}",
+                error=True,
+            )
+        else:
+            self.set_credentials_button.setFocus(Qt.FocusReason.OtherFocusReason)
+            self._ask_secret()
 
     def selected_app(self) -> AppInfo | None:
         row = self._selected_row()
@@ -658,6 +723,8 @@ class SettingsWindow(QWidget):
         self._sync_detail()
         if snapshot.problems:
             self._show_banner(" ".join(snapshot.problems), error=True)
+        if self._credentials_for is not None:
+            self._open_pending_credentials()
         self.loaded.emit()
 
     def _selected_row(self) -> AppRow | None:
@@ -731,16 +798,35 @@ class SettingsWindow(QWidget):
         if row is None:
             return
         app = row.app
-        if not self._confirm(
-            self,
-            f"Block {app.name}?",
-            f"{app.name} will not be able to send telemetry. Its batches that were not sent yet are "
-            "discarded, and the reports it sends are refused until you allow it again.",
-            "Block",
-        ):
-            return
         app_id, broker = app.app_id, self._broker
-        self._change(lambda: broker.set_consent(app_id, False))
+
+        def left() -> tuple[int, int]:
+            """What blocking deletes: the app's reports waiting here, and its approved batches
+            not sent yet (read off the UI thread)."""
+            with broker.reading():
+                reports = sum(b.reports for b in broker.pending() if b.app_id == app_id)
+                unsent = sum(1 for d in broker.undelivered() if d.app_id == app_id)
+            return reports, unsent
+
+        def ask(counts: tuple[int, int]) -> None:
+            reports, unsent = counts
+            parts = []
+            if reports:
+                parts.append(f"{reports} report{'s' if reports != 1 else ''} waiting here")
+            if unsent:
+                parts.append(f"{unsent} approved batch{'es' if unsent != 1 else ''} not sent yet")
+            deleted = f"Blocking deletes {' and '.join(parts)}. " if parts else "Nothing of it is waiting here. "
+            if not self._confirm(
+                self,
+                f"Block {app.name}?",
+                f"{app.name} will not be able to send telemetry. {deleted}The reports it sends are refused "
+                "until you allow it again.",
+                f"Block and delete {reports} report{'s' if reports != 1 else ''}" if reports else "Block",
+            ):
+                return
+            self._change(lambda: broker.set_consent(app_id, False))
+
+        self._run(left, ask, self._show_error)
 
     def _remove(self) -> None:
         row = self._selected_row()
@@ -933,15 +1019,19 @@ class SettingsWindow(QWidget):
     def _show_banner(self, text: str, *, error: bool) -> None:
         self.banner_label.setText(text)
         self.banner.setProperty("error", error)
-        self.banner.setStyleSheet(
-            "#banner { background: #fdecea; border: 1px solid #e0a8a4; border-radius: 4px; }"
-            "#banner QLabel { color: #5f2120; }"
-            if error
-            else "#banner { background: #e8f1fb; border: 1px solid #a9c7e8; border-radius: 4px; }"
-            "#banner QLabel { color: #0d3c61; }"
-        )
+        self._banner_tone = Tone.ERROR if error else Tone.INFO
+        self._style_banner()
         self.banner.setAccessibleDescription(text)
         self.banner.show()
+
+    def _style_banner(self) -> None:
+        if self._banner_tone is not None:
+            self.banner.setStyleSheet(banner_style(self.palette(), self._banner_tone, "#banner"))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._style_banner()  # colours follow the palette (a switch to a dark theme)
 
     def _hide_banner(self) -> None:
         self.banner.hide()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core import Broker, Overview
+from ..core import Broker, DeliveryStage, DeliveryWords, OpenDelivery, Overview, from_iso
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,19 @@ class WaitingBatch:
 
     batch_id: str
     app_id: str
+
+
+@dataclass(frozen=True)
+class StuckDelivery:
+    """An approved batch that does not get through, and why in words."""
+
+    delivery: OpenDelivery
+    words: DeliveryWords
+
+    @property
+    def line(self) -> str:
+        """The menu's line: "PhotoEdit: nothing answers at telemetry.example.org"."""
+        return f"{self.delivery.app_name}: {self.words.short}"
 
 
 # What the tray shows before its first read, or when there is none (the instance did not start).
@@ -55,6 +68,8 @@ class Snapshot:
 
     def tooltip(self) -> str:
         text = f"Telemetry Tray: {self.summary()}"
+        for stuck in self.stuck[:3]:
+            text += f"\n{stuck.line}"
         return f"{text}\n{self.otlp_problem}" if self.otlp_problem else text
 
     @property
@@ -66,6 +81,16 @@ class Snapshot:
     def waiting(self) -> tuple[WaitingBatch, ...]:
         """Batches to decide on (not the ones still collecting)."""
         return tuple(WaitingBatch(b, app_id) for app_id, ids in self.overview.waiting.items() for b in ids)
+
+    @property
+    def stuck(self) -> tuple[StuckDelivery, ...]:
+        """Approved batches that do not get through (retrying, or waiting for credentials),
+        with their words as of the read."""
+        o = self.overview
+        if not o.at:
+            return ()
+        now = from_iso(o.at)
+        return tuple(StuckDelivery(d, d.words(now, paused=o.paused_all)) for d in o.stuck())
 
     def waiting_by_app(self) -> dict[str, int]:
         return {app_id: len(ids) for app_id, ids in self.overview.waiting.items() if ids}
@@ -90,8 +115,13 @@ class Snapshot:
             parts.append(f"{_count(o.failed_recently, 'delivery', 'deliveries')} failed")
         if o.waiting_for_credentials:
             parts.append(f"{_count(o.waiting_for_credentials, 'batch', 'batches')} waiting for credentials")
+        retrying = sum(1 for entry in self.stuck if entry.words.stage == DeliveryStage.RETRYING)
+        if retrying:
+            parts.append(f"{_count(retrying, 'delivery', 'deliveries')} not getting through")
         if not parts:
             parts.append("Nothing is waiting for you")
+        if o.open:  # still collecting: the review shows them, with when they close
+            parts.append(f"{_count(o.open, 'batch', 'batches')} collecting")
         if o.paused_all:
             parts.append("all telemetry paused")
         return "; ".join(parts)

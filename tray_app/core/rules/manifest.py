@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
-from ..errors import ConflictError, ManifestError
+from ..errors import ConflictError, ManifestError, TrayError
 from .canonical_json import canonical_json
 from .consent import AppStatus
+from .noise import NOISE_TYPES, epsilon_problem
 from .preview_text import JOINERS, MANIFEST_UNSAFE, shown_value
 from .windows import CADENCES, Cadence
 
@@ -56,10 +57,17 @@ _SHOWN = 60  # the longest a value is quoted in an error (shown_value)
 
 _TOP_KEYS = {
     "app_id", "name", "version", "vendor", "endpoint", "privacy_policy", "retention_days",
-    "purpose", "cadence", "auth", "min_count", "fields", "format", "otlp",
+    "purpose", "cadence", "auth", "min_count", "fields", "format", "otlp", "dap",
 }  # fmt: skip
-_FIELD_KEYS = {"name", "type", "description", "required", "sensitivity", "values", "expires", "coarsen", "source"}
+_FIELD_KEYS = {
+    "name", "type", "description", "required", "sensitivity", "values", "expires", "coarsen", "source", "noise",
+}  # fmt: skip
 _OTLP_KEYS = {"service_names"}
+_DAP_KEYS = {"helper", "leader_operator", "helper_operator", "time_precision", "min_batch_size", "tasks"}
+_DAP_TASK_KEYS = {"task_id", "field", "vdaf", "bits", "chunk_length"}
+MAX_DAP_TIME_PRECISION = 366 * 24 * 3600  # a year: coarser would put every report of a year at one instant
+MAX_DAP_BATCH_SIZE = 1_000_000_000
+MAX_SUM_BITS = 64  # Prio3Sum's measurement fits an unsigned 64-bit integer (what libprio and Janus take)
 # A format = "otlp" endpoint is a collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is.
 _OTLP_SIGNAL_PATH = re.compile(r"/v1/(?:logs|metrics|traces)/?\Z")
 MAX_KEY_PARTS = 16
@@ -92,6 +100,9 @@ class FieldSpec:
     # Where an OTLP log record or data point carries the field (otlp_wire.parse_source's
     # grammar); None is the default, ``attr:<name>``.
     source: str | None = None
+    # The epsilon of the randomized response the vendor offers (boolean and enum fields
+    # only, rules/noise.py): the most a scope may name for it. None: no noise is offered.
+    noise: float | None = None
 
     @property
     def coarsen_levels(self) -> tuple[str, ...]:
@@ -121,6 +132,8 @@ class FieldSpec:
             obj["coarsen"] = self.coarsen
         if self.source is not None:
             obj["source"] = self.source
+        if self.noise is not None:  # left out when absent: older manifests keep their stored text
+            obj["noise"] = self.noise
         return obj
 
 
@@ -158,14 +171,66 @@ class WireFormat(StrEnum):
     TELEMETRY_TRAY = "telemetry-tray"  # the default: the canonical JSON payload, POSTed to ``endpoint`` itself
     OTLP = "otlp"  # an OTLP/HTTP JSON request (canonical bytes) to ``<endpoint>/v1/logs`` or ``/v1/metrics``
     SENTRY = "sentry"  # a Sentry envelope of crash reports to the DSN in ``endpoint``: refused until supported
-    DAP = "dap"  # DAP-09 reports (Prio3 shares) uploaded to the leader aggregator: refused until supported
+    DAP = "dap"  # DAP-09 reports (Prio3 shares), one per report and task, PUT to the leader aggregator (``[dap]``)
 
 
 # The formats planned but not built yet, and the feature each waits for (said in the refusal).
 _FORMATS_NOT_YET: Mapping[WireFormat, str] = {
     WireFormat.SENTRY: "forwarding crash reports to a Sentry DSN",
-    WireFormat.DAP: "split aggregation over DAP (Prio3)",
 }
+
+DapVdaf = Literal["count", "sum", "histogram"]
+# The field type each VDAF measures (DESIGN.md, the [dap] table).
+DAP_VDAF_TYPES: Mapping[str, FieldType] = {"count": "boolean", "sum": "integer", "histogram": "enum"}
+
+
+@dataclass(frozen=True)
+class DapTask:
+    """One ``[[dap.tasks]]`` entry: the DAP task that measures one declared field."""
+
+    task_id: str  # 32 bytes in URL-safe base64 without padding, as the manifest spells it
+    field: str
+    vdaf: DapVdaf
+    bits: int | None = None  # sum: values are clamped to 0..2^bits-1
+    chunk_length: int | None = None  # histogram: as the manifest gives it (None: optimal_chunk_length)
+
+    def to_obj(self) -> dict[str, Any]:
+        obj: dict[str, Any] = {"task_id": self.task_id, "field": self.field, "vdaf": self.vdaf}
+        if self.bits is not None:
+            obj["bits"] = self.bits
+        if self.chunk_length is not None:
+            obj["chunk_length"] = self.chunk_length
+        return obj
+
+
+@dataclass(frozen=True)
+class DapConfig:
+    """A ``format = "dap"`` manifest's ``[dap]`` table; the leader is the manifest's ``endpoint``."""
+
+    helper: str
+    leader_operator: str
+    helper_operator: str
+    time_precision: int  # seconds; report times are rounded down to it
+    min_batch_size: int
+    tasks: tuple[DapTask, ...]
+
+    def task_for(self, field_name: str) -> DapTask | None:
+        for task in self.tasks:
+            if task.field == field_name:
+                return task
+        return None
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "helper": self.helper,
+            "leader_operator": self.leader_operator,
+            "helper_operator": self.helper_operator,
+            "time_precision": self.time_precision,
+            "min_batch_size": self.min_batch_size,
+            "tasks": [task.to_obj() for task in self.tasks],
+        }
+
+
 _FORMAT_WORDS: Mapping[WireFormat, str] = {
     WireFormat.TELEMETRY_TRAY: "Telemetry Tray's own JSON",
     WireFormat.OTLP: "OpenTelemetry (OTLP)",
@@ -204,6 +269,8 @@ class Manifest:
     # The OTLP resource ``service.name`` values the app's token may send under (``[otlp]``);
     # empty: the app sends no OTLP. Independent of ``format``.
     otlp_service_names: tuple[str, ...] = ()
+    # The ``[dap]`` table: present exactly when ``format`` is ``dap``.
+    dap: DapConfig | None = None
 
     def field(self, name: str) -> FieldSpec | None:
         for spec in self.fields:
@@ -240,6 +307,8 @@ class Manifest:
             obj["format"] = self.format.value
         if self.otlp_service_names:
             obj["otlp"] = {"service_names": list(self.otlp_service_names)}
+        if self.dap is not None:
+            obj["dap"] = self.dap.to_obj()
         return obj
 
     def to_json(self) -> str:
@@ -327,7 +396,25 @@ def _reconsent_reasons(old: Manifest, new: Manifest) -> tuple[str, ...]:
         reasons.append(f"its vendor now receives {_FORMAT_WORDS[new.format]}, not {_FORMAT_WORDS[old.format]}")
     if old.otlp_service_names != new.otlp_service_names:
         reasons.append(_service_names_reason(new.otlp_service_names))
+    if old.dap != new.dap and old.format == new.format == WireFormat.DAP:
+        reasons.append(_dap_reason(old.dap, new.dap))
     return tuple(reasons)
+
+
+def _dap_reason(old: DapConfig | None, new: DapConfig | None) -> str:
+    """What changed in the ``[dap]`` table, in words: who holds the two halves, where the
+    helper is, which fields are measured and how, what is revealed."""
+    if old is None or new is None:
+        return "its split aggregation changed"
+    if (old.leader_operator, old.helper_operator) != (new.leader_operator, new.helper_operator):
+        return f"the two halves are now held by {new.leader_operator} and {new.helper_operator}"
+    if old.helper != new.helper:
+        return f"the helper aggregator is now {urlsplit(new.helper).hostname or new.helper}"
+    if old.min_batch_size != new.min_batch_size:
+        return f"answers are now revealed summed over at least {new.min_batch_size} reports, not {old.min_batch_size}"
+    if old.time_precision != new.time_precision:
+        return f"report times are now rounded to {new.time_precision} seconds, not {old.time_precision}"
+    return "its split aggregation tasks changed (which fields are measured, or how)"
 
 
 def _service_names_reason(names: tuple[str, ...]) -> str:
@@ -340,7 +427,9 @@ def _service_names_reason(names: tuple[str, ...]) -> str:
 
 def _meaning(spec: FieldSpec) -> tuple[object, ...]:
     # A field whose type, sensitivity, allowed values or OTLP source change is a new field
-    # to the person: what they agreed to before does not cover it.
+    # to the person: what they agreed to before does not cover it. A changed ``noise`` offer
+    # is not: the values mean what they did, and a saved scope's noise is fitted to the new
+    # offer (scope.fit_scope: lowered to it, or the field left out when it is withdrawn).
     return (spec.type, spec.sensitivity, spec.values, spec.otlp_source)
 
 
@@ -438,6 +527,7 @@ def manifest_from_obj(obj: object) -> Manifest:
         seen.add(spec.name)
     _distinct_sources(fields)
     wire = _format(top)
+    dap = _dap(top, wire, fields)
     return Manifest(
         app_id=app_id,
         name=_text(top, "name", max_len=100),
@@ -453,6 +543,7 @@ def manifest_from_obj(obj: object) -> Manifest:
         min_count=_int(top, "min_count", low=2, high=1_000_000, default=DEFAULT_MIN_COUNT),
         format=wire,
         otlp_service_names=_otlp_service_names(top),
+        dap=dap,
     )
 
 
@@ -502,7 +593,26 @@ def _field(index: int, obj: object) -> FieldSpec:
         expires=_expires(where, spec.get("expires")),
         coarsen=coarsen,
         source=_source(where, name, ftype, values, spec.get("source")),
+        noise=_noise(where, ftype, values, spec.get("noise")),
     )
+
+
+def _noise(where: str, ftype: FieldType, values: tuple[str, ...], value: object) -> float | None:
+    """A field's ``noise`` offer: an epsilon (rules/noise.py's bounds) on a boolean or an
+    enum of two values or more, stored as a float (``noise = 1`` is ``1.0``)."""
+    if value is None:
+        return None
+    key = f"{where}.noise"
+    if ftype not in NOISE_TYPES:
+        raise ManifestError(
+            key, f"a {ftype} field cannot take noise (only boolean and enum fields can); remove the key"
+        )
+    if ftype == "enum" and len(values) < 2:
+        raise ManifestError(key, "an enum of one value cannot take noise: every answer is that value; remove the key")
+    problem = epsilon_problem(value)
+    if problem is not None:
+        raise ManifestError(key, f"{shown_value(value, _SHOWN)} {problem}")
+    return float(cast(float, value))
 
 
 # What each source with a fixed type gives, as a refusal says it.
@@ -582,6 +692,157 @@ def _format(top: Mapping[str, object]) -> WireFormat:
             f"use {' or '.join(supported)}",
         )
     return wire
+
+
+def _dap(top: Mapping[str, object], wire: WireFormat, fields: Sequence[FieldSpec]) -> DapConfig | None:
+    """The ``[dap]`` table of a ``format = "dap"`` manifest (and of no other), every key checked."""
+    table = top.get("dap")
+    if wire != WireFormat.DAP:
+        if table is not None:
+            raise ManifestError(
+                "dap", 'only a format = "dap" manifest takes a [dap] table; add the format or remove it'
+            )
+        return None
+    if table is None:
+        raise ManifestError(
+            "dap", 'is missing; a format = "dap" manifest needs a [dap] table with the helper and tasks'
+        )
+    if not isinstance(table, Mapping):
+        raise ManifestError("dap", "must be a table ([dap] in TOML, an object in JSON)")
+    dap = cast(Mapping[str, object], table)
+    _no_unknown_keys("dap", dap, _DAP_KEYS)
+    if _optional(top, "auth", AuthKind.NONE.value) != AuthKind.NONE.value:
+        raise ManifestError(
+            "auth", 'a DAP leader takes reports without credentials; write auth = "none" or leave it out'
+        )
+    leader = _endpoint(top)
+    _dap_base_url("endpoint", leader)
+    try:
+        helper = _url(dap, "helper")
+    except ManifestError as exc:
+        raise ManifestError("dap.helper", exc.problem) from None
+    helper_parts = urlsplit(helper)
+    key = "dap.helper"
+    if helper_parts.scheme == "http" and not is_loopback_host(helper_parts.hostname or ""):
+        raise ManifestError(key, f"'{helper}' is plain http; use https (http is allowed only for 127.0.0.1)")
+    if helper_parts.username or helper_parts.password:
+        raise ManifestError(key, "remove the user name or password from the URL")
+    _dap_base_url(key, helper)
+    if _origin(helper) == _origin(leader):
+        raise ManifestError(key, f"'{helper}' is the leader's own server (endpoint); the helper must be another one")
+    operators = [_text(dap, name, max_len=100, where="dap") for name in ("leader_operator", "helper_operator")]
+    if _same_name(*operators):
+        raise ManifestError(
+            "dap.helper_operator",
+            f"'{operators[1]}' also runs the leader; split aggregation needs two different organisations",
+        )
+    time_precision = _dap_int(dap, "time_precision", 1, MAX_DAP_TIME_PRECISION, "seconds, like 3600 for an hour")
+    min_batch_size = _dap_int(dap, "min_batch_size", 2, MAX_DAP_BATCH_SIZE, "reports, like 100")
+    return DapConfig(
+        helper=helper,
+        leader_operator=operators[0],
+        helper_operator=operators[1],
+        time_precision=time_precision,
+        min_batch_size=min_batch_size,
+        tasks=_dap_tasks(dap.get("tasks"), fields),
+    )
+
+
+def _dap_base_url(key: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ManifestError(key, f"'{url}' has a '?' or '#' part; give the aggregator's base URL (DAP adds its paths)")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _same_name(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def _dap_int(dap: Mapping[str, object], name: str, low: int, high: int, unit: str) -> int:
+    key = f"dap.{name}"
+    value = dap.get(name)
+    if value is None:
+        raise ManifestError(key, f"is missing; give it in {unit}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManifestError(key, f"{shown_value(value, _SHOWN)} is not a whole number of {unit}")
+    if not low <= value <= high:
+        raise ManifestError(key, f"{shown_value(value, _SHOWN)} is out of range; use {low} to {high}")
+    return value
+
+
+def _dap_tasks(tasks: object, fields: Sequence[FieldSpec]) -> tuple[DapTask, ...]:
+    if not isinstance(tasks, Sequence) or isinstance(tasks, str | bytes) or not tasks:
+        raise ManifestError("dap.tasks", "declare one task per measured field ([[dap.tasks]] in TOML)")
+    if len(tasks) > MAX_FIELDS:
+        raise ManifestError("dap.tasks", f"{len(tasks)} tasks; at most {MAX_FIELDS} are allowed")
+    from .prio import decode_task_id  # the prio package loads no cryptography on import
+
+    declared = {spec.name: spec for spec in fields}
+    out: list[DapTask] = []
+    for i, obj in enumerate(tasks):
+        where = f"dap.tasks[{i}]"
+        if not isinstance(obj, Mapping):
+            raise ManifestError(where, "each task must be a table with task_id, field and vdaf")
+        task = cast(Mapping[str, object], obj)
+        _no_unknown_keys(where, task, _DAP_TASK_KEYS)
+        task_id = task.get("task_id")
+        if not isinstance(task_id, str):
+            raise ManifestError(f"{where}.task_id", "is missing; give the task's id as the DAP service shows it")
+        try:
+            decode_task_id(task_id)
+        except TrayError as exc:
+            raise ManifestError(f"{where}.task_id", f"{shown_value(task_id, _SHOWN)}: {exc.message}") from None
+        if any(other.task_id == task_id for other in out):
+            raise ManifestError(f"{where}.task_id", "is the id of another task too; each task has its own id")
+        name = task.get("field")
+        spec = declared.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise ManifestError(f"{where}.field", f"{shown_value(name, _SHOWN)} is not a declared field")
+        if any(other.field == spec.name for other in out):
+            raise ManifestError(f"{where}.field", f"'{spec.name}' is measured by another task; one task per field")
+        vdaf = task.get("vdaf")
+        if vdaf not in DAP_VDAF_TYPES:
+            raise ManifestError(f"{where}.vdaf", f"{shown_value(vdaf, _SHOWN)} is not one of count, sum, histogram")
+        wanted = DAP_VDAF_TYPES[str(vdaf)]
+        if spec.type != wanted:
+            fits = (
+                next(v for v, t in DAP_VDAF_TYPES.items() if t == spec.type)
+                if spec.type in DAP_VDAF_TYPES.values()
+                else None
+            )
+            hint = f'use vdaf = "{fits}"' if fits else "only boolean, integer and enum fields can be measured"
+            raise ManifestError(
+                f"{where}.vdaf", f"'{vdaf}' measures a {wanted} field, and '{spec.name}' is {spec.type}; {hint}"
+            )
+        bits = task.get("bits")
+        if vdaf == "sum":
+            if bits is None:
+                raise ManifestError(
+                    f"{where}.bits",
+                    f"is missing; a sum needs bits (values are clamped to 0..2^bits-1), 1 to {MAX_SUM_BITS}",
+                )
+            if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_SUM_BITS:
+                raise ManifestError(
+                    f"{where}.bits", f"{shown_value(bits, _SHOWN)} is not a whole number from 1 to {MAX_SUM_BITS}"
+                )
+        elif bits is not None:
+            raise ManifestError(f"{where}.bits", "only a sum takes bits; remove the key")
+        chunk = task.get("chunk_length")
+        if chunk is not None:
+            if vdaf != "histogram":
+                raise ManifestError(f"{where}.chunk_length", "only a histogram takes chunk_length; remove the key")
+            if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= len(spec.values):
+                raise ManifestError(
+                    f"{where}.chunk_length",
+                    f"{shown_value(chunk, _SHOWN)} is not a whole number from 1 to {len(spec.values)} (its values)",
+                )
+        out.append(DapTask(task_id, spec.name, cast(DapVdaf, vdaf), bits, chunk))
+    return tuple(out)
 
 
 def _otlp_service_names(top: Mapping[str, object]) -> tuple[str, ...]:

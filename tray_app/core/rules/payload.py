@@ -1,8 +1,9 @@
 """The payload: the exact bytes a vendor receives for a batch, and their SHA-256.
 
 Rendering is a pure function of the batch, its manifest, the scope and the stored
-reports, and the bytes are canonical JSON (DESIGN.md, "Payload sent to the vendor"),
-so the preview, the approval digest and the bytes sent are one and the same.
+reports (and, for a scope with noise, the batch's secret seed: :mod:`.noise`), and the
+bytes are canonical JSON (DESIGN.md, "Payload sent to the vendor"), so the preview, the
+approval digest and the bytes sent are one and the same.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ScopeError
 from .canonical_json import canonical_bytes
 from .coarsening import coarsen_value
 from .manifest import Manifest
+from .noise import NoiseDraw, noise_domain
 from .reports import JSONScalar, Report
 from .scope import Scope
 
 __all__ = [
-    "OTHER", "BatchFrame", "Payload", "aggregate", "canonical_bytes", "envelope", "fold", "payload_object",
-    "reference_render", "scoped_records", "sha256_hex", "value_key",
+    "OTHER", "BatchFrame", "Payload", "aggregate", "canonical_bytes", "envelope", "fold", "noise_draws",
+    "payload_object", "reference_render", "scoped_records", "sha256_hex", "value_key",
 ]  # fmt: skip
 
 OTHER = "(other)"
@@ -135,11 +138,14 @@ class BatchFrame:
     window_end: str
 
 
-def reference_render(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> Payload:
+def reference_render(
+    frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report], *, noise_seed: bytes | None = None
+) -> Payload:
     """The payload, the slow and obvious way (one dict per report, then ``json.dumps``):
     the reference that :meth:`~tray_app.core.rules.columns.ReportColumns.render`, which
-    the broker uses, is tested against byte for byte."""
-    return Payload.of(payload_object(frame, manifest, scope, reports))
+    the broker uses, is tested against byte for byte. ``noise_seed`` is the batch's secret
+    (needed only by a scope with noise)."""
+    return Payload.of(payload_object(frame, manifest, scope, reports, noise_seed=noise_seed))
 
 
 def envelope(frame: BatchFrame, scope: Scope) -> dict[str, Any]:
@@ -153,9 +159,11 @@ def envelope(frame: BatchFrame, scope: Scope) -> dict[str, Any]:
     }
 
 
-def payload_object(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> dict[str, Any]:
+def payload_object(
+    frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report], *, noise_seed: bytes | None = None
+) -> dict[str, Any]:
     obj = envelope(frame, scope)
-    scoped = scoped_records(manifest, scope, reports)
+    scoped = scoped_records(manifest, scope, reports, noise_seed=noise_seed)
     if scope.mode == "aggregate":
         obj["aggregates"] = aggregate(scope.fields, scoped, manifest.min_count)
     else:
@@ -163,11 +171,15 @@ def payload_object(frame: BatchFrame, manifest: Manifest, scope: Scope, reports:
     return obj
 
 
-def scoped_records(manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> Iterable[Report]:
-    """Each report as the scope sends it: its included fields, coarsened, in scope order."""
+def scoped_records(
+    manifest: Manifest, scope: Scope, reports: Iterable[Report], *, noise_seed: bytes | None = None
+) -> Iterable[Report]:
+    """Each report as the scope sends it: its included fields, coarsened, then with noise
+    (drawn from ``noise_seed``, the batch's secret), in scope order."""
     fields = scope.fields
     coarse = {name: (_kind(manifest, name), level) for name, level in scope.coarsen.items()}
-    for report in reports:
+    noisy = noise_draws(manifest, scope, noise_seed)
+    for index, report in enumerate(reports):
         out: Report = {}
         for name in fields:
             if name in report:
@@ -175,8 +187,26 @@ def scoped_records(manifest: Manifest, scope: Scope, reports: Iterable[Report]) 
                 if name in coarse:
                     kind, level = coarse[name]
                     value = coarsen_value(kind, level, value)
+                if name in noisy:
+                    value = noisy[name].value(index, value)
                 out[name] = value
         yield out
+
+
+def noise_draws(manifest: Manifest, scope: Scope, noise_seed: bytes | None) -> dict[str, NoiseDraw]:
+    """The draw of each field the scope adds noise to, from the batch's secret seed."""
+    if not scope.noise:
+        return {}
+    if noise_seed is None:
+        # Only a batch whose reports are gone has no seed, and it renders nothing any more.
+        raise ScopeError("this batch keeps no secret to draw noise from, so it cannot be shown with noise")
+    draws = {}
+    for name, epsilon in scope.noise.items():
+        spec = manifest.field(name)
+        if spec is None or spec.noise is None:
+            raise ScopeError(f"{manifest.name} offers no noise for '{name}'")
+        draws[name] = NoiseDraw(noise_seed, name, epsilon, noise_domain(spec))
+    return draws
 
 
 def _kind(manifest: Manifest, name: str) -> str:

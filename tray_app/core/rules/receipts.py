@@ -24,7 +24,7 @@ class Action(StrEnum):
     """What a receipt records (its ``action``, hashed as this very string)."""
 
     APPROVED = "approved"  # a batch was approved (by the person or its policy): its bytes' digest
-    DISCARDED = "discarded"  # a batch was discarded: its reports deleted, nothing sent
+    DISCARDED = "discarded"  # a batch was discarded (or its approval withdrawn): its data deleted, nothing sent
     DELIVERED = "delivered"  # the vendor accepted the bytes (2xx)
     RETRYING = "retrying"  # a send did not get through or was refused for now; tried again later
     FAILED = "failed"  # the vendor refused the bytes for good
@@ -61,7 +61,7 @@ DETAIL_LABELS: dict[str, str] = {
     "next_attempt_at": "Next attempt",  # when the next try is due (retrying)
     "payload_bytes": "Payload size",  # the approved bytes' length (approved, delivered)
     "payload_sha256": "Payload SHA-256",  # the approved bytes' digest (approved, delivered, expired)
-    "reason": "Reason",  # why (discarded: "app blocked", "app removed"; expired)
+    "reason": "Reason",  # why (discarded: "app blocked", "app removed", "withdrawn"; expired)
     "purged": "Purged",  # what retention deleted ("payload") (expired)
 }
 DETAIL_KEYS: tuple[str, ...] = tuple(DETAIL_LABELS)

@@ -134,14 +134,17 @@ def settle(
     elapsed_ms: float | None = None,
     partial: PartialSuccess | None = None,
     rng: random.Random | None = None,
+    refused: bool = False,
 ) -> Settlement:
     """What an answer (``status``, or None for a network error) to the ``attempts``-th
     send means: delivered, retried at a time from the backoff and ``Retry-After``, failed
     for good, or, unless delivered, discarded because the person blocked the app meanwhile.
     A 2xx with an OTLP ``partial`` success is delivered (resending would be refused the
-    same way) and its receipt says what the vendor refused."""
+    same way) and its receipt says what the vendor refused. ``refused`` fails it for good
+    whatever the status: a problem that no retry mends (a DAP aggregator's HPKE configuration
+    that Telemetry Tray cannot encrypt to, a DAP problem document that refuses the report)."""
     lease_ends: dict[str, object] = {"attempts": attempts, "lease_owner": None, "lease_expires_at": None}
-    result = verdict(status)
+    result = Verdict.FAILED if refused else verdict(status)
     if result != Verdict.DELIVERED and app_blocked:
         return Settlement(Outcome.DISCARDED_APP_BLOCKED, lease_ends, discard=True, error=error)
     common: dict[str, Any] = {"endpoint": endpoint, "attempts": attempts}

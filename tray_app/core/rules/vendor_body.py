@@ -5,6 +5,8 @@ digest, the stored payload the forwarder sends), so they are always the same byt
 
 * ``telemetry-tray``: the canonical JSON envelope of DESIGN.md, "Payload sent to the vendor"
   (:meth:`ReportColumns.render`, tested byte for byte against :func:`payload.reference_render`);
+* ``dap``: the canonical JSON of the measurements, tasks and operators (rules/dap_batch.py): what
+  the person approves; the forwarder seals the DAP-09 reports from exactly that object;
 * ``otlp``: the canonical JSON bytes of an OTLP/HTTP JSON request (DESIGN.md, "Wire formats"):
   records as an ``ExportLogsServiceRequest`` to ``<endpoint>/v1/logs``, aggregates as delta
   monotonic Sums in an ``ExportMetricsServiceRequest`` to ``<endpoint>/v1/metrics``.
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ... import __version__
 from .canonical_json import canonical_json
 from .columns import ReportColumns
+from .dap_batch import dap_payload, dap_scope
 from .manifest import Manifest, WireFormat
 from .otlp_wire import logs_request, metrics_request
 from .payload import BatchFrame, Payload, aggregate, reference_render, scoped_records
@@ -37,7 +40,10 @@ OTLP_METRICS_PATH = "/v1/metrics"
 
 
 def vendor_body(columns: ReportColumns, frame: BatchFrame, manifest: Manifest, scope: Scope) -> Payload:
-    """The bytes the vendor gets for this batch under ``scope``, from its decoded columns."""
+    """The bytes the vendor gets for this batch under ``scope``, from its decoded columns (for
+    ``dap``: the measurements the reports are made from, rules/dap_batch.py)."""
+    if manifest.format == WireFormat.DAP:
+        return dap_payload(frame, manifest, scope, columns.scoped_records(dap_scope(manifest, scope)))
     if manifest.format == WireFormat.OTLP:
         if scope.mode == "aggregate":
             return _otlp_metrics(frame, manifest, scope, columns.aggregates(scope, manifest.min_count))
@@ -45,15 +51,21 @@ def vendor_body(columns: ReportColumns, frame: BatchFrame, manifest: Manifest, s
     return columns.render(frame, manifest, scope)
 
 
-def reference_vendor_body(frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report]) -> Payload:
+def reference_vendor_body(
+    frame: BatchFrame, manifest: Manifest, scope: Scope, reports: Iterable[Report], *, noise_seed: bytes | None = None
+) -> Payload:
     """:func:`vendor_body` the slow and obvious way (one dict per report), the reference the
-    columns' path is tested against."""
+    columns' path is tested against; ``noise_seed`` is the batch's secret (the columns hold
+    their own)."""
+    if manifest.format == WireFormat.DAP:
+        sent = dap_scope(manifest, scope)
+        return dap_payload(frame, manifest, scope, list(scoped_records(manifest, sent, reports, noise_seed=noise_seed)))
     if manifest.format == WireFormat.OTLP:
-        scoped = scoped_records(manifest, scope, reports)
+        scoped = scoped_records(manifest, scope, reports, noise_seed=noise_seed)
         if scope.mode == "aggregate":
             return _otlp_metrics(frame, manifest, scope, aggregate(scope.fields, scoped, manifest.min_count))
         return _otlp_logs(frame, manifest, scope, scoped)
-    return reference_render(frame, manifest, scope, reports)
+    return reference_render(frame, manifest, scope, reports, noise_seed=noise_seed)
 
 
 def destination(manifest: Manifest, scope: Scope) -> str:

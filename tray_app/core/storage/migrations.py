@@ -4,9 +4,19 @@
 one transaction together with the ``user_version`` bump, so a crash leaves the
 database at the old version or the new one, never between. Never edit a migration
 that has shipped: add the next one.
+
+A migration that must fill rows with something SQL cannot make has a step in
+:data:`FILLS` too, run after its statements in the same transaction.
 """
 
 from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+# What a fill step is given: the store's execute, inside the migration's transaction.
+Execute = Callable[[str, Sequence[Any]], Any]
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: apps, their manifest versions, batches of reports, receipts, settings.
@@ -114,6 +124,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX receipts_by_batch ON receipts(batch_id, seq)",
         "CREATE INDEX receipts_by_action ON receipts(action, at)",
     ),
+    # 5: each batch's secret seed, from which the noise of its scopes is drawn (rules/noise.py),
+    # made with the batch and cleared with its reports once its payload is stored. Batches
+    # still undecided get theirs in FILLS below.
+    ("ALTER TABLE batches ADD COLUMN noise_seed BLOB",),
+    # 6: the sealed DAP-09 reports of an approved format = "dap" batch (rules/dap_batch.py's
+    # framing), stored by the forwarder before its first upload, and how many of them (from the
+    # first) the leader has taken. They go when the batch's payload goes (withdrawn, purged).
+    (
+        """CREATE TABLE dap_reports (
+            batch_id TEXT PRIMARY KEY REFERENCES batches(batch_id) ON DELETE CASCADE,
+            body BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            reports INTEGER NOT NULL,
+            uploaded INTEGER NOT NULL DEFAULT 0,
+            sealed_at TEXT NOT NULL
+        )""",
+        """CREATE TRIGGER dap_reports_go_with_payload AFTER UPDATE OF payload ON batches
+            WHEN NEW.payload IS NULL BEGIN DELETE FROM dap_reports WHERE batch_id = NEW.batch_id; END""",
+    ),
 )
 
 LATEST = len(MIGRATIONS)
+
+
+def _seed_undecided_batches(execute: Execute) -> None:
+    # In Python, not with SQLite's randomblob(): that is not a cryptographic generator on
+    # every platform (on Windows SQLite seeds it from the clock and process id), and a
+    # seed that can be guessed lets the vendor undo the noise. Spelt out here (not
+    # consent.UNDECIDED, noise.SEED_BYTES) so that this migration never changes once shipped.
+    rows = execute("SELECT batch_id FROM batches WHERE status IN ('open', 'held', 'pending')", ())
+    for (batch_id,) in rows.fetchall():
+        execute("UPDATE batches SET noise_seed = ? WHERE batch_id = ?", (secrets.token_bytes(32), batch_id))
+
+
+# Steps run after a migration's statements, in its transaction, by the version it makes.
+FILLS: Mapping[int, Callable[[Execute], None]] = {5: _seed_undecided_batches}

@@ -25,7 +25,7 @@ from ..errors import NewerDatabaseError, StoreError
 from ..platform.files import ensure_private_file, put_in_place
 from ..rules.consent import AppStatus, BatchStatus, Policy
 from ..rules.receipts import Action, Receipt
-from .migrations import LATEST, MIGRATIONS
+from .migrations import FILLS, LATEST, MIGRATIONS
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -81,6 +81,19 @@ class DeliveryRecord:
     last_status: int | None = None
     last_error: str | None = None
     waiting_for: str | None = None
+
+
+@dataclass(frozen=True)
+class DapReportsRecord:
+    """The sealed reports of a DAP batch: the framed bytes, their digest, how many there are,
+    and how many of them, from the first, the leader has taken."""
+
+    batch_id: str
+    body: bytes
+    sha256: str
+    reports: int
+    uploaded: int
+    sealed_at: str
 
 
 _APP_COLUMNS = tuple(f.name for f in fields(AppRecord))
@@ -288,6 +301,9 @@ class Store:
                     return
                 for statement in MIGRATIONS[current]:
                     self._execute(statement)
+                fill = FILLS.get(current + 1)
+                if fill is not None:
+                    fill(self._execute)
                 self._execute(f"PRAGMA user_version = {current + 1}")
 
     def backup(self, dest: Path) -> Path:
@@ -395,9 +411,18 @@ class Store:
         sql += " ORDER BY app_id, window_start, created_at"
         return [_batch(row) for row in self._execute(sql, params).fetchall()]
 
-    def insert_batch(self, record: BatchRecord) -> None:
-        marks = ", ".join("?" for _ in _BATCH_COLUMNS)
-        self._execute(f"INSERT INTO batches ({', '.join(_BATCH_COLUMNS)}) VALUES ({marks})", _values(record))
+    def insert_batch(self, record: BatchRecord, *, noise_seed: bytes) -> None:
+        """A new batch, with the secret its noise is drawn from (kept out of BatchRecord, so
+        that no view, log or repr of a batch ever holds it)."""
+        columns = (*_BATCH_COLUMNS, "noise_seed")
+        marks = ", ".join("?" for _ in columns)
+        self._execute(f"INSERT INTO batches ({', '.join(columns)}) VALUES ({marks})", (*_values(record), noise_seed))
+
+    def noise_seed(self, batch_id: str) -> bytes | None:
+        """The batch's secret seed for noise; None once its reports are gone (or for a batch
+        decided before seeds existed)."""
+        row = self._execute("SELECT noise_seed FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
 
     def update_batch(self, batch_id: str, **changes: object) -> None:
         self._update("batches", "batch_id", batch_id, (*_BATCH_COLUMNS, "payload"), changes)
@@ -405,6 +430,24 @@ class Store:
     def payload(self, batch_id: str) -> bytes | None:
         row = self._execute("SELECT payload FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
         return bytes(row[0]) if row and row[0] is not None else None
+
+    def dap_reports(self, batch_id: str) -> DapReportsRecord | None:
+        """A DAP batch's sealed reports (migration 6), if the forwarder made them."""
+        row = self._execute(
+            "SELECT batch_id, body, sha256, reports, uploaded, sealed_at FROM dap_reports WHERE batch_id = ?",
+            (batch_id,),
+        ).fetchone()
+        return DapReportsRecord(row[0], bytes(row[1]), *row[2:]) if row else None
+
+    def put_dap_reports(self, record: DapReportsRecord) -> None:
+        self._execute(
+            "INSERT OR REPLACE INTO dap_reports (batch_id, body, sha256, reports, uploaded, sealed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (record.batch_id, record.body, record.sha256, record.reports, record.uploaded, record.sealed_at),
+        )
+
+    def set_dap_uploaded(self, batch_id: str, uploaded: int) -> None:
+        self._execute("UPDATE dap_reports SET uploaded = ? WHERE batch_id = ?", (uploaded, batch_id))
 
     def earliest_window_end(self, statuses: Iterable[str]) -> str | None:
         wanted = list(statuses)
@@ -485,6 +528,9 @@ class Store:
         return int(count), int(newest)
 
     def delete_reports(self, batch_id: str) -> int:
+        """Delete a batch's reports, and the seed their noise was drawn from: with the
+        reports gone (the payload stored, or nothing to send) it can only help undo noise."""
+        self._execute("UPDATE batches SET noise_seed = NULL WHERE batch_id = ?", (batch_id,))
         return self._execute("DELETE FROM reports WHERE batch_id = ?", (batch_id,)).rowcount
 
     def add_dropped(self, batch_id: str, counts: dict[str, int]) -> None:
