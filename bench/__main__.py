@@ -1,7 +1,8 @@
 """Run the benchmarks, merge their figures into bench/results.json, rewrite docs/benchmarks.md.
 
 ``python -m bench`` runs all of them; ``python -m bench core.ingest`` only the named ones
-(``python -m bench http.otlp ui.idle``: the OTLP ingest and the idle tray).
+(``python -m bench http.otlp ui.idle``: the OTLP ingest and the idle tray; ``python -m bench dap.seal
+dap.upload``: the DAP client).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from time import perf_counter
 
 from . import report, results
 from .core_bench import BENCHMARKS as CORE
+from .dap_bench import BENCHMARKS as DAP
 from .deliver_bench import BENCHMARKS as DELIVER
 from .faults_bench import BENCHMARKS as FAULTS
 from .figures import Benchmark, Settings, machine, now_iso
@@ -22,7 +24,7 @@ from .otlp_bench import BENCHMARKS as OTLP
 from .sdk_bench import BENCHMARKS as SDK
 from .ui_bench import BENCHMARKS as UI
 
-BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *OTLP, *SDK, *DELIVER, *UI, *LOAD, *FAULTS)
+BENCHMARKS: tuple[Benchmark, ...] = (*CORE, *HTTP, *OTLP, *SDK, *DELIVER, *DAP, *UI, *LOAD, *FAULTS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
