@@ -513,3 +513,15 @@ def test_the_cache_reads_each_payload_once_and_never_for_another_batch(
     assert broker.sent_summary(first).compared_batches == 0  # type: ignore[union-attr]
     assert broker.sent_summary(second).compared_batches == 1  # type: ignore[union-attr]
     assert broker.sent_summary(second).linkable_by == ("event",)  # type: ignore[union-attr]  # "open" both times
+
+
+def test_timestamps_at_the_ends_of_the_calendar_never_stop_a_summary() -> None:
+    # 9999-12-31T23:59Z is a valid report time; east of UTC it is past the calendar's end.
+    reports: list[Report] = [
+        {"t": "9999-12-31T23:59:00Z"}, {"t": "0001-01-01T00:00:00Z"}, {"t": "2026-11-24T10:00:00Z"}
+    ]  # fmt: skip
+    for zone in (timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))):
+        summary = _summary(reports, Scope(("t",)), zone=zone)
+        assert summary.field("t") is not None and summary.field("t").reports == 3  # type: ignore[union-attr]
+        (finding,) = summary.findings  # the one hour that can be told, in that zone
+        assert finding.kind == FindingKind.ACTIVE_HOURS

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.builders import allowed
 from tray_app.core import Broker
-from tray_app.core.errors import MalformedError
+from tray_app.core.errors import MalformedError, ManifestError
 from tray_app.core.rules.columns import ReportColumns, encode_report
 from tray_app.core.rules.dap_batch import FramedReport, frame_reports, seal_batch, unframe_reports
 from tray_app.core.rules.manifest import manifest_from_obj
@@ -86,17 +86,13 @@ def test_excluded_fields_are_not_measured_and_coarsening_and_aggregate_mode_do_n
     assert coarse == plain  # the measurement is the value itself, clamped; sums only, already
 
 
-def test_noise_applies_and_is_stated() -> None:
+def test_a_field_measured_by_dap_cannot_offer_noise() -> None:
+    # A DAP report carries no epsilon: the vendor could not correct noisy totals.
     obj = dap_obj()
     obj["fields"][0]["noise"] = 0.1
-    m = manifest_from_obj(obj)
-    records = [{"gpu": i % 2 == 0} for i in range(200)]
-    noisy = _body(m, Scope(("gpu",), noise={"gpu": 0.1}), records)
-    true = _body(m, Scope(("gpu",)), records)
-    assert noisy["scope"]["noise"] == {"gpu": 0.1}
-    flipped = [a for a, b in zip(noisy["measurements"], true["measurements"], strict=True) if a != b]
-    assert 40 < len(flipped) < 160  # about half at epsilon 0.1
-    assert all(x["measurement"] == int(x["value"]) for x in noisy["measurements"])
+    with pytest.raises(ManifestError) as caught:
+        manifest_from_obj(obj)
+    assert caught.value.key.startswith("dap.tasks[") and "offers noise" in caught.value.message
 
 
 def test_the_approval_records_the_digest_of_what_was_shown(broker: Broker) -> None:

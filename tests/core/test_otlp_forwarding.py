@@ -128,3 +128,15 @@ def test_a_collector_that_refuses_the_body_fails_for_good_and_says_why(broker: B
         [outcome] = forwarder.deliver_due()
     assert outcome.outcome == Outcome.FAILED and outcome.status == 404
     assert broker.view(batch).batch.status == "failed"
+
+
+def test_an_unreadable_partial_success_is_still_a_delivery_sent_once(broker: Broker, forwarder: Forwarder) -> None:
+    # "²" passes str.isdigit() but not int(): the answer must not undo the delivery, or the
+    # batch would be sent again when its lease ran out.
+    with collector([("partial", "²", "odd")]) as c:
+        batch = _approved(broker, c.url)
+        [outcome] = forwarder.deliver_due()
+        assert forwarder.deliver_all(0.3) == ([], [])
+        _one(c.received)
+    assert outcome.outcome in (Outcome.DELIVERED, Outcome.DELIVERED_PARTLY)
+    assert broker.view(batch).batch.status == "delivered"

@@ -203,3 +203,11 @@ def test_full_success_or_an_answer_that_is_not_otlp_is_no_partial_success(body: 
 def test_a_long_message_is_cut_for_the_receipt() -> None:
     found = read_partial_success(_proto_answer(1, "x" * 10_000), "application/x-protobuf", "log records")
     assert found is not None and len(found.message) == MAX_MESSAGE and found.message.endswith("…")
+
+
+@pytest.mark.parametrize("count", ["²", "١٢", "1e3", "-4", " 7 ", "9" * 40])
+def test_a_count_that_is_not_a_plain_decimal_never_raises(count: str) -> None:
+    body = json.dumps({"partialSuccess": {"rejectedLogRecords": count, "errorMessage": "m"}}).encode()
+    found = read_partial_success(body, "application/json", "log records")
+    assert found is not None and found.message == "m"
+    assert found.rejected == (7 if count == " 7 " else int(count[:19]) if count.isdigit() and count.isascii() else 0)

@@ -31,7 +31,7 @@ import pytest
 from tests.core.test_forwarder import NoKeyring
 from tests.support.builders import ROOT, allowed, tiny
 from tests.support.dap_aggregators import DapAggregators, VdafSpec, node_dap_missing, request
-from tray_app.core import Broker
+from tray_app.core import Broker, ConflictError
 from tray_app.core.forwarder import Forwarder
 from tray_app.core.rules.dap_batch import frame_reports, unframe_reports
 from tray_app.core.rules.payload import sha256_hex
@@ -280,6 +280,10 @@ def test_a_leader_answering_503_then_201_is_resumed_without_resending_what_it_ha
     assert first.outcome == Outcome.RETRYING and "report 3 of 5" in (first.error or "")
     sealed_before = broker.store.dap_reports(batch)
     assert sealed_before is not None and sealed_before.uploaded == 2
+    # Two reports are at the leader: a "withdrawn, nothing sent" receipt would be untrue.
+    with pytest.raises(ConflictError, match=r"2 of the 5 reports .* are already at the leader"):
+        broker.withdraw(batch)
+    assert broker.view(batch).batch.status == "approved" and broker.store.dap_reports(batch) is not None
     _due_now(broker, batch)
     [second] = forwarder.deliver_due()
     assert second.outcome == Outcome.DELIVERED, second

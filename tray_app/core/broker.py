@@ -63,7 +63,7 @@ from .rules.payload import Payload, sha256_hex
 from .rules.receipts import Action, ChainCheck, ChainExport, Receipt, chain_export, verify_chain
 from .rules.reports import check_reports
 from .rules.scope import Mode, Scope, carry_scope, check_scope, default_scope, fit_scope
-from .rules.vendor_body import destination, vendor_body
+from .rules.vendor_body import destination, sent_scope, vendor_body
 from .rules.windows import window_for
 from .storage.spool import Spool, SpoolDrain
 from .storage.store import AppRecord, BatchRecord, Store
@@ -485,7 +485,8 @@ class Broker:
                 payload = vendor_body(columns, frame(batch), manifest, shown)
                 reports = columns.count
                 # From the same columns the render used, and what was delivered before.
-                summary = summarize(columns, manifest, shown, self.earlier.earlier(batch), zone=self._zone())
+                sent = sent_scope(manifest, shown)  # DAP sends only what its tasks measure
+                summary = summarize(columns, manifest, sent, self.earlier.earlier(batch), zone=self._zone())
             else:
                 reports = self.journal.reports_in(batch)
                 if scope is not None:

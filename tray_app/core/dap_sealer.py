@@ -61,11 +61,14 @@ class Problem:
         return f"{said} ({self.type})" if self.type else said
 
 
+PROBLEM_BYTES = 64 * 1024  # of an error answer read as a problem document
+
+
 def read_problem(body: bytes) -> Problem:
     """The problem document in ``body``; an empty one when it is not one."""
     try:
-        obj = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        obj = json.loads(body[:PROBLEM_BYTES].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # an aggregator's answer: anything may come
         return Problem("", "", " ".join(body.decode("utf-8", "replace").split())[:200])
     if not isinstance(obj, dict):
         return Problem("", "", "")

@@ -277,6 +277,14 @@ class Deliveries:
                     "cannot be withdrawn. If the vendor does not take it, it can be withdrawn in a minute.",
                     title="Being sent",
                 )
+            sealed = self._store.dap_reports(batch_id)
+            if sealed is not None and sealed.uploaded > 0:
+                # Those reports are at the leader: a "withdrawn, nothing sent" receipt would be untrue.
+                raise ConflictError(
+                    f"{sealed.uploaded} of the {sealed.reports} reports of batch {batch_id} are already at the "
+                    "leader aggregator, so it cannot be withdrawn: the rest goes with the next delivery round.",
+                    title="Partly sent",
+                )
             reports = self._journal.reports_in(batch)
             at = to_iso(self._now())
             self._store.update_batch(batch_id, status=DISCARDED, decided_at=at, decided_by="person", payload=None)

@@ -251,7 +251,11 @@ class Forwarder:
         partial = None
         if answer:
             what = "data points" if claim.endpoint.split("?", 1)[0].endswith(OTLP_METRICS_PATH) else "log records"
-            found = read_partial_success(answer, response_headers.get("content-type", ""), what)
+            try:
+                found = read_partial_success(answer, response_headers.get("content-type", ""), what)
+            except Exception as exc:  # the 2xx is what counts: an odd answer never undoes a delivery
+                log.warning("could not read the collector's answer for %s: %s", claim.batch_id, exc)
+                found = None
             if found is not None:
                 partial = replace(found, message=_for_receipt(found.message, secret))
         return self._finish(claim, status, error, retry_after, _redact(request_id, secret), started, partial)
@@ -310,18 +314,22 @@ class Forwarder:
         while done < total:
             if self._closing.is_set():
                 return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.SHUTTING_DOWN)
+            if done and not self.deliveries.still_claimed(claim):
+                # Paused, blocked, withdrawn or taken over between two reports: the rest waits
+                # (what went is recorded: dap_uploaded after each one).
+                return DeliveryOutcome(claim.batch_id, claim.app_id, Outcome.NO_LONGER_DUE)
             report = reports[done]
             which = f"report {done + 1} of {total} ({fields.get(encode_task_id(report.task_id), 'a task')})"
             try:
-                response = client.put(
-                    upload_url(leader, report.task_id), content=report.body, headers={"Content-Type": media}
-                )
-                answer = b"" if response.is_success else response.content[:PROBLEM_LIMIT]
+                url = upload_url(leader, report.task_id)
+                with client.stream("PUT", url, content=report.body, headers={"Content-Type": media}) as response:
+                    ok = response.is_success
+                    answer = b"" if ok else _read_start(response, PROBLEM_LIMIT)  # bounded: any server may answer
             except httpx.HTTPError as exc:
                 error = _for_receipt(f"{which}: {_describe(exc)}", None)
                 return self._finish(claim, None, error, None, None, started, detail=receipt())
             status = response.status_code
-            if response.is_success:
+            if ok:
                 done += 1
                 in_doubt = False
                 if not self.deliveries.dap_uploaded(claim, done):

@@ -289,7 +289,14 @@ def _hours(values: Iterable[str], zone: tzinfo) -> tuple[tuple[int, ...], str]:
                 continue
     if not moments:
         return (), ""
-    local = [moment.astimezone(zone) for moment in moments]
+    local = []
+    for moment in moments:
+        try:
+            local.append(moment.astimezone(zone))
+        except (OverflowError, ValueError):  # 9999-12-31T23:59Z east of UTC: past the calendar's end
+            continue
+    if not local:
+        return (), ""
     name = min(local).tzname() or "local"
     return tuple(sorted({moment.hour for moment in local})), name
 

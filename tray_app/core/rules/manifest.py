@@ -805,6 +805,13 @@ def _dap_tasks(tasks: object, fields: Sequence[FieldSpec]) -> tuple[DapTask, ...
             raise ManifestError(f"{where}.field", f"{shown_value(name, _SHOWN)} is not a declared field")
         if any(other.field == spec.name for other in out):
             raise ManifestError(f"{where}.field", f"'{spec.name}' is measured by another task; one task per field")
+        if spec.noise is not None:
+            # A DAP report carries no epsilon, so the vendor could not correct noisy totals.
+            raise ManifestError(
+                f"{where}.field",
+                f"'{spec.name}' offers noise, which DAP reports cannot state (the vendor could not correct "
+                "its totals); remove its noise offer: split aggregation already hides each answer",
+            )
         vdaf = task.get("vdaf")
         if vdaf not in DAP_VDAF_TYPES:
             raise ManifestError(f"{where}.vdaf", f"{shown_value(vdaf, _SHOWN)} is not one of count, sum, histogram")

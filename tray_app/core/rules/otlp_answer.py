@@ -79,8 +79,9 @@ def _count(value: Any) -> int:
         return 0
     if isinstance(value, int):
         return max(0, value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip()[:19])
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdigit():  # "²" is a digit to isdigit() and not to int()
+        return int(text[:19])
     return 0
 
 

@@ -33,7 +33,9 @@ from .payload import BatchFrame, Payload, aggregate, reference_render, scoped_re
 from .reports import Report
 from .scope import Scope
 
-__all__ = ["OTLP_LOGS_PATH", "OTLP_METRICS_PATH", "destination", "reference_vendor_body", "vendor_body"]
+__all__ = [
+    "OTLP_LOGS_PATH", "OTLP_METRICS_PATH", "destination", "reference_vendor_body", "sent_scope", "vendor_body",
+]  # fmt: skip
 
 OTLP_LOGS_PATH = "/v1/logs"
 OTLP_METRICS_PATH = "/v1/metrics"
@@ -66,6 +68,13 @@ def reference_vendor_body(
             return _otlp_metrics(frame, manifest, scope, aggregate(scope.fields, scoped, manifest.min_count))
         return _otlp_logs(frame, manifest, scope, scoped)
     return reference_render(frame, manifest, scope, reports, noise_seed=noise_seed)
+
+
+def sent_scope(manifest: Manifest, scope: Scope) -> Scope:
+    """What of ``scope`` the wire format sends: for ``dap`` the fields a task measures, exactly
+    (no coarsening, no aggregate mode); the scope itself for the others. A batch's summary
+    says what is sent, so it is made under this scope."""
+    return dap_scope(manifest, scope) if manifest.format == WireFormat.DAP else scope
 
 
 def destination(manifest: Manifest, scope: Scope) -> str:
