@@ -72,7 +72,7 @@ class FieldBars(QWidget):
         return QSize(280, len(self.rows) * (BAR_HEIGHT + BAR_GAP))  # no values: no room taken
 
     def minimumSizeHint(self) -> QSize:
-        return QSize(160, self.sizeHint().height())
+        return QSize(120, self.sizeHint().height())
 
     def bar_fraction(self, row: int) -> float:
         """How much of the bar area row ``row``'s bar fills: its share of the field's reports."""
@@ -120,6 +120,8 @@ class DisclosurePanel(QScrollArea):
         self.setObjectName("disclosure")
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        # Text wraps to the panel's width (it never scrolls sideways); bars shrink to fit.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._inner = QWidget()
         self._layout = QVBoxLayout(self._inner)
         self._layout.setContentsMargins(4, 4, 4, 4)
