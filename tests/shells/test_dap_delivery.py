@@ -20,6 +20,7 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +33,7 @@ from tests.core.test_forwarder import NoKeyring
 from tests.support.builders import ROOT, allowed, tiny
 from tests.support.dap_aggregators import DapAggregators, VdafSpec, node_dap_missing, request
 from tray_app.core import Broker, ConflictError
-from tray_app.core.forwarder import Forwarder
+from tray_app.core.forwarder import Forwarder, SendTimeout
 from tray_app.core.rules.dap_batch import frame_reports, unframe_reports
 from tray_app.core.rules.payload import sha256_hex
 from tray_app.core.rules.prio import encode_task_id, optimal_chunk_length
@@ -420,3 +421,34 @@ def test_a_bad_hpke_configuration_is_a_clear_error_and_sends_nothing(
     assert words in (outcome.error or "") and "helper" in (outcome.error or "")
     assert leader.puts == 0 and broker.store.dap_reports(batch) is None
     assert _received_report_ids(pair) == set()
+
+
+def test_a_slow_leader_times_out_and_the_retry_sends_only_the_rest(
+    broker: Broker, peers: Callable[[str], DapAggregators], front: Callable[..., Front]
+) -> None:
+    pair = peers("count")
+
+    def slow(number: int, body: bytes) -> None:
+        if number == 1:  # the second report's answer comes after the sender gave up
+            time.sleep(1.5)
+
+    leader = front(pair.leader.url, on_put=slow)
+    batch = _approved(broker, dap_manifest("count", leader.url, pair.helper.url, pair.task_id))
+    forwarder = Forwarder(
+        broker.deliveries, secret_store=NoKeyring(), timeout=SendTimeout(connect=2.0, read=0.5, write=2.0, pool=2.0)
+    )
+    try:
+        [first] = forwarder.deliver_due()
+        assert first.outcome == Outcome.RETRYING and "report 2 of 5" in (first.error or ""), first
+        assert "Timeout" in (first.error or "") or "timed out" in (first.error or "").lower()
+        sealed = broker.store.dap_reports(batch)
+        assert sealed is not None and sealed.uploaded == 1  # what went is kept; nothing is lost
+        _due_now(broker, batch)
+        time.sleep(1.2)  # the slow answer has gone by: the leader took report 2 after all
+        [second] = forwarder.deliver_due()
+    finally:
+        forwarder.close()
+    assert second.outcome == Outcome.DELIVERED, second
+    after = broker.store.dap_reports(batch)
+    assert after is not None and after.body == sealed.body and after.uploaded == 5  # the same bytes
+    assert pair.collect().result == 3  # report 2 counted once, though it went twice
