@@ -16,66 +16,17 @@ from typing import Any
 import pytest
 
 from tests.shells.test_otlp_ingest import EMIT
+from tests.shells.test_otlp_ingest import MANIFEST as RECEIVER_MANIFEST
 from tests.support.otlp_collector import Collector, collector
 from tests.support.processes import Proc, wait_for
 from tray_app.core.rules.canonical_json import canonical_bytes
 
 APP = "org.example.inkwell"
-MANIFEST = """
-app_id = "{app_id}"
-name = "Inkwell"
-version = 1
-vendor = "Inkwell Software"
-endpoint = "{endpoint}"
-privacy_policy = "https://inkwell.example/privacy"
-retention_days = 30
-purpose = "See which features are used"
-cadence = "daily"
-auth = "none"
-format = "otlp"
-min_count = 2
-
-[otlp]
-service_names = ["tiny"]
-
-[[fields]]
-name = "event"
-type = "enum"
-values = ["export", "crop"]
-description = "Which feature"
-
-[[fields]]
-name = "feature"
-type = "string"
-source = "event_name"
-description = "The event's name"
-
-[[fields]]
-name = "level"
-type = "enum"
-values = ["INFO", "WARN", "ERROR"]
-source = "severity"
-description = "How serious"
-
-[[fields]]
-name = "app_version"
-type = "version"
-source = "resource:service.version"
-description = "The app's version"
-
-[[fields]]
-name = "counter"
-type = "enum"
-values = ["tiny.exports"]
-source = "metric"
-description = "Which count"
-
-[[fields]]
-name = "n"
-type = "integer"
-source = "value"
-description = "How many"
-"""
+# The receiver tests' app, whose vendor runs a collector: format = "otlp", at least 2 of a value.
+MANIFEST = RECEIVER_MANIFEST.replace(
+    'endpoint = "https://telemetry.example.org/v1/batches"',
+    'endpoint = "{endpoint}"\nformat = "otlp"\nmin_count = 2',
+).replace("{otlp}", '\n[otlp]\nservice_names = ["tiny"]\n')
 
 
 def _cli(proc: Proc, *args: str) -> str:

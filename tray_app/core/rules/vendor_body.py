@@ -21,6 +21,7 @@ manifest's ``[otlp] service_names`` (the name the app sends under), else the app
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ... import __version__
@@ -92,35 +93,32 @@ def _service_name(manifest: Manifest) -> str:
     return manifest.otlp_service_names[0] if manifest.otlp_service_names else manifest.app_id
 
 
+def _otlp_frame(frame: BatchFrame, manifest: Manifest, scope: Scope) -> dict[str, Any]:
+    """What both OTLP requests say of the batch (their resource and instrumentation scope)."""
+    return {
+        "batch_id": frame.batch_id,
+        "app_id": frame.app_id,
+        "service_name": _service_name(manifest),
+        "window_start": frame.window_start,
+        "window_end": frame.window_end,
+        "manifest_version": frame.manifest_version,
+        "scope_version": __version__,
+        "scope_json": canonical_json(scope.to_obj()),
+    }
+
+
 def _otlp_logs(frame: BatchFrame, manifest: Manifest, scope: Scope, records: Iterable[Report]) -> Payload:
-    request = logs_request(
-        batch_id=frame.batch_id,
-        app_id=frame.app_id,
-        service_name=_service_name(manifest),
-        window_start=frame.window_start,
-        window_end=frame.window_end,
-        reports=records,
-        field_types={spec.name: spec.type for spec in manifest.fields},
-        sources={spec.name: spec.source for spec in manifest.fields},
-        manifest_version=frame.manifest_version,
-        scope_version=__version__,
-        scope_json=canonical_json(scope.to_obj()),
+    return Payload.of(
+        logs_request(
+            **_otlp_frame(frame, manifest, scope),
+            reports=records,
+            field_types={spec.name: spec.type for spec in manifest.fields},
+            sources={spec.name: spec.source for spec in manifest.fields},
+        )
     )
-    return Payload.of(request)
 
 
 def _otlp_metrics(
     frame: BatchFrame, manifest: Manifest, scope: Scope, aggregates: Mapping[str, Mapping[str, int]]
 ) -> Payload:
-    request = metrics_request(
-        batch_id=frame.batch_id,
-        app_id=frame.app_id,
-        service_name=_service_name(manifest),
-        window_start=frame.window_start,
-        window_end=frame.window_end,
-        aggregates=aggregates,
-        manifest_version=frame.manifest_version,
-        scope_version=__version__,
-        scope_json=canonical_json(scope.to_obj()),
-    )
-    return Payload.of(request)
+    return Payload.of(metrics_request(**_otlp_frame(frame, manifest, scope), aggregates=aggregates))
