@@ -311,6 +311,30 @@ def test_a_report_the_leader_already_has_does_not_fail_the_batch(
     assert result.result == 3 and result.report_count == 5
 
 
+def test_a_report_in_doubt_made_again_for_a_new_configuration_keeps_its_report_id(
+    broker: Broker, forwarder: Forwarder, peers: Callable[[str], DapAggregators], front: Callable[..., Front]
+) -> None:
+    # Report 1 reaches the leader but its answer is lost; when it goes again the leader says
+    # outdatedConfig. Made again with a new id, the leader would count it twice.
+    pair = peers("count")
+    outdated = (400, {"type": PROBLEM + "outdatedConfig", "title": "The report was encrypted with an old key"})
+    leader = front(pair.leader.url, cut_after_passing={0}, script=[None, outdated])
+    batch = _approved(broker, dap_manifest("count", leader.url, pair.helper.url, pair.task_id))
+    [first] = forwarder.deliver_due()
+    assert first.outcome == Outcome.RETRYING
+    before = broker.store.dap_reports(batch)
+    assert before is not None and before.uploaded == 0
+    _due_now(broker, batch)
+    [second] = forwarder.deliver_due()
+    assert second.outcome == Outcome.DELIVERED, second
+    after = broker.store.dap_reports(batch)
+    assert after is not None and after.body != before.body  # made again for the configuration
+    old_first, new_first = unframe_reports(before.body)[0].body, unframe_reports(after.body)[0].body
+    assert new_first[:16] == old_first[:16] and new_first != old_first  # same id, new shares
+    result = pair.collect()
+    assert result.report_count == 5 and result.result == 3  # report 1 counted once
+
+
 def _leader_config_id(report: bytes) -> int:
     """The config id of a report's leader ciphertext: after the 16-byte id, the u64 time and
     the u32-prefixed public share."""

@@ -37,6 +37,7 @@ from .rules.manifest import WireFormat
 from .rules.otlp_answer import PartialSuccess, read_partial_success
 from .rules.payload import sha256_hex
 from .rules.prio import DAP_09_VDAF_08, decode_task_id, encode_task_id, upload_url
+from .rules.prio.dap_report import REPORT_ID_SIZE
 from .rules.retry import Outcome
 from .rules.vendor_body import OTLP_METRICS_PATH
 from .storage.store import DeliveryRecord
@@ -263,15 +264,29 @@ class Forwarder:
     # -- DAP: seal on the first claim, then one PUT per report ------------------------------
 
     def _seal(
-        self, claim: Claim, client: httpx.Client, approved: dict[str, Any], start: int, old: list[FramedReport]
+        self,
+        claim: Claim,
+        client: httpx.Client,
+        approved: dict[str, Any],
+        start: int,
+        old: list[FramedReport],
+        keep_id: bytes | None = None,
     ) -> list[FramedReport]:
         """The reports of an approved DAP payload: those before ``start`` as they are in
         ``old``, the rest made now from the approved measurements (ConfigProblem if the
-        aggregators' configurations cannot be had)."""
+        aggregators' configurations cannot be had). ``keep_id``: the report id the first one
+        made keeps (a report the leader may hold already stays one report)."""
         configs = {}
         for task in approved["tasks"]:
             configs[task["task_id"]] = self.hpke_configs.pair(client, approved, decode_task_id(task["task_id"]))
-        return old[:start] + seal_batch(approved, configs=configs, random_bytes=secrets.token_bytes, start=start)
+        kept = [keep_id]
+
+        def randomness(size: int) -> bytes:
+            data = secrets.token_bytes(size)
+            first, kept[0] = kept[0], None
+            return data if first is None else first + data[len(first) :]  # the id leads the randomness
+
+        return old[:start] + seal_batch(approved, configs=configs, random_bytes=randomness, start=start)
 
     def _send_dap(self, claim: Claim, client: httpx.Client, started: float) -> DeliveryOutcome:
         """A DAP batch: its sealed reports (made and stored now if this is its first claim,
@@ -348,8 +363,11 @@ class Forwarder:
                 refreshed = True
                 self.hpke_configs.forget(leader)
                 self.hpke_configs.forget(approved["helper"]["url"])
+                # A report sent before without an answer may be at the leader already: made
+                # again, it keeps its report id, so the leader can tell it is the same report.
+                keep = reports[done].body[:REPORT_ID_SIZE] if in_doubt else None
                 try:
-                    again = self._seal(claim, client, approved, done, reports)
+                    again = self._seal(claim, client, approved, done, reports, keep_id=keep)
                 except ConfigProblem as config:
                     return self._finish(
                         claim, config.status, config.message, config.retry_after, None, started,
