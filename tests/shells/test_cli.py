@@ -7,14 +7,13 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.builders import NOTESYNC, PHOTOEDIT, ROOT
+from tests.support.builders import NOTESYNC, PHOTOEDIT
+from tests.support.processes import Run
 from tray_app import __version__
 from tray_app.cli import explain
 from tray_app.core import Remedy, TrayError
@@ -22,32 +21,6 @@ from tray_app.core.rules.canonical_json import canonical_bytes
 from tray_app.core.storage.migrations import LATEST
 
 APP = "org.example.photoedit"
-Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def tt(tmp_path: Path) -> Run:
-    env = {**os.environ, "TELEMETRY_TRAY_HOME": str(tmp_path / "home")}
-
-    def run(*args: str, input: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "tray_app", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=False,
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-        if code:
-            assert result.stderr.startswith("telemetry-tray: ")
-            assert result.stderr.count("\n") == 1, result.stderr  # one line
-        return result
-
-    run.home = tmp_path / "home"  # type: ignore[attr-defined]
-    return run
 
 
 def _json(result: subprocess.CompletedProcess[str]) -> Any:

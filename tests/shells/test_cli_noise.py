@@ -5,53 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from tests.support.builders import PHOTOEDIT, ROOT
+from tests.support.builders import PHOTOEDIT
+from tests.support.processes import Run
 from tray_app.core.rules.canonical_json import canonical_bytes
 from tray_app.core.rules.noise import noise_in_words
 
+from .test_cli import _json
+
 APP = "org.example.photoedit"
-Run = Callable[..., subprocess.CompletedProcess[str]]
 # 40 reports, so that a draw of noise and no noise at all cannot be the same bytes by chance.
 REPORTS = [{"event": ["crop", "open"][i % 2], "gpu_accelerated": i % 3 == 0, "duration_ms": i} for i in range(40)]
-
-
-@pytest.fixture
-def tt(tmp_path: Path) -> Run:
-    env = {**os.environ, "TELEMETRY_TRAY_HOME": str(tmp_path / "home")}
-
-    def run(*args: str, input: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "tray_app", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=False,
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-        if code:
-            assert result.stderr.startswith("telemetry-tray: ")
-            assert result.stderr.count("\n") == 1, result.stderr  # one line
-        return result
-
-    run.home = tmp_path / "home"  # type: ignore[attr-defined]
-    return run
-
-
-def _json(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(result.stdout)
 
 
 def _register(tt: Run, tmp_path: Path) -> None:

@@ -6,15 +6,13 @@ version of it above the payload."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
-from tests.support.builders import PHOTOEDIT, ROOT
+from tests.support.builders import PHOTOEDIT
+from tests.support.processes import Run, tray_cli, tray_env
 
 APP = "org.example.photoedit"
 REPORTS: list[dict[str, Any]] = [
@@ -25,29 +23,10 @@ REPORTS: list[dict[str, Any]] = [
 SHOW_KEYS = {"batch_id", "app_id", "status", "scope", "payload", "payload_sha256", "payload_bytes", "summary"}
 
 
-class Run(Protocol):
-    def __call__(self, *args: str, input: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]: ...
-
-
 @pytest.fixture
 def tt(tmp_path: Path) -> Run:
-    env = {**os.environ, "TELEMETRY_TRAY_HOME": str(tmp_path / "home"), "TZ": "UTC"}
-
-    def run(*args: str, input: str | None = None, code: int = 0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "tray_app", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=False,
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-        return result
-
-    return run
+    """The CLI in UTC, so the hours a summary names are the reports' own."""
+    return tray_cli(tray_env(tmp_path / "home", TZ="UTC"))
 
 
 def _pending_batch(tt: Run, reports: list[dict[str, Any]]) -> str:

@@ -15,22 +15,18 @@ of the SDK's own choices can be had without touching its options.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
-from typing import Any
 from urllib.parse import urlsplit
 
-MAX_BODY = 16 * 1024 * 1024
+from tests.support.http_capture import RawPost, Recorder, recording
+
 BLOCKED_BROTLI = 'raise ImportError("brotli is hidden from this program by the test")\n'
 
 # Values a stock SDK sends by default and the tray must never keep.
@@ -114,82 +110,39 @@ class Captured:
         return self.headers.get("content-encoding", "identity")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    received: list[Captured]
-
-    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+def _answer(post: RawPost) -> tuple[str, bytes]:
+    return "application/json", b'{"id":"00000000000000000000000000000000"}'
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = self._chunked()
-        else:
-            body = self.rfile.read(min(int(headers.get("content-length", "0")), MAX_BODY))
-        target = urlsplit(self.path)
-        self.server.received.append(Captured(target.path, target.query, headers, body))
-        answer = b'{"id":"00000000000000000000000000000000"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def _chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-            if size == 0:
-                self.rfile.readline()
-                return b"".join(parts)
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()
+def _captured(post: RawPost) -> Captured:
+    target = urlsplit(post.target)
+    return Captured(target.path, target.query, post.headers, post.body)
 
 
 class Capture:
-    def __init__(self, server: _Server) -> None:
-        self._server = server
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._recorder.port
 
     def dsn(self, key: str, project: int = 1) -> str:
         return f"http://{key}@127.0.0.1:{self.port}/{project}"
 
     @property
     def received(self) -> list[Captured]:
-        return list(self._server.received)
+        return [_captured(post) for post in self._recorder.received]
 
     def wait_for(self, count: int = 1, timeout: float = 10.0) -> list[Captured]:
-        deadline = time.monotonic() + timeout
-        while len(self._server.received) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._recorder.wait_until(lambda posts: len(posts) >= count, timeout)
         return self.received
 
 
 @contextmanager
 def capture() -> Iterator[Capture]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Capture(server)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with recording(_answer) as recorder:
+        yield Capture(recorder)
 
 
 @dataclass(frozen=True)
